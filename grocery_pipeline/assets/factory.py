@@ -1,0 +1,204 @@
+"""One way to turn a generator into Dagster assets: generate a day, stage it in the lake, audit
+it, then publish it (write-audit-publish), for each partition of the run in date order.
+
+A generator is `produce(day, lake) -> {table: frame}`; the tables it returns become assets
+`grocery/<table>` with their schema, group, kinds, owners and checks. Nothing here knows what a
+store or an order is.
+"""
+
+
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from typing import Callable, Iterable, Sequence
+
+import dagster as dg
+from dagster import AssetExecutionContext
+import polars as pl
+
+from grocery_pipeline import checks as audits
+from grocery_pipeline.dictionaries import load_dictionaries
+from grocery_pipeline.partitions import business_date
+from grocery_pipeline.resources import GrocerySettings
+from grocery_pipeline.settings import Settings
+from grocery_pipeline.simulation.context import Day
+from grocery_pipeline.storage import catalog
+from grocery_pipeline.storage.lake import Lake, StagedPartition
+from grocery_pipeline.tables import TABLES, Table
+
+KINDS = {"polars", "parquet", "duckdb"}
+PREVIEW_ROWS = 5
+
+Produce = Callable[[Day, Lake], dict[str, pl.DataFrame]]
+
+
+def asset_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["grocery", table])
+
+
+def column_schema(table: Table) -> dg.TableSchema:
+    return dg.TableSchema(columns=[
+        dg.TableColumn(c.name, c.sql_type, description=c.description,
+                       constraints=dg.TableColumnConstraints(nullable=c.nullable, unique=c.name in table.key
+                                                             and len(table.key) == 1))
+        for c in table.columns
+    ])
+
+
+def previous_day(key: dg.AssetKey) -> dg.AssetDep:
+    """A self-dependency on yesterday: the state chain that orders a table's partitions."""
+    return dg.AssetDep(key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    audit: audits.Audit
+    finding: audits.Finding
+    business_date: date
+
+
+def run_audits(tables: Iterable[str], ctx: audits.AuditContext) -> list[CheckOutcome]:
+    out = []
+    for table in tables:
+        for audit in audits.audits_for(table):
+            out.append(CheckOutcome(audit, audit.run(ctx), ctx.business_date))
+    return out
+
+
+def _check_result(table: str, name: str, outcomes: list[CheckOutcome]) -> dg.AssetCheckResult:
+    failed = [o for o in outcomes if not o.finding.passed]
+    samples = [k for o in failed for k in o.finding.sample_keys][: audits.SAMPLE_SIZE]
+    audit = outcomes[0].audit
+    metadata = {
+        "offending_rows": sum(o.finding.offending for o in outcomes),
+        "sample_keys": dg.MetadataValue.json(samples),
+        "partitions_audited": len(outcomes),
+        "failed_partitions": dg.MetadataValue.json(sorted({o.business_date.isoformat() for o in failed})),
+    }
+    details = {k: v for o in (failed or outcomes[-1:]) for k, v in o.finding.detail.items()}
+    if details:
+        metadata["detail"] = dg.MetadataValue.json(details)
+    return dg.AssetCheckResult(
+        asset_key=asset_key(table), check_name=name, passed=not failed, metadata=metadata,
+        severity=dg.AssetCheckSeverity.ERROR if audit.blocking else dg.AssetCheckSeverity.WARN,
+    )
+
+
+def check_results(outcomes: list[CheckOutcome]) -> list[dg.AssetCheckResult]:
+    grouped: dict[tuple[str, str], list[CheckOutcome]] = defaultdict(list)
+    for o in outcomes:
+        grouped[(o.audit.table, o.audit.name)].append(o)
+    return [_check_result(table, name, group) for (table, name), group in grouped.items()]
+
+
+class PartitionRejected(Exception):
+    def __init__(self, day: date, failed: list[CheckOutcome]):
+        self.day = day
+        self.failed = failed
+        names = ", ".join(f"{o.audit.name} ({o.finding.offending} rows)" for o in failed)
+        super().__init__(f"partition {day} failed blocking check(s): {names}; nothing was published")
+
+
+def write_audit_publish(settings: Settings, lake: Lake, day: date, frames: dict[str, pl.DataFrame],
+                        log=None) -> list[CheckOutcome]:
+    """Stage every table of the day, audit them together, then publish all or none."""
+    conformed = {name: TABLES[name].conform(frame) for name, frame in frames.items()}
+    staged: list[StagedPartition] = []
+    try:
+        for name, frame in conformed.items():
+            staged.append(lake.stage(TABLES[name], frame, day))
+        outcomes = run_audits(conformed, audits.AuditContext(settings, lake, day, conformed))
+        failed = [o for o in outcomes if o.audit.blocking and not o.finding.passed]
+        if failed:
+            raise PartitionRejected(day, failed)
+        for s in staged:
+            lake.publish(s)
+        staged = []
+        return outcomes
+    finally:
+        for s in staged:
+            lake.discard(s)
+
+
+def _preview(frame: pl.DataFrame) -> str:
+    head = frame.head(PREVIEW_ROWS)
+    cols = head.columns[:8]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in head.select(cols).iter_rows():
+        lines.append("| " + " | ".join("" if v is None else str(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def daily_tables_asset(
+    name: str,
+    tables: Sequence[Table],
+    produce: Produce,
+    partitions_def: dg.PartitionsDefinition,
+    deps: Sequence[str | dg.AssetKey | dg.AssetDep] = (),
+    self_dependent: bool = False,
+    code_version: str = "1",
+) -> dg.AssetsDefinition:
+    """A multi-asset that generates `tables` for each daily partition of a run, oldest first."""
+
+    def as_dep(d):
+        if isinstance(d, dg.AssetDep):
+            return d
+        return dg.AssetDep(d if isinstance(d, dg.AssetKey) else asset_key(d))
+
+    specs = []
+    for table in tables:
+        key = asset_key(table.name)
+        table_deps = [as_dep(d) for d in deps] + ([previous_day(key)] if self_dependent else [])
+        specs.append(dg.AssetSpec(
+            key=key, group_name=table.group, description=table.description, kinds=KINDS,
+            owners=list(table.owners), code_version=code_version, deps=table_deps,
+            metadata={"dagster/column_schema": column_schema(table),
+                      "grocery/primary_key": ", ".join(table.key),
+                      "grocery/partitioning": table.partitioning},
+        ))
+    check_specs = [
+        dg.AssetCheckSpec(a.name, asset=asset_key(t.name), description=a.description, blocking=a.blocking)
+        for t in tables for a in audits.audits_for(t.name)
+    ]
+
+    @dg.multi_asset(name=name, specs=specs, check_specs=check_specs, partitions_def=partitions_def,
+                    backfill_policy=dg.BackfillPolicy.single_run(), can_subset=False)
+    def _asset(context: AssetExecutionContext, grocery: GrocerySettings):
+        settings = grocery.resolve()
+        dictionaries = load_dictionaries(settings.dictionaries_dir)
+        lake = Lake(settings.lake_dir)
+        keys = sorted(context.partition_keys)
+        outcomes: list[CheckOutcome] = []
+        rows = {t.name: 0 for t in tables}
+        last: dict[str, pl.DataFrame] = {}
+        for key in keys:
+            day = business_date(key)
+            frames = produce(Day(settings, dictionaries, day), lake)
+            try:
+                outcomes += write_audit_publish(settings, lake, day, frames)
+            except PartitionRejected as rejected:
+                for result in check_results(outcomes + rejected.failed):
+                    yield result
+                raise dg.Failure(description=str(rejected), metadata={
+                    "partition": key, "failed_checks": dg.MetadataValue.json(
+                        [o.audit.name for o in rejected.failed])}) from None
+            for table, frame in frames.items():
+                rows[table] += frame.height
+                last[table] = frame
+            context.log.info(f"{key}: published " + ", ".join(f"{t}={f.height}" for t, f in frames.items()))
+        catalog.ensure_views(settings.warehouse_path, lake, [t.name for t in tables])
+        for table in tables:
+            frame = last.get(table.name, table.empty())
+            yield dg.MaterializeResult(asset_key=asset_key(table.name), metadata={
+                "dagster/row_count": rows[table.name],
+                "partitions": len(keys),
+                "preview": dg.MetadataValue.md(_preview(frame)),
+                "path": dg.MetadataValue.path(str(lake.table_dir(table.name))),
+                "settings": dg.MetadataValue.json(settings.fingerprint()),
+                "dictionaries_version": dictionaries.fingerprint,
+            })
+        for result in check_results(outcomes):
+            yield result
+
+    return _asset

@@ -1,0 +1,68 @@
+"""Audits: invariants validated on a staged partition before it is published.
+
+Each audit guards one table; blocking audits keep a failing partition out of the warehouse and
+stop downstream assets. Every audit reports how many rows offend and up to ten sample keys.
+Audits are collected from the modules of this package, one module per concern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Callable
+
+import polars as pl
+
+from grocery_pipeline.settings import Settings
+from grocery_pipeline.storage.lake import Lake
+
+SAMPLE_SIZE = 10
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    settings: Settings
+    lake: Lake
+    business_date: date
+    frames: dict[str, pl.DataFrame]  # every table staged in the same step, by name
+
+    def frame(self, table: str) -> pl.DataFrame:
+        return self.frames[table]
+
+
+@dataclass(frozen=True)
+class Finding:
+    offending: int
+    sample_keys: list = field(default_factory=list)
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.offending == 0
+
+
+@dataclass(frozen=True)
+class Audit:
+    name: str
+    table: str
+    description: str
+    run: Callable[[AuditContext], Finding]
+    blocking: bool = True
+
+
+def finding_from(offenders: pl.DataFrame, key: list[str] | str, **detail) -> Finding:
+    """A finding from the frame of offending rows: their count and up to ten sample keys."""
+    cols = [key] if isinstance(key, str) else key
+    sample = offenders.select(cols).head(SAMPLE_SIZE)
+    keys = sample.to_series().to_list() if len(cols) == 1 else [list(r) for r in sample.rows()]
+    return Finding(offenders.height, [str(k) if not isinstance(k, (int, float, list)) else k for k in keys], detail)
+
+
+def all_audits() -> list[Audit]:
+    from grocery_pipeline.checks import keys
+
+    return list(keys.AUDITS)
+
+
+def audits_for(table: str) -> list[Audit]:
+    return [a for a in all_audits() if a.table == table]

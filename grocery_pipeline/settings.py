@@ -1,0 +1,235 @@
+"""Presets and every knob of the simulation, validated, with environment overrides.
+
+A `Settings` value is immutable and fully resolved: preset volumes, then field overrides, then
+environment variables (`GROCERY_<FIELD>`), then explicit keyword overrides. Anything malformed
+raises `SettingsError` naming the field and what was expected, before a single file is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from datetime import date
+from pathlib import Path
+from typing import Any, Mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DICTIONARIES_DIR = PROJECT_ROOT / "dictionaries"
+DEFAULT_SEED = 20250101
+DEFAULT_START_DATE = date(2025, 1, 1)
+DEFAULT_PRESET = "small"
+ENV_PREFIX = "GROCERY_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or out of range."""
+
+
+# Volumes per preset (SPEC.md, "Scale presets"). Daily volumes are before calendar effects.
+PRESETS: dict[str, dict[str, int]] = {
+    "tiny": dict(stores=3, distribution_centers=1, products=150, customers=500, drivers=10,
+                 trucks_per_dc=4, delivery_orders_per_day=150, receipts_per_day=300),
+    "small": dict(stores=10, distribution_centers=1, products=600, customers=5_000, drivers=40,
+                  trucks_per_dc=8, delivery_orders_per_day=1_000, receipts_per_day=3_000),
+    "medium": dict(stores=100, distribution_centers=5, products=5_000, customers=100_000, drivers=400,
+                   trucks_per_dc=12, delivery_orders_per_day=10_000, receipts_per_day=30_000),
+    "xl": dict(stores=1_000, distribution_centers=12, products=10_000, customers=1_000_000,
+               drivers=4_000, trucks_per_dc=40, delivery_orders_per_day=100_000,
+               receipts_per_day=300_000),
+}
+
+# Known fault names for deliberate corruption before audit (demos and tests of the gates).
+KNOWN_FAULTS = ("orphan_fk", "bad_total", "negative_stock", "price_above_msrp", "duplicate_key")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that determines the generated data, plus where it goes."""
+
+    preset: str = DEFAULT_PRESET
+    seed: int = DEFAULT_SEED
+    start_date: date = DEFAULT_START_DATE
+    end_date: date | None = None
+    data_dir: Path = Path("data")
+    dictionaries_dir: Path = DEFAULT_DICTIONARIES_DIR
+
+    # volumes (filled from the preset unless overridden)
+    stores: int = 0
+    distribution_centers: int = 0
+    products: int = 0
+    customers: int = 0
+    drivers: int = 0
+    trucks_per_dc: int = 0
+    delivery_orders_per_day: int = 0
+    receipts_per_day: int = 0
+
+    # growth of the dimensions, as expected new rows per day relative to the initial population
+    customer_signup_rate: float = 0.0012
+    driver_hire_rate: float = 0.002
+    store_opening_rate: float = 0.0004
+    product_launch_rate: float = 0.0008
+    product_discontinue_share: float = 0.08
+    store_assortment_share: float = 0.85
+    store_price_spread: float = 0.15
+
+    # price ticks
+    price_tick_cron: str = "0 * * * *"
+
+    faults: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings that shape the data (not where it is written), for metadata and versions."""
+        skip = {"data_dir", "dictionaries_dir", "end_date"}
+        out = {}
+        for f in fields(self):
+            if f.name in skip:
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = value.isoformat() if isinstance(value, date) else (
+                list(value) if isinstance(value, tuple) else value)
+        return out
+
+
+_VOLUME_FIELDS = tuple(PRESETS["tiny"].keys())
+_RATE_FIELDS = ("customer_signup_rate", "driver_hire_rate", "store_opening_rate",
+                "product_launch_rate", "product_discontinue_share", "store_assortment_share",
+                "store_price_spread")
+
+
+def _parse_date(name: str, value: Any) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise SettingsError(
+            f"setting '{name}': {value!r} is not a date; expected YYYY-MM-DD, e.g. 2025-01-01"
+        ) from None
+
+
+def _parse_int(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise SettingsError(f"setting '{name}': {value!r} is not a whole number")
+    try:
+        return int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise SettingsError(f"setting '{name}': {value!r} is not a whole number") from None
+
+
+def _parse_float(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"setting '{name}': {value!r} is not a number") from None
+
+
+def _parse_faults(value: Any) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    faults = tuple(sorted({str(v).strip() for v in items if str(v).strip()}))
+    unknown = [f for f in faults if f not in KNOWN_FAULTS]
+    if unknown:
+        raise SettingsError(
+            f"setting 'faults': unknown fault(s) {', '.join(unknown)}; "
+            f"allowed values: {', '.join(KNOWN_FAULTS)}"
+        )
+    return faults
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name in ("start_date",):
+        return _parse_date(name, value)
+    if name == "end_date":
+        return None if value in (None, "") else _parse_date(name, value)
+    if name in ("data_dir", "dictionaries_dir"):
+        return Path(value)
+    if name == "seed" or name in _VOLUME_FIELDS:
+        return _parse_int(name, value)
+    if name in _RATE_FIELDS:
+        return _parse_float(name, value)
+    if name == "faults":
+        return _parse_faults(value)
+    if name == "preset":
+        return str(value).strip()
+    return value
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    names = {f.name for f in fields(Settings)}
+    out: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name in names and value != "":
+            out[name] = value
+    return out
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Resolve settings: preset volumes < environment (`GROCERY_*`) < keyword overrides."""
+    env = os.environ if env is None else env
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise SettingsError(
+            f"unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(sorted(known))}"
+        )
+    raw: dict[str, Any] = _from_env(env)
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+
+    preset = _coerce("preset", raw.pop("preset", DEFAULT_PRESET))
+    if preset not in PRESETS:
+        raise SettingsError(
+            f"setting 'preset': unknown preset {preset!r}; allowed values: {', '.join(PRESETS)}"
+        )
+    values: dict[str, Any] = dict(PRESETS[preset])
+    values["preset"] = preset
+    for name, value in raw.items():
+        values[name] = _coerce(name, value)
+    settings = Settings(**values)
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    for name in _VOLUME_FIELDS:
+        value = getattr(settings, name)
+        if value < 1:
+            raise SettingsError(f"setting '{name}': {value} is not allowed; expected a whole number >= 1")
+    for name in _RATE_FIELDS:
+        value = getattr(settings, name)
+        if not 0 <= value <= 1:
+            raise SettingsError(f"setting '{name}': {value} is out of range; expected 0 <= value <= 1")
+    if settings.store_assortment_share <= 0:
+        raise SettingsError("setting 'store_assortment_share': must be > 0")
+    if settings.seed < 0:
+        raise SettingsError(f"setting 'seed': {settings.seed} is negative; expected a whole number >= 0")
+    if settings.end_date is not None and settings.end_date < settings.start_date:
+        raise SettingsError(
+            f"setting 'end_date': {settings.end_date} is before start_date {settings.start_date}; "
+            "expected end_date on or after start_date"
+        )
+    if len(settings.price_tick_cron.split()) != 5:
+        raise SettingsError(
+            f"setting 'price_tick_cron': {settings.price_tick_cron!r} is not a 5-field cron "
+            "expression; expected e.g. '0 * * * *' (hourly) or '*/15 * * * *'"
+        )
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    """A copy with some fields changed, coerced and validated like any other input."""
+    coerced = {k: _coerce(k, v) for k, v in changes.items()}
+    out = dataclasses.replace(settings, **coerced)
+    validate(out)
+    return out

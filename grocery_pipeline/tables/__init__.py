@@ -1,0 +1,99 @@
+"""Frame schemas, declared once: the writer enforces them, Dagster shows them as column schemas,
+the generic key and foreign-key checks read them, and the dbt source contract is built from them.
+
+Each group of tables lives in its own module; `TABLES` collects them all in referential order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: pl.DataType
+    description: str
+    nullable: bool = False
+    references: tuple[str, str] | None = None  # (table, column) this column points to
+
+    @property
+    def sql_type(self) -> str:
+        return _SQL_TYPES.get(type(self.dtype), str(self.dtype).upper())
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    group: str
+    description: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    partitioning: str = "daily"  # daily | price_tick
+    owners: tuple[str, ...] = field(default=("team:data-platform",))
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        return {c.name: c.dtype for c in self.columns}
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"table {self.name} has no column {name!r}")
+
+    @property
+    def foreign_keys(self) -> list[Column]:
+        return [c for c in self.columns if c.references is not None]
+
+    def conform(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """The frame with exactly this table's columns, in order, cast to the declared types.
+
+        A missing or extra column is a programming error and fails loudly rather than being
+        written silently.
+        """
+        missing = [c for c in self.column_names if c not in frame.columns]
+        extra = [c for c in frame.columns if c not in self.column_names]
+        if missing or extra:
+            raise ValueError(
+                f"table {self.name}: frame does not match its schema "
+                f"(missing: {missing or 'none'}; unexpected: {extra or 'none'})"
+            )
+        return frame.select(pl.col(c.name).cast(c.dtype, strict=True) for c in self.columns)
+
+    def empty(self) -> pl.DataFrame:
+        return pl.DataFrame(schema=self.polars_schema)
+
+
+_SQL_TYPES = {
+    pl.Int8: "TINYINT", pl.Int16: "SMALLINT", pl.Int32: "INTEGER", pl.Int64: "BIGINT",
+    pl.UInt8: "UTINYINT", pl.UInt16: "USMALLINT", pl.UInt32: "UINTEGER", pl.UInt64: "UBIGINT",
+    pl.Float32: "FLOAT", pl.Float64: "DOUBLE", pl.String: "VARCHAR", pl.Boolean: "BOOLEAN",
+    pl.Date: "DATE", pl.Datetime: "TIMESTAMP",
+}
+
+# Shared columns every partitioned table carries.
+BUSINESS_DATE = Column("business_date", pl.Date(), "The business date (daily partition) this row belongs to.")
+LOADED_AT = Column("_loaded_at", pl.Datetime("us"),
+                   "Simulated time the row landed in the warehouse (deterministic; for dbt freshness).")
+
+
+def _collect() -> dict[str, Table]:
+    from grocery_pipeline.tables import delivery, dimensions, pricing, sales, supply_chain
+
+    out: dict[str, Table] = {}
+    for module in (dimensions, pricing, sales, delivery, supply_chain):
+        for table in module.TABLES:
+            if table.name in out:
+                raise ValueError(f"table {table.name} declared twice")
+            out[table.name] = table
+    return out
+
+
+TABLES: dict[str, Table] = _collect()
