@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from grocery_pipeline import runner
-from grocery_pipeline.settings import load_settings
+from grocery_pipeline.storage.catalog import query_catalog
 from grocery_pipeline.tables import TABLES
 
 pytestmark = pytest.mark.integration
@@ -26,8 +26,7 @@ def _generate(data_dir: Path, monkeypatch, days: int = DAYS):
 
 
 def _table(data_dir: Path, table: str) -> pl.DataFrame:
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
-        frame = conn.execute(f"select * from grocery.{table}").pl()
+    frame = query_catalog(data_dir / "warehouse.duckdb", f"select * from grocery.{table}")
     return frame.sort(list(TABLES[table].key)) if frame.height else frame
 
 

@@ -55,12 +55,12 @@ def generate_products(day: Day) -> pl.DataFrame:
     # A brand of the product's department, national brands most often.
     brands = dicts.brands.with_columns(w=pl.col("tier").replace_strict(TIER_WEIGHT, return_dtype=pl.Float64))
     u = rng.random(n)
-    brand_rows = _pick_within_group(brands, "department", chosen["department"].to_numpy(), u)
+    brand_rows = _pick_within_group(brands, "department", chosen["department"], u)
     pack = rng.choice(len(PACKS), size=n, p=PACK_WEIGHTS)
     pack_suffix = np.array([p[0] for p in PACKS])[pack]
     pack_price = np.array([p[2] for p in PACKS])[pack]
-    tier = brand_rows["tier"].to_numpy()
-    tier_price = pl.Series(tier).replace_strict(TIER_PRICE, return_dtype=pl.Float64).to_numpy()
+    tier = brand_rows["tier"]
+    tier_price = tier.replace_strict(TIER_PRICE, return_dtype=pl.Float64).to_numpy()
 
     base_price = price_point(chosen["base_price"].to_numpy() * pack_price * tier_price * rng.lognormal(0, 0.05, n))
     msrp = price_point(base_price * rng.uniform(1.02, 1.15, n))
@@ -109,7 +109,7 @@ def generate_products(day: Day) -> pl.DataFrame:
     ).drop("generic_name", "pack", "zipf", "demand_weight")
 
 
-def _pick_within_group(options: pl.DataFrame, group: str, wanted: np.ndarray, u: np.ndarray) -> pl.DataFrame:
+def _pick_within_group(options: pl.DataFrame, group: str, wanted: pl.Series, u: np.ndarray) -> pl.DataFrame:
     """For each wanted group value, the option row at quantile u of that group's weights `w`."""
     opts = options.sort(group, "brand").with_columns(
         cum=pl.col("w").cum_sum().over(group) / pl.col("w").sum().over(group))

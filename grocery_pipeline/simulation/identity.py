@@ -14,28 +14,28 @@ EMAIL_DOMAINS = np.array(["example.com", "example.net", "example.org", "mail.exa
 LETTERS = np.array(list("ABCDEFGHJKLMNPRSTUVWXYZ"))
 
 
-def weighted_choice(values: np.ndarray, weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+def weighted_choice(values: pl.Series, weights: np.ndarray, n: int, rng: np.random.Generator) -> pl.Series:
     p = np.asarray(weights, dtype=np.float64)
-    return np.asarray(values)[rng.choice(len(values), size=n, p=p / p.sum())]
+    return values.gather(rng.choice(len(values), size=n, p=p / p.sum()))
 
 
-def person_names(dicts: Dictionaries, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    first = weighted_choice(dicts.first_names["first_name"].to_numpy(),
+def person_names(dicts: Dictionaries, n: int, rng: np.random.Generator) -> tuple[pl.Series, pl.Series]:
+    first = weighted_choice(dicts.first_names["first_name"],
                             dicts.first_names["weight"].to_numpy(), n, rng)
-    last = weighted_choice(dicts.last_names["last_name"].to_numpy(),
+    last = weighted_choice(dicts.last_names["last_name"],
                            dicts.last_names["weight"].to_numpy(), n, rng)
     return first, last
 
 
 def street_addresses(dicts: Dictionaries, n: int, rng: np.random.Generator) -> pl.Series:
     numbers = rng.integers(1, 9900, n)
-    streets = dicts.street_names["street_name"].to_numpy()[rng.integers(0, dicts.street_names.height, n)]
-    kinds = dicts.street_types["abbreviation"].to_numpy()[rng.integers(0, dicts.street_types.height, n)]
+    streets = dicts.street_names["street_name"].gather(rng.integers(0, dicts.street_names.height, n))
+    kinds = dicts.street_types["abbreviation"].gather(rng.integers(0, dicts.street_types.height, n))
     return pl.DataFrame({"n": numbers, "s": streets, "k": kinds}).select(
         pl.format("{} {} {}", "n", "s", "k").alias("address"))["address"]
 
 
-def emails(first: np.ndarray, last: np.ndarray, ids: np.ndarray, rng: np.random.Generator) -> pl.Series:
+def emails(first: pl.Series, last: pl.Series, ids: np.ndarray, rng: np.random.Generator) -> pl.Series:
     domains = EMAIL_DOMAINS[rng.integers(0, len(EMAIL_DOMAINS), len(ids))]
     frame = pl.DataFrame({"f": first, "l": last, "i": ids, "d": domains})
     clean = lambda c: pl.col(c).str.to_lowercase().str.replace_all(r"[^a-z]", "")  # noqa: E731
@@ -50,7 +50,7 @@ def phones(n: int, rng: np.random.Generator) -> pl.Series:
         pl.format("({}) 555-{}", "a", pl.col("l").cast(pl.String).str.zfill(4)).alias("phone"))["phone"]
 
 
-def license_plates(states: np.ndarray, rng: np.random.Generator) -> pl.Series:
+def license_plates(states: pl.Series, rng: np.random.Generator) -> pl.Series:
     n = len(states)
     letters = {f"l{i}": LETTERS[rng.integers(0, len(LETTERS), n)] for i in range(3)}
     digits = rng.integers(0, 10_000, n)

@@ -65,13 +65,13 @@ def generate_stores(day: Day, distribution_centers: pl.DataFrame) -> pl.DataFram
     score = np.log(t["population"].to_numpy().astype(np.float64)) + rng.normal(0, 0.8, n)
     rank_share = (np.argsort(np.argsort(-score)) + 0.5) / max(n, 1)
     profile = PROFILES[np.searchsorted(np.cumsum(PROFILE_SHARES), rank_share)]
-    sqft_lo = pl.Series(profile).replace_strict({k: v[0] for k, v in PROFILE_SQFT.items()}).to_numpy()
-    sqft_hi = pl.Series(profile).replace_strict({k: v[1] for k, v in PROFILE_SQFT.items()}).to_numpy()
+    sqft_lo = pl.Series(profile).replace_strict({k: v[0] for k, v in PROFILE_SQFT.items()}, return_dtype=pl.Int64).to_numpy()
+    sqft_hi = pl.Series(profile).replace_strict({k: v[1] for k, v in PROFILE_SQFT.items()}, return_dtype=pl.Int64).to_numpy()
     square_feet = (sqft_lo + rng.random(n) * (sqft_hi - sqft_lo)).round(-2).astype(np.int64)
-    traffic = pl.Series(profile).replace_strict(PROFILE_TRAFFIC).to_numpy() * rng.lognormal(0, 0.35, n)
+    traffic = pl.Series(profile).replace_strict(PROFILE_TRAFFIC, return_dtype=pl.Float64).to_numpy() * rng.lognormal(0, 0.35, n)
 
     banners = dicts.banners
-    banner = banners["banner"].to_numpy()[rng.integers(0, banners.height, n)]
+    banner = banners["banner"].gather(rng.integers(0, banners.height, n))
     dc_idx, _ = geography.nearest(lat, lon, dc_lat, dc_lon)
     taxes = dicts.tax_rates
     ids = np.arange(first, first + n)
@@ -110,7 +110,7 @@ def generate_trucks(day: Day, distribution_centers: pl.DataFrame) -> pl.DataFram
     per_dc = day.settings.trucks_per_dc
     rng = day.rng("trucks")
     dc_ids = np.repeat(dcs["dc_id"].to_numpy(), per_dc)
-    states = np.repeat(dcs["state"].to_numpy(), per_dc)
+    states = dcs["state"].gather(np.repeat(np.arange(dcs.height), per_dc))
     n = len(dc_ids)
     refrigerated = rng.random(n) < 0.4
     capacity = np.where(refrigerated, rng.integers(1_600, 2_200, n), rng.integers(2_000, 2_800, n))

@@ -38,8 +38,8 @@ def generate_customers(day: Day, stores: pl.DataFrame) -> pl.DataFrame:
     first_name, last_name = identity.person_names(dicts, n, rng)
     ids = np.arange(first, first + n, dtype=np.int64)
     segment = SEGMENTS[rng.choice(len(SEGMENTS), size=n, p=SEGMENT_SHARES)]
-    a = pl.Series(segment).replace_strict({k: v[0] for k, v in DELIVERY_PROPENSITY.items()}).to_numpy()
-    b = pl.Series(segment).replace_strict({k: v[1] for k, v in DELIVERY_PROPENSITY.items()}).to_numpy()
+    a = pl.Series(segment).replace_strict({k: v[0] for k, v in DELIVERY_PROPENSITY.items()}, return_dtype=pl.Float64).to_numpy()
+    b = pl.Series(segment).replace_strict({k: v[1] for k, v in DELIVERY_PROPENSITY.items()}, return_dtype=pl.Float64).to_numpy()
     signup = shift_days(day.business_date, -rng.integers(0, 1500, n) if day.is_initial else np.zeros(n))
     loyalty = pl.Series(identity.scrambled_number(ids, 10).astype(np.int64)).cast(pl.String).str.zfill(10)
     return pl.DataFrame({

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from grocery_pipeline.storage.lake import Lake
 from grocery_pipeline.tables import TABLES
@@ -77,3 +78,16 @@ def ensure_views(catalog_path: Path, lake: Lake, tables: list[str]) -> list[str]
 def _has_files(lake: Lake, table: str) -> bool:
     root = lake.table_dir(table)
     return root.is_dir() and next(root.glob(f"**/{table}.parquet"), None) is not None
+
+
+def query_frame(conn: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
+    """Run a query and return a polars frame (through Arrow)."""
+    result = conn.execute(sql, params or [])
+    fetch = getattr(result, "to_arrow_table", None) or getattr(result, "fetch_arrow_table")
+    return pl.from_arrow(fetch())
+
+
+def query_catalog(catalog_path: Path, sql: str, params: list | None = None) -> pl.DataFrame:
+    """A read-only query of the catalog (never blocks a run that is writing the lake)."""
+    with connect_with_retry(catalog_path, read_only=True) as conn:
+        return query_frame(conn, sql, params)
