@@ -6,11 +6,17 @@ import dagster as dg
 
 from grocery_pipeline.assets.dictionaries import DICTIONARY_ASSETS
 from grocery_pipeline.assets.dimensions import DIMENSION_ASSETS
+from grocery_pipeline.assets.operations import OPERATIONS_ASSETS
+from grocery_pipeline.assets.pricing import PRICING_ASSETS
+from grocery_pipeline.automation import JOBS, SCHEDULES, SENSORS
 from grocery_pipeline.resources import GrocerySettings
 
-ALL_ASSETS = [*DICTIONARY_ASSETS, *DIMENSION_ASSETS]
+ALL_ASSETS = [*DICTIONARY_ASSETS, *DIMENSION_ASSETS, *PRICING_ASSETS, *OPERATIONS_ASSETS]
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
+    jobs=JOBS,
+    schedules=SCHEDULES,
+    sensors=SENSORS,
     resources={"grocery": GrocerySettings()},
 )

@@ -50,7 +50,7 @@ def partition_phases(assets, start: date, end: date) -> list[tuple[list, str, st
     return [(members, first, last) for _, members, first, last, _ in phases]
 
 
-def materialize_window(start: date, end: date) -> WindowOutcome:
+def materialize_window(start: date, end: date, log_level: str = "WARNING") -> WindowOutcome:
     from grocery_pipeline.definitions import ALL_ASSETS, defs
 
     outcome = WindowOutcome()
@@ -61,6 +61,7 @@ def materialize_window(start: date, end: date) -> WindowOutcome:
         result = dg.materialize(
             ALL_ASSETS, selection=keys, instance=instance, resources=resources,
             tags={RANGE_START: first, RANGE_END: last}, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
         for event in result.all_events:
             if event.event_type_value == "ASSET_CHECK_EVALUATION":

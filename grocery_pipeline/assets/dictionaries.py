@@ -3,6 +3,8 @@ marks every dependent table stale in the UI."""
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from grocery_pipeline.dictionaries import SPECS, dictionary_digest
@@ -15,6 +17,8 @@ def dictionary_key(name: str) -> dg.AssetKey:
 
 def _observer(name: str):
     spec = SPECS[name]
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*observable_source_asset.*")
 
     @dg.observable_source_asset(key=dictionary_key(name), group_name="dictionaries",
                                 description=f"`dictionaries/{spec.filename}`: {spec.description}")

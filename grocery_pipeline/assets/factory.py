@@ -101,13 +101,13 @@ class PartitionRejected(Exception):
 
 
 def write_audit_publish(settings: Settings, lake: Lake, day: date, frames: dict[str, pl.DataFrame],
-                        log=None) -> list[CheckOutcome]:
-    """Stage every table of the day, audit them together, then publish all or none."""
+                        tick: str | None = None) -> list[CheckOutcome]:
+    """Stage every table of the partition, audit them together, then publish all or none."""
     conformed = {name: TABLES[name].conform(frame) for name, frame in frames.items()}
     staged: list[StagedPartition] = []
     try:
         for name, frame in conformed.items():
-            staged.append(lake.stage(TABLES[name], frame, day))
+            staged.append(lake.stage(TABLES[name], frame, day, tick))
         outcomes = run_audits(conformed, audits.AuditContext(settings, lake, day, conformed))
         failed = [o for o in outcomes if o.audit.blocking and not o.finding.passed]
         if failed:

@@ -59,9 +59,9 @@ def finding_from(offenders: pl.DataFrame, key: list[str] | str, **detail) -> Fin
 
 
 def all_audits() -> list[Audit]:
-    from grocery_pipeline.checks import keys
+    from grocery_pipeline.checks import inventory, keys, lifecycle, pricing, realism, totals, volume
 
-    return list(keys.AUDITS)
+    return [a for module in (keys, totals, pricing, inventory, lifecycle, volume, realism) for a in module.AUDITS]
 
 
 def audits_for(table: str) -> list[Audit]:

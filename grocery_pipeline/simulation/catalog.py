@@ -114,7 +114,7 @@ def _pick_within_group(options: pl.DataFrame, group: str, wanted: pl.Series, u: 
     opts = options.sort(group, "brand").with_columns(
         cum=pl.col("w").cum_sum().over(group) / pl.col("w").sum().over(group))
     picks = pl.DataFrame({group: wanted, "u": u, "i": np.arange(len(wanted))})
-    joined = picks.sort("u").join_asof(opts.sort("cum"), left_on="u", right_on="cum",
+    joined = picks.sort("u").join_asof(opts.sort("cum"), left_on="u", right_on="cum", check_sortedness=False,
                                        by=group, strategy="forward")
     # u beyond the last cumulative weight (floating error) takes the group's last option
     fallback = opts.group_by(group).agg(pl.all().last())

@@ -1,0 +1,3 @@
+"""Pricing assets: price ticks (finer partitions)."""
+
+PRICING_ASSETS: list = []

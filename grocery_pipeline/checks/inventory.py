@@ -1,0 +1,3 @@
+"""Audits: inventory."""
+
+AUDITS: list = []

@@ -1,0 +1,3 @@
+"""Audits: lifecycle."""
+
+AUDITS: list = []

@@ -1,0 +1,3 @@
+"""Audits: pricing."""
+
+AUDITS: list = []

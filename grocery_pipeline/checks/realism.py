@@ -1,0 +1,3 @@
+"""Audits: realism."""
+
+AUDITS: list = []

@@ -1,0 +1,3 @@
+"""Audits: totals."""
+
+AUDITS: list = []

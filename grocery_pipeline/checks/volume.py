@@ -1,0 +1,3 @@
+"""Audits: volume."""
+
+AUDITS: list = []
