@@ -17,7 +17,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 import polars as pl
 
-from grocery_pipeline import checks as audits
+from grocery_pipeline import checks as audits, faults
 from grocery_pipeline.dictionaries import load_dictionaries
 from grocery_pipeline.partitions import business_date
 from grocery_pipeline.resources import GrocerySettings
@@ -103,6 +103,7 @@ class PartitionRejected(Exception):
 def write_audit_publish(settings: Settings, lake: Lake, day: date, frames: dict[str, pl.DataFrame],
                         tick: str | None = None) -> list[CheckOutcome]:
     """Stage every table of the partition, audit them together, then publish all or none."""
+    frames = faults.inject(settings.faults, frames)  # deliberate corruption (demos, gate tests), off by default
     conformed = {name: TABLES[name].conform(frame) for name, frame in frames.items()}
     staged: list[StagedPartition] = []
     try:
