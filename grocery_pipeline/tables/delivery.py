@@ -125,35 +125,26 @@ BUNDLE_STOPS = Table(
     key=("bundle_id", "stop_seq"),
 )
 
-CUSTOMER_HABITS = Table(
-    "customer_habits", GROUP,
-    "State carried from day to day: the products each delivery customer habitually receives "
-    "(at most a few dozen per customer, least recently bought dropped first), as of the end of "
-    "the business date. Drives repeat ordering and the reordered flag.",
-    (
-        Column("customer_id", I64, "Customer.", references=("customers", "customer_id")),
-        Column("product_id", I64, "Product the customer has received in a delivery order.",
-               references=("products", "product_id")),
-        Column("times_bought", I64, "Delivery orders in which the customer received the product."),
-        Column("first_bought_on", DATE, "Business date the customer first received it."),
-        Column("last_bought_on", DATE, "Business date the customer last received it."),
-        BUSINESS_DATE, LOADED_AT,
-    ),
-    key=("customer_id", "product_id", "business_date"),
-)
-
 DELIVERY_CUSTOMERS = Table(
     "delivery_customers", GROUP,
-    "State carried from day to day: every customer who has placed a delivery order, with their "
-    "order count and last order date, as of the end of the business date.",
+    "State carried from day to day, one row per customer who has ever placed a delivery order, as "
+    "of the end of the business date: order count, last order date and the products the customer "
+    "habitually receives (at most 40, the least recently received dropped first). Drives repeat "
+    "ordering and the reordered flag; unnest the lists to analyse habits.",
     (
         Column("customer_id", I64, "Customer.", references=("customers", "customer_id")),
         Column("first_order_on", DATE, "Business date of the customer's first delivery order."),
         Column("last_order_on", DATE, "Business date of the customer's latest delivery order."),
         Column("orders_placed", I64, "Delivery orders placed so far."),
+        Column("habit_product_ids", pl.List(pl.Int64()),
+               "Products the customer has received in delivery orders, most recently received first."),
+        Column("habit_times_bought", pl.List(pl.Int64()),
+               "For each habit product, the number of delivery orders in which it was received."),
+        Column("habit_last_bought_on", pl.List(pl.Date()),
+               "For each habit product, the business date it was last received."),
         BUSINESS_DATE, LOADED_AT,
     ),
     key=("customer_id", "business_date"),
 )
 
-TABLES = (ORDERS, ORDER_ITEMS, ORDER_EVENTS, BUNDLES, BUNDLE_STOPS, CUSTOMER_HABITS, DELIVERY_CUSTOMERS)
+TABLES = (ORDERS, ORDER_ITEMS, ORDER_EVENTS, BUNDLES, BUNDLE_STOPS, DELIVERY_CUSTOMERS)

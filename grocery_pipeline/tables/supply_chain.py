@@ -2,9 +2,11 @@
 distribution centers, and the truck shipments that replenish the stores.
 
 Stock rules: store_inventory(d).on_hand = store_inventory(d-1).on_hand + sum of that store
-product's store_inventory_txn quantities on d (the first day starts from
-store_products.initial_on_hand); on-hand is never negative. The same holds for dc_inventory and
-dc_inventory_txn per DC product.
+product's store_inventory_txn quantities on d; on a store product's first day (no row for d-1) the
+opening stock is store_products.initial_on_hand. Rows are carried for every store product ever
+listed, so a product that stops selling keeps its row. The same holds for dc_inventory and
+dc_inventory_txn per (DC, product), whose opening stock on the first day is 0 (the first supplier
+receipt fills it). On-hand is never negative.
 """
 
 from __future__ import annotations
@@ -86,21 +88,22 @@ DC_INVENTORY = Table(
 
 SHIPMENTS = Table(
     "shipments", GROUP,
-    "Store replenishment trucks planned at the close of the business date from the store's "
-    "end-of-day stock, delivered the next day. Refrigerated products travel only on "
-    "refrigerated trucks; a truck runs one shipment at a time.",
+    "Store replenishment trucks that run on the business date: planned at the previous day's close "
+    "for every store product at or under its reorder point, loaded at the DC, driven, unloaded. "
+    "Refrigerated products travel only on refrigerated trucks; a truck runs one shipment at a time.",
     (
         Column("shipment_id", I64, "Shipment id (unique across days)."),
         Column("dc_id", I64, "Shipping distribution center.", references=("distribution_centers", "dc_id")),
         Column("store_id", I64, "Receiving store.", references=("stores", "store_id")),
         Column("truck_id", I64, "Truck assigned.", references=("trucks", "truck_id")),
         Column("refrigerated", BOOL, "True for a refrigerated load (on a refrigerated truck)."),
-        Column("scheduled_at", TS, "Moment the shipment was planned (close of the business date)."),
-        Column("planned_loading_at", TS, "Planned start of loading at the DC (next day)."),
-        Column("planned_departure_at", TS, "Planned departure from the DC."),
-        Column("planned_arrival_at", TS, "Planned arrival at the store."),
-        Column("planned_completion_at", TS, "Planned end of unloading: stock is on the store's books."),
-        Column("planned_return_at", TS, "Planned return of the truck to the DC (free for its next trip)."),
+        Column("scheduled_at", TS, "Moment the shipment was planned (close of the previous business date)."),
+        Column("loading_at", TS, "Start of loading at the DC (stock leaves the DC's books)."),
+        Column("departed_at", TS, "Departure from the DC."),
+        Column("arrived_at", TS, "Arrival at the store."),
+        Column("unloading_at", TS, "Start of unloading at the store."),
+        Column("completed_at", TS, "End of unloading: the stock is on the store's books."),
+        Column("truck_back_at", TS, "Return of the truck to the DC (free for its next trip)."),
         Column("distance_miles", F64, "Road distance from the DC to the store, one way."),
         Column("line_count", I64, "Products on the shipment."),
         Column("units", I64, "Units shipped."),
@@ -128,8 +131,8 @@ SHIPMENT_LINES = Table(
 
 TRUCK_MOVES = Table(
     "truck_moves", GROUP,
-    "Status history of each shipment's truck: SCHEDULED -> LOADING -> IN_TRANSIT -> ARRIVED -> "
-    "UNLOADING -> COMPLETED, each recorded on the business date it happened.",
+    "Status history of each shipment's truck: SCHEDULED (at the previous close) -> LOADING -> "
+    "IN_TRANSIT -> ARRIVED -> UNLOADING -> COMPLETED, in the partition of the shipment's business date.",
     (
         Column("shipment_id", I64, "Shipment.", references=("shipments", "shipment_id")),
         Column("event_seq", I64, "Position of the status in the shipment's history, from 1."),
