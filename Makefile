@@ -47,3 +47,32 @@ bench: install-test
 
 clean:
 	rm -rf $(VENV) data .dagster_home
+
+# --- dbt on top of the warehouse (docs/dbt.md) ----------------------------------------------
+# `make demo` then `make dbt-build`. DBT_DATA_DIR is the data directory to read (default ./data,
+# or GROCERY_DATA_DIR when set); DBT_TARGET is catalog (read-only DuckDB attach) or lake (Parquet).
+DBT_DATA_DIR ?= $(or $(GROCERY_DATA_DIR),./data)
+DBT_TARGET ?= catalog
+DBT_RUN = cd dbt && GROCERY_DATA_DIR=$(abspath $(DBT_DATA_DIR)) $(CURDIR)/$(BIN)/dbt
+
+.PHONY: install-dbt dbt-build dbt-freshness dbt-docs contract
+
+$(VENV)/.installed-dbt: $(BIN)/python pyproject.toml setup.py
+	$(BIN)/pip install --quiet -e ".[dbt]"
+	touch $@ $(VENV)/.installed
+
+install-dbt: $(VENV)/.installed-dbt
+
+dbt-build: install-dbt
+	$(DBT_RUN) build --target $(DBT_TARGET)
+	$(DBT_RUN) source freshness --target $(DBT_TARGET)
+
+dbt-freshness: install-dbt
+	$(DBT_RUN) source freshness --target $(DBT_TARGET)
+
+dbt-docs: install-dbt
+	$(DBT_RUN) docs generate --target $(DBT_TARGET)
+	$(DBT_RUN) docs serve --port 8080
+
+contract: install
+	$(BIN)/python -m grocery_pipeline.contract --write

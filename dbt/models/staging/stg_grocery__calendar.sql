@@ -1,0 +1,10 @@
+select
+    date,
+    day_of_week,
+    day_name,
+    is_weekend,
+    holiday_name,
+    season,
+    traffic_multiplier,
+    business_date
+from {{ source('grocery', 'calendar') }}

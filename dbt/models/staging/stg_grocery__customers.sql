@@ -1,0 +1,20 @@
+select
+    customer_id,
+    first_name,
+    last_name,
+    email,
+    phone,
+    address,
+    geo_id,
+    city,
+    state,
+    zip,
+    lat,
+    lon,
+    segment,
+    signup_date,
+    loyalty_id,
+    delivery_propensity,
+    home_store_id,
+    business_date
+from {{ source('grocery', 'customers') }}

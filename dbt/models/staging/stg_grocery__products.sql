@@ -1,0 +1,23 @@
+select
+    product_id,
+    sku,
+    base_product_id,
+    product_name,
+    brand,
+    company,
+    brand_tier,
+    department,
+    category,
+    subcategory,
+    unit_size,
+    cast(base_price as decimal(12, 2)) as base_price,
+    cast(msrp as decimal(12, 2)) as msrp,
+    cast(unit_cost as decimal(12, 2)) as unit_cost,
+    taxable,
+    refrigerated,
+    perishable,
+    popularity,
+    launched_on,
+    discontinued_on,
+    business_date
+from {{ source('grocery', 'products') }}

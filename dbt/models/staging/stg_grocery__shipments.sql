@@ -1,0 +1,19 @@
+select
+    shipment_id,
+    dc_id,
+    store_id,
+    truck_id,
+    refrigerated,
+    scheduled_at,
+    loading_at,
+    departed_at,
+    arrived_at,
+    unloading_at,
+    completed_at,
+    truck_back_at,
+    distance_miles,
+    line_count,
+    units,
+    cases,
+    business_date
+from {{ source('grocery', 'shipments') }}

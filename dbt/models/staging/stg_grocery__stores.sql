@@ -1,0 +1,22 @@
+select
+    store_id,
+    banner,
+    name,
+    address,
+    geo_id,
+    city,
+    state,
+    county,
+    zip,
+    region,
+    lat,
+    lon,
+    profile,
+    square_feet,
+    opened_on,
+    tax_rate,
+    grocery_tax_rate,
+    dc_id,
+    traffic_weight,
+    business_date
+from {{ source('grocery', 'stores') }}

@@ -1,0 +1,169 @@
+"""The dbt source contract (`dbt/models/sources.yml`), generated from the schema declarations.
+
+Every table in `TABLES` becomes a table of source `grocery`, with its description, every column
+(description and SQL type), `unique`/`not_null` on its key, `not_null` on every column declared
+non-nullable, a `relationships` test for every foreign key, freshness on `_loaded_at` where it
+means something, and the Dagster asset key it comes from. Because the writer conforms every frame
+to the same declarations, the contract cannot drift from the data: a test fails when the file is
+out of date.
+
+    python -m grocery_pipeline.contract --write   # rewrite dbt/models/sources.yml
+    python -m grocery_pipeline.contract --check   # exit 1 if it is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import yaml
+
+from grocery_pipeline.settings import PROJECT_ROOT
+from grocery_pipeline.tables import LOADED_AT, TABLES, Table
+
+SOURCE = "grocery"
+SCHEMA = "grocery"
+# The alias under which the dbt profile attaches warehouse.duckdb (read-only).
+CATALOG_DATABASE = "warehouse"
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt"
+SOURCES_YML = DBT_PROJECT_DIR / "models" / "sources.yml"
+
+# Measured against the simulated clock (see dbt/macros/freshness.sql): a daily table that missed
+# the latest business date warns, one that missed two errors; price ticks are hourly.
+FRESHNESS = {
+    "daily": {"warn_after": {"count": 24, "period": "hour"}, "error_after": {"count": 48, "period": "hour"}},
+    "price_tick": {"warn_after": {"count": 2, "period": "hour"}, "error_after": {"count": 6, "period": "hour"}},
+}
+# Dimension partitions hold only the rows that came into being that day, so a day without a new
+# store or truck is not staleness. The calendar has exactly one row every day: the heartbeat.
+HEARTBEAT_DIMENSIONS = {"calendar"}
+
+HEADER = (
+    "# Generated from grocery_pipeline/tables/ by `python -m grocery_pipeline.contract --write`;\n"
+    "# do not edit by hand (a test fails when this file and the schema declarations disagree).\n"
+    "# The catalog binding is below (database `warehouse`, the read-only attach of warehouse.duckdb);\n"
+    "# the lake binding is in dbt_project.yml (target `lake`, dbt-duckdb external_location).\n"
+)
+
+
+def asset_key(table: str) -> list[str]:
+    """The Dagster asset key of a table (the grocery code location's `grocery/<table>`)."""
+    return [SOURCE, table]
+
+
+def freshness(table: Table) -> dict | None:
+    if LOADED_AT.name not in table.column_names:
+        return None
+    if table.group == "dimensions" and table.name not in HEARTBEAT_DIMENSIONS:
+        return None
+    return FRESHNESS[table.partitioning]
+
+
+def _column_tests(table: Table, column) -> list:
+    tests: list = []
+    if table.key == (column.name,):
+        tests.append("unique")
+    if not column.nullable:
+        tests.append("not_null")
+    if column.references is not None:
+        parent, parent_column = column.references
+        tests.append({"relationships": {"arguments": {
+            "to": f"source('{SOURCE}', '{parent}')", "field": parent_column}}})
+    return tests
+
+
+def source_table(table: Table) -> dict:
+    out: dict = {"name": table.name, "description": table.description}
+    config: dict = {"tags": [table.group]}
+    fresh = freshness(table)
+    if fresh is not None:
+        config["loaded_at_field"] = LOADED_AT.name
+        config["freshness"] = fresh
+    else:
+        config["freshness"] = None
+    config["meta"] = {
+        "dagster": {"asset_key": asset_key(table.name)},
+        "grocery": {"group": table.group, "key": list(table.key), "partitioning": table.partitioning},
+    }
+    out["config"] = config
+    if len(table.key) > 1:
+        out["data_tests"] = [{"unique_key": {"arguments": {"columns": list(table.key)}}}]
+    columns = []
+    for column in table.columns:
+        entry: dict = {"name": column.name, "description": column.description, "data_type": column.sql_type}
+        tests = _column_tests(table, column)
+        if tests:
+            entry["data_tests"] = tests
+        columns.append(entry)
+    out["columns"] = columns
+    return out
+
+
+def contract() -> dict:
+    """The sources.yml document for every declared table."""
+    return {
+        "version": 2,
+        "sources": [{
+            "name": SOURCE,
+            "description": "The simulated grocery chain's warehouse: one table per Dagster asset "
+                           "grocery/<table>, daily-partitioned by business_date (price ticks by tick).",
+            "database": CATALOG_DATABASE,
+            "schema": SCHEMA,
+            "tables": [source_table(t) for t in TABLES.values()],
+        }],
+    }
+
+
+class _ContractDumper(yaml.SafeDumper):
+    """Block style indented the way dbt projects are written; short scalar lists and mappings
+    inline; no anchors (every table spells out its own freshness)."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False):
+        return super().increase_indent(flow, False)
+
+
+def _inline_scalars(dumper: yaml.SafeDumper, data: list):
+    flow = all(isinstance(v, (str, int)) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+def _inline_small_mappings(dumper: yaml.SafeDumper, data: dict):
+    flow = len(data) <= 2 and all(isinstance(v, (str, int)) for v in data.values())
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
+
+
+_ContractDumper.add_representer(list, _inline_scalars)
+_ContractDumper.add_representer(dict, _inline_small_mappings)
+
+
+def render() -> str:
+    return HEADER + yaml.dump(contract(), Dumper=_ContractDumper, sort_keys=False, width=110,
+                              allow_unicode=True, default_flow_style=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grocery_pipeline.contract", description=__doc__.split("\n")[0])
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--write", action="store_true", help=f"rewrite {SOURCES_YML.relative_to(PROJECT_ROOT)}")
+    action.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
+    args = parser.parse_args(argv)
+    wanted = render()
+    shown = SOURCES_YML.relative_to(PROJECT_ROOT)
+    if args.check:
+        current = SOURCES_YML.read_text() if SOURCES_YML.is_file() else ""
+        if current != wanted:
+            print(f"{shown} is out of date with grocery_pipeline/tables/; "
+                  "run `python -m grocery_pipeline.contract --write`", file=sys.stderr)
+            return 1
+        print(f"{shown} is up to date ({len(TABLES)} tables)")
+        return 0
+    SOURCES_YML.parent.mkdir(parents=True, exist_ok=True)
+    SOURCES_YML.write_text(wanted)
+    print(f"wrote {shown} ({len(TABLES)} tables)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
