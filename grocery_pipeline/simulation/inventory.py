@@ -3,6 +3,8 @@ shelf, so sales never take stock below zero."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 
@@ -47,3 +49,67 @@ class StockLedger:
 
     def receive(self, store_product_ids, quantities) -> None:
         np.add.at(self.on_hand, self.positions(store_product_ids), np.asarray(quantities, dtype=np.int64))
+
+    def on_hand_of(self, store_product_ids) -> np.ndarray:
+        return self.on_hand[self.positions(store_product_ids)]
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, on-hand) sorted by id: the stock at this moment."""
+        return self.store_product_ids.copy(), self.on_hand.copy()
+
+
+SECONDS_PER_HOUR = 3600
+# Where cycle counts find the books wrong: share of store products counted per day.
+CYCLE_COUNT_SHARE = 0.01
+SHRINK_SCALE = 0.55  # scales the department shrink rates (share of units sold) to the chain's ~2-3%
+
+
+def serve_by_hour(ledger: StockLedger, demand_seconds: np.ndarray, demand_ids: np.ndarray,
+                  demand_qty: np.ndarray, arrival_seconds: np.ndarray, arrival_ids: np.ndarray,
+                  arrival_qty: np.ndarray,
+                  on_shortfall: Callable[[np.ndarray, np.ndarray, StockLedger], None] | None = None) -> np.ndarray:
+    """Serve the day's demand in time order while trucks unload during the day.
+
+    Demand lines of each hour are served (in time order) against the shelf; then `on_shortfall`
+    may serve replacements for the hour's short lines (e.g. substitutes); then stock unloaded
+    during the hour goes on the shelf, available from the next hour. Serving later than the truck
+    unloads is conservative: the stock on the books never goes below what the shelf held.
+    Returns the units granted per demand line.
+    """
+    demand_seconds = np.asarray(demand_seconds, dtype=np.int64)
+    arrival_seconds = np.asarray(arrival_seconds, dtype=np.int64)
+    order = np.lexsort((np.arange(len(demand_seconds)), demand_seconds))
+    hour_of_line = demand_seconds[order] // SECONDS_PER_HOUR
+    arrival_hour = arrival_seconds // SECONDS_PER_HOUR
+    last_hour = int(max(hour_of_line.max(initial=0), arrival_hour.max(initial=0)))
+    bounds = np.searchsorted(hour_of_line, np.arange(last_hour + 2))
+    granted = np.zeros(len(demand_seconds), dtype=np.int64)
+    demand_ids = np.asarray(demand_ids, dtype=np.int64)
+    demand_qty = np.asarray(demand_qty, dtype=np.int64)
+    for hour in range(last_hour + 1):
+        lines = order[bounds[hour]:bounds[hour + 1]]
+        if len(lines):
+            granted[lines] = ledger.serve(demand_ids[lines], demand_qty[lines])
+            if on_shortfall is not None:
+                short = lines[granted[lines] < demand_qty[lines]]
+                if len(short):
+                    on_shortfall(short, granted[short], ledger)
+        unloaded = arrival_hour == hour
+        if unloaded.any():
+            ledger.receive(np.asarray(arrival_ids)[unloaded], np.asarray(arrival_qty)[unloaded])
+    return granted
+
+
+def shrink_units(rng: np.random.Generator, on_hand: np.ndarray, sold_units: np.ndarray, shrink_rate: np.ndarray,
+                 perishable: np.ndarray) -> np.ndarray:
+    """Units lost at the close (spoilage, damage, theft): about the department's shrink rate of
+    what sold, perishables also losing a little of what sits on the shelf; never more than is left."""
+    expected = SHRINK_SCALE * shrink_rate * sold_units + np.where(perishable, 0.004 * on_hand, 0.0)
+    return np.minimum(rng.poisson(expected), on_hand)
+
+
+def cycle_count_adjustments(rng: np.random.Generator, on_hand: np.ndarray) -> np.ndarray:
+    """Book corrections found by the day's cycle counts: a unit or two either way, never below zero."""
+    counted = rng.random(len(on_hand)) < CYCLE_COUNT_SHARE
+    delta = rng.choice(np.array([-2, -1, 1, 2]), size=len(on_hand), p=[0.2, 0.4, 0.3, 0.1])
+    return np.where(counted, np.maximum(delta, -on_hand), 0)

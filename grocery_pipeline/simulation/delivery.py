@@ -1,0 +1,397 @@
+"""Home delivery: who orders today and from which store, what goes in the cart (habits first),
+how orders of a store are bundled into runs, which driver takes each run, the route, and the
+status history of every order."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from itertools import permutations
+
+import numpy as np
+import polars as pl
+
+from grocery_pipeline.simulation import shopping
+from grocery_pipeline.simulation.geography import haversine_miles
+from grocery_pipeline.simulation.shopping import Assortment
+
+ORDER_ID_STRIDE = 1_000_000
+BUNDLE_ID_STRIDE = 1_000_000
+HABIT_CAPACITY = 40              # products remembered per customer
+# Share of a cart drawn from the customer's habits once they have a few (Instacart: ~59% reorders).
+HABIT_SHARE = 0.60
+HABIT_SATURATION = 4.0           # habits needed before half of HABIT_SHARE is reached
+DAYS_SINCE_CAP = 30              # days_since_prior_order records 30 for "30 or more"
+DELIVERY_TRIP_MIX = np.array([0.30, 0.52, 0.13, 0.05])
+NEAREST_STORE_SHARE = 0.85       # otherwise the second nearest store fulfils the order
+CUSTOMER_CANCEL_SHARE = 0.02
+SUBSTITUTION_ACCEPTED = 0.80     # customers who allow a substitute when an item is out
+WINDOW_HOURS = 2
+LAST_WINDOW_START_HOUR = 21
+MEMBER_SHARE = 30                # percent of customers with a free-delivery membership
+# Driving and handover.
+DRIVE_MPH = 22.0
+ROAD_FACTOR = 1.3
+HANDOVER_SECONDS = 240
+SHIFT_START_SECONDS = 7 * 3600 + 1800
+WAVE_SECONDS = 900
+MAX_BUNDLE = 5
+BUNDLE_ANGLE_GAP = 0.7           # radians between neighbouring orders that splits a bundle
+
+
+def drive_seconds(miles) -> np.ndarray:
+    return np.round(np.asarray(miles) / DRIVE_MPH * 3600).astype(np.int64)
+
+
+def road_miles(lat1, lon1, lat2, lon2) -> np.ndarray:
+    return haversine_miles(lat1, lon1, lat2, lon2) * ROAD_FACTOR
+
+
+# -- who orders ------------------------------------------------------------------------------
+
+def recency_weight(days_since: np.ndarray) -> np.ndarray:
+    """Odds of ordering again by days since the last order: low right after an order, highest
+    around the weekly and fortnightly shop, and a win-back push for lapsing customers."""
+    d = np.asarray(days_since, dtype=np.float64)
+    never = np.isnan(d)
+    d = np.nan_to_num(d, nan=0.0)
+    w = np.clip((d - 0.5) / 6.5, 0.05, 1.0) + 0.35 * np.exp(-((d - 7) / 1.5) ** 2) \
+        + 0.25 * np.exp(-((d - 14) / 2.0) ** 2) + np.where(d >= 24, 1.5, 0.0)
+    return np.where(never, 0.45, w)
+
+
+def plan_orders(rng: np.random.Generator, business_date: date, customers: pl.DataFrame, state: pl.DataFrame,
+                assortment: Assortment, expected: float) -> pl.DataFrame:
+    """The day's delivery orders (one per customer at most), before stock is checked."""
+    stores = assortment.stores
+    stocked = assortment.stocked_store_indexes
+    people = customers.select("customer_id", "segment", "lat", "lon", "delivery_propensity").join(
+        state.select("customer_id", "last_order_on", "orders_placed"), on="customer_id", how="left").sort("customer_id")
+    days_since = people.select((pl.lit(business_date) - pl.col("last_order_on")).dt.total_days()
+                               .cast(pl.Float64).fill_null(np.nan).alias("days"))["days"].to_numpy()
+    weight = people["delivery_propensity"].to_numpy() * recency_weight(days_since)
+    n = int(rng.poisson(expected)) if len(stocked) else 0
+    who = shopping.weighted_sample_without_replacement(rng, weight, n)
+    n = len(who)
+    buyers = people[who]
+    near, miles = shopping.nearest_stores(buyers["lat"].to_numpy(), buyers["lon"].to_numpy(),
+                                          stores["lat"].to_numpy()[stocked], stores["lon"].to_numpy()[stocked], k=2)
+    rank = np.where((rng.random(n) < NEAREST_STORE_SHARE) | (near.shape[1] < 2), 0, 1)
+    store_index = stocked[near[np.arange(n), rank]] if n else np.zeros(0, np.int64)
+    placed = shopping.sample_seconds(rng, n, shopping.DELIVERY_HOURS)
+    lead = rng.choice(np.array([1, 2, 3]), size=n, p=[0.5, 0.32, 0.18])
+    window_start = np.clip((placed // 3600 + 1 + lead), None, LAST_WINDOW_START_HOUR) * 3600
+    window_start = np.maximum(window_start, (placed // 3600 + 1) * 3600)
+    previous = buyers["orders_placed"].fill_null(0).to_numpy()
+    since = days_since[who]
+    kind = shopping.KINDS.index
+    return pl.DataFrame({
+        "order": np.arange(n, dtype=np.int64),
+        "customer_id": buyers["customer_id"],
+        "kind": buyers["segment"].replace_strict({k: kind(k) for k in shopping.KINDS[:4]}, return_dtype=pl.Int64),
+        "trip_type": rng.choice(len(DELIVERY_TRIP_MIX), size=n, p=DELIVERY_TRIP_MIX).astype(np.int64),
+        "store_index": store_index.astype(np.int64),
+        "store_id": stores["store_id"].to_numpy()[store_index] if n else np.zeros(0, np.int64),
+        "lat": buyers["lat"], "lon": buyers["lon"],
+        "distance_miles": np.round(miles[np.arange(n), rank], 2) if n else np.zeros(0),
+        "placed": placed.astype(np.int64),
+        "window_start": window_start.astype(np.int64),
+        "order_number": (previous + 1).astype(np.int64),
+        "days_since_prior_order": pl.Series(np.minimum(since, DAYS_SINCE_CAP)).fill_nan(None).cast(pl.Int64),
+        "customer_cancels": rng.random(n) < CUSTOMER_CANCEL_SHARE,
+        "accepts_substitutes": rng.random(n) < SUBSTITUTION_ACCEPTED,
+    })
+
+
+# -- what goes in the cart -------------------------------------------------------------------
+
+def habits_long(state: pl.DataFrame) -> pl.DataFrame:
+    """One row per (customer, habit product) from the state's lists."""
+    cols = ["habit_product_ids", "habit_times_bought", "habit_last_bought_on"]
+    return (state.select("customer_id", *cols).explode(cols)
+            .rename({"habit_product_ids": "product_id", "habit_times_bought": "times_bought",
+                     "habit_last_bought_on": "last_bought_on"})
+            .drop_nulls("product_id"))
+
+
+def cart_requests(rng: np.random.Generator, business_date: date, orders: pl.DataFrame, habits: pl.DataFrame,
+                  assortment: Assortment) -> pl.DataFrame:
+    """The products each order asks for (row `item` of the assortment), habits first in the cart."""
+    sizes = shopping.basket_sizes(rng, orders["trip_type"].to_numpy())
+    # Habit products the order's store sells today, weighted by how often and how lately bought.
+    mine = orders.select("order", "customer_id", "store_id").join(habits, on="customer_id").sort("order", "product_id")
+    item, sold_here = assortment.positions(mine["store_id"].to_numpy() * 1_000_000 + mine["product_id"].to_numpy())
+    age = (business_date - mine["last_bought_on"]).dt.total_days().to_numpy() if mine.height else np.zeros(0)
+    mine = mine.with_columns(item=item, w=mine["times_bought"].to_numpy() / (1.0 + age / 14.0)).filter(sold_here)
+    available = np.bincount(mine["order"].to_numpy(), minlength=orders.height)
+    share = HABIT_SHARE * available / (available + HABIT_SATURATION)
+    want = np.minimum(rng.binomial(sizes, share), available)
+    mine = mine.with_columns(key=rng.exponential(size=mine.height) / mine["w"].to_numpy()).sort("order", "key") \
+        .with_columns(rank=pl.int_range(pl.len()).over("order"))
+    mine = mine.filter(pl.Series(mine["rank"].to_numpy() < want[mine["order"].to_numpy()]))
+    habit_lines = mine.select("order", "item", habit=pl.lit(True))
+
+    explore = sizes - want
+    order_ix = np.repeat(orders["order"].to_numpy(), explore)
+    explored = assortment.sample(rng, np.repeat(orders["store_index"].to_numpy(), explore),
+                                 np.repeat(orders["kind"].to_numpy(), explore),
+                                 np.repeat(orders["trip_type"].to_numpy(), explore))
+    lines = pl.concat([habit_lines, pl.DataFrame({"order": order_ix, "item": explored, "habit": False})])
+    lines = lines.with_columns(cart_key=rng.random(lines.height) + np.where(lines["habit"].to_numpy(), 0.0, 0.4))
+    lines = lines.sort("order", "cart_key").unique(["order", "item"], keep="first", maintain_order=True)
+    trip = orders["trip_type"].to_numpy()[lines["order"].to_numpy()]
+    return lines.with_columns(quantity=shopping.line_quantities(rng, trip)).drop("cart_key", "habit")
+
+
+# -- substitutes -----------------------------------------------------------------------------
+
+def choose_substitutes(items: pl.DataFrame, wanted_item: np.ndarray, quantity: np.ndarray,
+                       on_hand_of) -> np.ndarray:
+    """For each wanted item, the item of the same store and subcategory with the most stock
+    (at least the quantity), or -1 when there is none."""
+    if not len(wanted_item):
+        return np.zeros(0, dtype=np.int64)
+    shelf = items.select("store_id", "subcategory").with_row_index("item").with_columns(pl.col("item").cast(pl.Int64))
+    wanted = pl.DataFrame({"line": np.arange(len(wanted_item)), "wanted": wanted_item, "quantity": quantity}) \
+        .join(shelf.rename({"item": "wanted"}), on="wanted")
+    pairs = wanted.join(shelf, on=["store_id", "subcategory"]).filter(pl.col("item") != pl.col("wanted"))
+    if not pairs.height:
+        return np.full(len(wanted_item), -1, dtype=np.int64)
+    stock = on_hand_of(items["store_product_id"].to_numpy()[pairs["item"].to_numpy()])
+    best = (pairs.with_columns(stock=stock).filter(pl.col("stock") >= pl.col("quantity"))
+            .sort(["line", "stock", "item"], descending=[False, True, False])
+            .group_by("line", maintain_order=True).first())
+    out = np.full(len(wanted_item), -1, dtype=np.int64)
+    out[best["line"].to_numpy()] = best["item"].to_numpy()
+    return out
+
+
+# -- bundles, drivers and routes -------------------------------------------------------------
+
+def form_bundles(orders: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
+    """Group the delivered orders of a store sharing a window into runs of up to five, neighbours
+    by bearing from the store; returns order -> bundle (0..b-1) with the bundle's planned dispatch."""
+    store_lat = stores["lat"].to_numpy()[orders["store_index"].to_numpy()]
+    store_lon = stores["lon"].to_numpy()[orders["store_index"].to_numpy()]
+    bearing = np.arctan2(orders["lon"].to_numpy() - store_lon, orders["lat"].to_numpy() - store_lat)
+    frame = orders.select("order", "store_index", "window_start", "placed").with_columns(bearing=bearing) \
+        .sort("store_index", "window_start", "bearing", "order")
+    gap = frame.select((pl.col("bearing").diff().over("store_index", "window_start").fill_null(0.0)
+                        > BUNDLE_ANGLE_GAP).cum_sum().over("store_index", "window_start"))["bearing"]
+    frame = frame.with_columns(run=gap).with_columns(
+        chunk=pl.int_range(pl.len()).over("store_index", "window_start", "run") // MAX_BUNDLE)
+    starts = frame.select(pl.any_horizontal(pl.col(c).diff().fill_null(1) != 0
+                                            for c in ("store_index", "window_start", "run", "chunk")).alias("s"))
+    frame = frame.with_columns(bundle=starts["s"].cast(pl.Int64).cum_sum() - 1)
+    # Picking needs time after the last order of the run is placed.
+    planned = frame.group_by("bundle").agg(
+        planned_dispatch=pl.max_horizontal(pl.col("window_start").first() - 600, pl.col("placed").max() + 2400))
+    return frame.select("order", "bundle").join(planned, on="bundle")
+
+
+def route_stops(store_lat, store_lon, stop_lat: np.ndarray, stop_lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shortest round trip from the store through every stop of each bundle (brute force over at
+    most 5! orders). Inputs are (bundles x k) for bundles of k stops; returns the visiting order
+    (bundles x k, indices into the stops) and the leg lengths (bundles x k+1, last leg back home)."""
+    b, k = stop_lat.shape
+    perms = np.array(list(permutations(range(k))), dtype=np.int64)                  # P x k
+    lat = stop_lat[:, perms]                                                          # B x P x k
+    lon = stop_lon[:, perms]
+    home_lat = np.broadcast_to(np.asarray(store_lat)[:, None, None], (b, len(perms), 1))
+    home_lon = np.broadcast_to(np.asarray(store_lon)[:, None, None], (b, len(perms), 1))
+    path_lat = np.concatenate([home_lat, lat, home_lat], axis=2)
+    path_lon = np.concatenate([home_lon, lon, home_lon], axis=2)
+    legs = road_miles(path_lat[:, :, :-1], path_lon[:, :, :-1], path_lat[:, :, 1:], path_lon[:, :, 1:])
+    best = legs.sum(axis=2).argmin(axis=1)
+    rows = np.arange(b)
+    return perms[best], legs[rows, best]
+
+
+def plan_routes(orders: pl.DataFrame, assignment: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
+    """Stop sequence and offsets from dispatch (seconds) for every delivered order, per bundle."""
+    frame = orders.select("order", "store_index", "lat", "lon").join(assignment, on="order") \
+        .sort("bundle", "order").with_columns(slot=pl.int_range(pl.len()).over("bundle"),
+                                              size=pl.len().over("bundle"))
+    parts = []
+    for k in range(1, MAX_BUNDLE + 1):
+        group = frame.filter(pl.col("size") == k)
+        if not group.height:
+            continue
+        n_b = group.height // k
+        lat = group["lat"].to_numpy().reshape(n_b, k)
+        lon = group["lon"].to_numpy().reshape(n_b, k)
+        store = group["store_index"].to_numpy().reshape(n_b, k)[:, 0]
+        visit, legs = route_stops(stores["lat"].to_numpy()[store], stores["lon"].to_numpy()[store], lat, lon)
+        drive = drive_seconds(legs)
+        arrive = np.cumsum(drive[:, :-1], axis=1) + np.arange(k) * HANDOVER_SECONDS
+        back = arrive[:, -1] + HANDOVER_SECONDS + drive[:, -1]
+        order_ids = group["order"].to_numpy().reshape(n_b, k)
+        parts.append(pl.DataFrame({
+            "order": np.take_along_axis(order_ids, visit, axis=1).ravel(),
+            "bundle": np.repeat(group["bundle"].to_numpy().reshape(n_b, k)[:, 0], k),
+            "stop_seq": np.tile(np.arange(1, k + 1), n_b),
+            "arrival_offset": arrive.ravel(),
+            "miles_from_previous": np.round(legs[:, :-1], 2).ravel(),
+            "route_miles": np.repeat(np.round(legs.sum(axis=1), 2), k),
+            "round_trip_seconds": np.repeat(back, k),
+        }))
+    if not parts:
+        return pl.DataFrame(schema={"order": pl.Int64, "bundle": pl.Int64, "stop_seq": pl.Int64,
+                                    "arrival_offset": pl.Int64, "miles_from_previous": pl.Float64,
+                                    "route_miles": pl.Float64, "round_trip_seconds": pl.Int64})
+    return pl.concat(parts).sort("bundle", "stop_seq")
+
+
+def assign_drivers(bundles: pl.DataFrame, drivers: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
+    """Give each bundle the available driver nearest its centroid, in waves of a quarter hour.
+
+    A driver is available once back from the previous run and driven to the bundle's store; a run
+    waits (and leaves later) when nobody is. `bundles`: bundle, store_index, centroid lat/lon,
+    planned_dispatch, round_trip_seconds. Returns bundle, driver_id, dispatched, returned.
+    """
+    drivers = drivers.sort("driver_id")
+    d_dc = drivers["dc_id"].to_numpy()
+    pos_lat, pos_lon = drivers["lat"].to_numpy().copy(), drivers["lon"].to_numpy().copy()
+    free_at = np.full(drivers.height, SHIFT_START_SECONDS, dtype=np.int64)
+    b = bundles.sort("bundle")
+    b_store = b["store_index"].to_numpy()
+    s_lat, s_lon = stores["lat"].to_numpy()[b_store], stores["lon"].to_numpy()[b_store]
+    b_dc = stores["dc_id"].to_numpy()[b_store]
+    c_lat, c_lon = b["centroid_lat"].to_numpy(), b["centroid_lon"].to_numpy()
+    planned = b["planned_dispatch"].to_numpy()
+    round_trip = b["round_trip_seconds"].to_numpy()
+    n = b.height
+    driver_of = np.full(n, -1, dtype=np.int64)
+    dispatched = np.zeros(n, dtype=np.int64)
+    staffed_dcs = set(np.unique(d_dc).tolist())
+    if n and not drivers.height:
+        raise ValueError("no active driver on the day: delivery bundles cannot be dispatched")
+    wave_end = int(planned.min(initial=0)) + WAVE_SECONDS
+    while (driver_of < 0).any():
+        waiting = np.flatnonzero((driver_of < 0) & (planned < wave_end))
+        if not len(waiting):
+            wave_end = int(planned[driver_of < 0].min()) + WAVE_SECONDS
+            continue
+        pb = np.repeat(waiting, drivers.height)
+        pd = np.tile(np.arange(drivers.height), len(waiting))
+        same_dc = (d_dc[pd] == b_dc[pb]) | ~np.isin(b_dc[pb], list(staffed_dcs))
+        pb, pd = pb[same_dc], pd[same_dc]
+        ready = free_at[pd] + drive_seconds(road_miles(pos_lat[pd], pos_lon[pd], s_lat[pb], s_lon[pb]))
+        ok = ready <= wave_end
+        pb, pd, ready = pb[ok], pd[ok], ready[ok]
+        score = haversine_miles(pos_lat[pd], pos_lon[pd], c_lat[pb], c_lon[pb])
+        while len(pb):
+            order = np.lexsort((pd, pb, score))
+            pb, pd, ready, score = pb[order], pd[order], ready[order], score[order]
+            _, first_of_bundle = np.unique(pb, return_index=True)
+            cand = np.sort(first_of_bundle)              # best driver per bundle, by score
+            _, first_of_driver = np.unique(pd[cand], return_index=True)
+            win = cand[first_of_driver]                  # each driver to its closest bundle
+            wb, wd = pb[win], pd[win]
+            driver_of[wb] = wd
+            dispatched[wb] = np.maximum(planned[wb], ready[win])
+            free_at[wd] = dispatched[wb] + round_trip[wb]
+            pos_lat[wd], pos_lon[wd] = s_lat[wb], s_lon[wb]
+            keep = ~np.isin(pb, wb) & ~np.isin(pd, wd)
+            pb, pd, ready, score = pb[keep], pd[keep], ready[keep], score[keep]
+        wave_end += WAVE_SECONDS
+    return pl.DataFrame({
+        "bundle": b["bundle"],
+        "driver_id": drivers["driver_id"].to_numpy()[driver_of] if n else np.zeros(0, np.int64),
+        "dispatched": dispatched,
+        "returned": dispatched + round_trip,
+    })
+
+
+# -- status history --------------------------------------------------------------------------
+
+def order_events(rng: np.random.Generator, orders: pl.DataFrame) -> pl.DataFrame:
+    """PENDING -> CONFIRMED -> PICKING -> OUT_FOR_DELIVERY -> DELIVERED for delivered orders;
+    cancelled orders stop at CANCELLED (before picking when the customer cancels, after it when
+    nothing could be picked). `orders`: order, placed, status, cancel_reason, picking, dispatched,
+    delivered (seconds). Returns order, event_seq, status, seconds."""
+    n = orders.height
+    placed = orders["placed"].to_numpy()
+    confirmed = placed + rng.integers(60, 300, n)
+    status = orders["status"].to_numpy()
+    reason = orders["cancel_reason"].to_numpy()
+    picking = np.maximum(orders["picking"].fill_null(0).to_numpy(), confirmed + 60)
+    cancelled_at = np.where(reason == "CUSTOMER", confirmed + rng.integers(300, 2400, n), picking + rng.integers(120, 900, n))
+    delivered = status == "DELIVERED"
+    oos = reason == "OUT_OF_STOCK"
+    steps = [
+        ("PENDING", placed, np.ones(n, dtype=bool)),
+        ("CONFIRMED", confirmed, np.ones(n, dtype=bool)),
+        ("PICKING", picking, delivered | oos),
+        ("OUT_FOR_DELIVERY", orders["dispatched"].fill_null(0).to_numpy(), delivered),
+        ("DELIVERED", orders["delivered"].fill_null(0).to_numpy(), delivered),
+        ("CANCELLED", cancelled_at, ~delivered),
+    ]
+    frames = [pl.DataFrame({"order": orders["order"].to_numpy()[mask], "step": i, "status": name,
+                            "seconds": seconds[mask]})
+              for i, (name, seconds, mask) in enumerate(steps)]
+    events = pl.concat(frames).sort("order", "step")
+    return events.with_columns(event_seq=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("order")).drop("step")
+
+
+# -- state -----------------------------------------------------------------------------------
+
+def next_state(state: pl.DataFrame, business_date: date, orders: pl.DataFrame, received: pl.DataFrame,
+               loaded_at: datetime) -> pl.DataFrame:
+    """Yesterday's customer state advanced by today's orders. `orders`: customer_id of every order
+    placed today; `received`: customer_id, product_id of every delivered item (quantity > 0)."""
+    today = business_date
+    placed = orders.select("customer_id").unique()
+    touched = state.join(placed, on="customer_id", how="semi")
+    untouched = state.join(placed, on="customer_id", how="anti")
+    bought = received.select("customer_id", "product_id").unique().with_columns(
+        times_bought=pl.lit(1, dtype=pl.Int64), last_bought_on=pl.lit(today))
+    habits = (pl.concat([habits_long(touched), bought])
+              .group_by("customer_id", "product_id").agg(pl.col("times_bought").sum(), pl.col("last_bought_on").max())
+              .sort(["customer_id", "last_bought_on", "times_bought", "product_id"],
+                    descending=[False, True, True, False])
+              .group_by("customer_id", maintain_order=True).head(HABIT_CAPACITY)
+              .group_by("customer_id", maintain_order=True)
+              .agg(habit_product_ids=pl.col("product_id"), habit_times_bought=pl.col("times_bought"),
+                   habit_last_bought_on=pl.col("last_bought_on")))
+    advanced = (placed.join(touched.drop("habit_product_ids", "habit_times_bought", "habit_last_bought_on"),
+                            on="customer_id", how="left")
+                .with_columns(first_order_on=pl.col("first_order_on").fill_null(pl.lit(today)),
+                              last_order_on=pl.lit(today),
+                              orders_placed=pl.col("orders_placed").fill_null(0) + 1)
+                .join(habits, on="customer_id", how="left")
+                .with_columns(pl.col("habit_product_ids").fill_null(pl.lit([], dtype=pl.List(pl.Int64))),
+                              pl.col("habit_times_bought").fill_null(pl.lit([], dtype=pl.List(pl.Int64))),
+                              pl.col("habit_last_bought_on").fill_null(pl.lit([], dtype=pl.List(pl.Date)))))
+    columns = ["customer_id", "first_order_on", "last_order_on", "orders_placed", "habit_product_ids",
+               "habit_times_bought", "habit_last_bought_on"]
+    return (pl.concat([untouched.select(columns), advanced.select(columns)])
+            .sort("customer_id")
+            .with_columns(business_date=pl.lit(today), _loaded_at=pl.lit(loaded_at)))
+
+
+def empty_state() -> pl.DataFrame:
+    return pl.DataFrame(schema={
+        "customer_id": pl.Int64, "first_order_on": pl.Date, "last_order_on": pl.Date, "orders_placed": pl.Int64,
+        "habit_product_ids": pl.List(pl.Int64), "habit_times_bought": pl.List(pl.Int64),
+        "habit_last_bought_on": pl.List(pl.Date)})
+
+
+def member(customer_id: np.ndarray) -> np.ndarray:
+    """Free-delivery members: a fixed share of customers, by a multiplicative hash of the id."""
+    return (np.asarray(customer_id, dtype=np.uint64) * np.uint64(2654435761) % np.uint64(100)) < MEMBER_SHARE
+
+
+def delivery_fee_cents(subtotal_cents: np.ndarray, is_member: np.ndarray) -> np.ndarray:
+    fee = np.where(subtotal_cents >= 3_500, 399, 599)
+    return np.where(is_member & (subtotal_cents >= 3_500), 0, fee)
+
+
+def tip_cents(rng: np.random.Generator, subtotal_cents: np.ndarray) -> np.ndarray:
+    tips = rng.random(len(subtotal_cents)) < 0.82
+    pct = rng.choice(np.array([0.05, 0.10, 0.15, 0.18, 0.20]), size=len(subtotal_cents), p=[0.15, 0.30, 0.30, 0.10, 0.15])
+    return np.where(tips, np.maximum(200, np.round(subtotal_cents * pct)), 0).astype(np.int64)
+
+
+def window_end(window_start_seconds: np.ndarray) -> np.ndarray:
+    return np.asarray(window_start_seconds) + WINDOW_HOURS * 3600
+

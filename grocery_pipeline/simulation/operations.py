@@ -1,0 +1,444 @@
+"""One business day of operations, told in order: the trucks planned last night set off, shoppers
+and delivery customers decide what they want, the shelf serves them in time order while trucks
+unload, delivery orders are picked (with substitutes), bundled and driven out, the close counts
+shrink, and the day's closing stock, DC stock and customer habits become tomorrow's state.
+
+Pure: a function of the settings, the dictionaries, the day's dimensions and prices, and
+yesterday's state. Every random stream comes from (seed, "operations", date, stream name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+import numpy as np
+import polars as pl
+
+from grocery_pipeline.simulation import delivery, inventory, sales, shopping, supply_chain
+from grocery_pipeline.simulation.context import Day
+from grocery_pipeline.simulation.inventory import StockLedger
+from grocery_pipeline.simulation.pricing import PriceBook
+from grocery_pipeline.simulation.shopping import Assortment
+from grocery_pipeline.simulation.world import World
+
+TXN_ID_STRIDE = 100_000_000
+DC_TXN_ID_STRIDE = 10_000_000
+SHRINK_SECONDS = 23 * 3600 + 15 * 60       # counted after the 23:00 close
+ADJUSTMENT_SECONDS = 23 * 3600 + 30 * 60
+LOADED_AT = time(2, 0)                      # the day's facts land at 02:00 the next morning
+STORE_PRODUCT_STRIDE = 1_000_000            # store_product_id = store_id * stride + product_id
+
+
+@dataclass(frozen=True)
+class Yesterday:
+    """The state the previous business date closed with."""
+
+    store_stock: pl.DataFrame   # store_inventory rows of d-1
+    dc_stock: pl.DataFrame      # dc_inventory rows of d-1
+    customers: pl.DataFrame     # delivery_customers rows of d-1
+
+    @classmethod
+    def before_first_day(cls) -> "Yesterday":
+        return cls(
+            pl.DataFrame(schema={"store_product_id": pl.Int64, "store_id": pl.Int64, "product_id": pl.Int64,
+                                 "on_hand": pl.Int64, "reorder_point": pl.Int64, "order_up_to": pl.Int64}),
+            pl.DataFrame(schema={"dc_id": pl.Int64, "product_id": pl.Int64, "on_hand": pl.Int64,
+                                 "reorder_point": pl.Int64, "order_up_to": pl.Int64}),
+            delivery.empty_state(),
+        )
+
+
+def loaded_at(business_date: date) -> datetime:
+    return datetime.combine(business_date + timedelta(days=1), LOADED_AT)
+
+
+def opening_stock(yesterday: pl.DataFrame, store_products: pl.DataFrame) -> pl.DataFrame:
+    """Every store product carried or listed today with its opening stock: yesterday's close, or
+    the initial stock on its first day. Levels in force come from today's assortment."""
+    live = store_products.select("store_product_id", "store_id", "product_id", "reorder_point", "order_up_to",
+                                 "initial_on_hand")
+    carried = yesterday.select("store_product_id", "store_id", "product_id", "on_hand",
+                               old_reorder_point="reorder_point", old_order_up_to="order_up_to")
+    return (carried.join(live, on="store_product_id", how="full", coalesce=True)
+            .with_columns(store_id=pl.coalesce("store_id", "store_id_right"),
+                          product_id=pl.coalesce("product_id", "product_id_right"),
+                          opening=pl.coalesce("on_hand", "initial_on_hand"),
+                          reorder_point=pl.coalesce("reorder_point", "old_reorder_point"),
+                          order_up_to=pl.coalesce("order_up_to", "old_order_up_to"))
+            .select("store_product_id", "store_id", "product_id", "opening", "reorder_point", "order_up_to")
+            .sort("store_product_id"))
+
+
+def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday) -> dict[str, pl.DataFrame]:
+    d = day.business_date
+    number = day.index + 1          # id prefix of the day
+    landed = loaded_at(d)
+    settings = day.settings
+    assortment = shopping.build_assortment(world.stores, world.store_products, world.products, world.promotions)
+    items = assortment.items
+    sp_of_item = items["store_product_id"].to_numpy()
+    multiplier = world.traffic_multiplier
+
+    # Demand: shoppers walking in, customers ordering at home.
+    trips = sales.plan_trips(day.rng("operations", "trips"), world.customers, assortment,
+                             settings.receipts_per_day * multiplier, d.isoweekday() >= 6).frame
+    wanted = sales.basket_requests(day.rng("operations", "baskets"), trips, assortment)
+    orders = delivery.plan_orders(day.rng("operations", "orders"), d, world.customers, yesterday.customers,
+                                  assortment, settings.delivery_orders_per_day * multiplier)
+    habits = delivery.habits_long(yesterday.customers.join(orders.select("customer_id"), on="customer_id", how="semi"))
+    cart = delivery.cart_requests(day.rng("operations", "carts"), d, orders, habits, assortment)
+
+    # Supply: last night's plan becomes today's trucks.
+    stock = opening_stock(yesterday.store_stock, world.store_products)
+    needs = supply_chain.replenishment_needs(
+        yesterday.store_stock.select("store_product_id", "on_hand"), world.store_products, world.stores,
+        world.products)
+    loads, planned_lines = supply_chain.plan_shipments(needs, world.stores, world.distribution_centers,
+                                                       world.trucks, d, number)
+    dc = supply_chain.dc_opening(yesterday.dc_stock, supply_chain.dc_levels(world.store_products, world.stores))
+    supplier = supply_chain.supplier_receipts(dc)
+    dc_ledger, filled = supply_chain.allocate(dc, supplier, loads, planned_lines)
+    shipments, shipment_lines, truck_moves = supply_chain.shipment_tables(loads, filled, d, landed)
+    unloaded = filled.join(loads.select("shipment_id", "completed"), on="shipment_id").sort("shipment_id",
+                                                                                            "store_product_id")
+
+    # The shelf through the day: walk-in baskets and delivery carts (at placement) in time order.
+    cancels = orders["customer_cancels"].to_numpy()
+    cart_order = cart["order"].to_numpy()
+    cart_live = ~cancels[cart_order]
+    n_walk_in = wanted.height
+    demand_sp = np.concatenate([sp_of_item[wanted["item"].to_numpy()], sp_of_item[cart["item"].to_numpy()[cart_live]]])
+    demand_qty = np.concatenate([wanted["quantity"].to_numpy(), cart["quantity"].to_numpy()[cart_live]])
+    demand_seconds = np.concatenate([wanted["seconds"].to_numpy(), orders["placed"].to_numpy()[cart_order[cart_live]]])
+    live_cart_rows = np.flatnonzero(cart_live)
+    substitute = np.full(cart.height, -1, dtype=np.int64)
+    substitute_granted = np.zeros(cart.height, dtype=np.int64)
+    accepts = orders["accepts_substitutes"].to_numpy()
+
+    def pick_substitutes(short: np.ndarray, granted_short: np.ndarray, ledger: StockLedger) -> None:
+        online = short >= n_walk_in
+        rows = live_cart_rows[short[online] - n_walk_in]
+        rows = rows[(granted_short[online] == 0) & accepts[cart_order[rows]]]
+        if not len(rows):
+            return
+        chosen = delivery.choose_substitutes(items, cart["item"].to_numpy()[rows], cart["quantity"].to_numpy()[rows],
+                                             ledger.on_hand_of)
+        rows, chosen = rows[chosen >= 0], chosen[chosen >= 0]
+        substitute[rows] = chosen
+        substitute_granted[rows] = ledger.serve(sp_of_item[chosen], cart["quantity"].to_numpy()[rows])
+
+    ledger = StockLedger(stock["store_product_id"].to_numpy(), stock["opening"].to_numpy())
+    granted = inventory.serve_by_hour(
+        ledger, demand_seconds, demand_sp, demand_qty,
+        unloaded["completed"].to_numpy(), unloaded["store_product_id"].to_numpy(), unloaded["units"].to_numpy(),
+        on_shortfall=pick_substitutes)
+
+    # In-store receipts.
+    walk_in_granted = granted[:n_walk_in]
+    walk_in_prices = prices.price_at(sp_of_item[wanted["item"].to_numpy()],
+                                     shopping.seconds_to_ts(d, wanted["seconds"].to_numpy()))
+    receipts, receipt_lines = sales.build_receipts(day.rng("operations", "receipts"), d, number, trips, wanted,
+                                                   walk_in_granted, walk_in_prices, assortment, landed)
+
+    # Delivery orders: what was picked, bundles, drivers, status history.
+    cart_granted = np.zeros(cart.height, dtype=np.int64)
+    cart_granted[live_cart_rows] = granted[n_walk_in:]
+    deliveries = settle_orders(day, orders, cart, cart_granted, substitute, substitute_granted, habits, assortment,
+                               prices, world, number, landed)
+
+    # The close: shrink and cycle counts, then closing stock.
+    sold = np.concatenate([walk_in_granted, deliveries.picked_units])
+    sold_sp = np.concatenate([sp_of_item[wanted["item"].to_numpy()], deliveries.picked_store_product_ids])
+    close = closing_adjustments(day, ledger, assortment, sold_sp, sold)
+    store_txn = store_transactions(d, number, receipt_lines, deliveries, unloaded, shipments, close, landed)
+    store_inventory = close_stock(stock, close, d, landed)
+
+    dc_txn = dc_transactions(d, number, supplier, filled, shipments, landed)
+    dc_ids, dc_on_hand = dc_ledger.snapshot()
+    dc_inventory = (pl.DataFrame({"dc_id": dc_ids // supply_chain.DC_KEY, "product_id": dc_ids % supply_chain.DC_KEY,
+                                  "on_hand": dc_on_hand})
+                    .join(dc.select("dc_id", "product_id", "reorder_point", "order_up_to"), on=["dc_id", "product_id"])
+                    .sort("dc_id", "product_id")
+                    .with_columns(business_date=pl.lit(d), _loaded_at=pl.lit(landed)))
+
+    received = deliveries.order_items.filter(pl.col("quantity") > 0).join(
+        deliveries.orders.select("order_id", "customer_id"), on="order_id")
+    customers = delivery.next_state(yesterday.customers, d, deliveries.orders, received, landed)
+    return {
+        "receipts": receipts, "receipt_lines": receipt_lines,
+        "orders": deliveries.orders, "order_items": deliveries.order_items, "order_events": deliveries.order_events,
+        "bundles": deliveries.bundles, "bundle_stops": deliveries.bundle_stops, "delivery_customers": customers,
+        "store_inventory_txn": store_txn, "store_inventory": store_inventory,
+        "dc_inventory_txn": dc_txn, "dc_inventory": dc_inventory,
+        "shipments": shipments, "shipment_lines": shipment_lines, "truck_moves": truck_moves,
+    }
+
+
+@dataclass(frozen=True)
+class Deliveries:
+    orders: pl.DataFrame
+    order_items: pl.DataFrame
+    order_events: pl.DataFrame
+    bundles: pl.DataFrame
+    bundle_stops: pl.DataFrame
+    picked_store_product_ids: np.ndarray   # per delivered item line, what left the shelf
+    picked_units: np.ndarray
+    picking: pl.DataFrame                  # order_id, picked_at
+
+
+def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: np.ndarray, substitute: np.ndarray,
+                  substitute_granted: np.ndarray, habits: pl.DataFrame, assortment: Assortment, prices: PriceBook,
+                  world: World, number: int, landed: datetime) -> Deliveries:
+    d = day.business_date
+    rng = day.rng("operations", "settle")
+    items = assortment.items
+    n_orders = orders.height
+    order_of = cart["order"].to_numpy()
+    wanted_qty = cart["quantity"].to_numpy()
+    cancelled_by_customer = orders["customer_cancels"].to_numpy()[order_of]
+    substituted = (granted == 0) & (substitute >= 0) & (substitute_granted > 0)
+    item = np.where(substituted, substitute, cart["item"].to_numpy())
+    quantity = np.where(substituted, substitute_granted, granted)
+    status = np.select(
+        [cancelled_by_customer, substituted, granted >= wanted_qty, granted > 0],
+        ["CANCELLED", "SUBSTITUTED", "FULFILLED", "PARTIAL"], "OUT_OF_STOCK")
+    picked_anything = np.bincount(order_of, weights=quantity, minlength=n_orders) > 0
+    customer_cancel = orders["customer_cancels"].to_numpy()
+    order_status = np.where(picked_anything, "DELIVERED", "CANCELLED")
+    cancel_reason = pl.select(pl.when(pl.Series(customer_cancel)).then(pl.lit("CUSTOMER"))
+                              .when(~pl.Series(picked_anything)).then(pl.lit("OUT_OF_STOCK"))
+                              .otherwise(None).alias("r"))["r"]
+
+    placed_ts = shopping.seconds_to_ts(d, orders["placed"].to_numpy())
+    sp = items["store_product_id"].to_numpy()[item]
+    unit_price = prices.price_at(sp, placed_ts[order_of])
+    kind = orders["kind"].to_numpy()[order_of]
+    takes_deal = rng.random(len(item)) < shopping.PROMO_USE[kind]
+    chosen = items[item]
+    money = shopping.price_lines(unit_price, quantity, chosen["discount_kind"].to_numpy(),
+                                 chosen["discount_value"].to_numpy(), takes_deal)
+    order_ids = number * delivery.ORDER_ID_STRIDE + 1 + orders["order"].to_numpy()
+    customer_of_line = orders["customer_id"].to_numpy()[order_of]
+    product_of_line = chosen["product_id"].to_numpy()
+    bought_before = pl.DataFrame({"customer_id": customer_of_line, "product_id": product_of_line}) \
+        .with_row_index("line").join(habits.select("customer_id", "product_id"), on=["customer_id", "product_id"],
+                                     how="semi")["line"].to_numpy()
+    reordered = np.zeros(len(item), dtype=bool)
+    reordered[bought_before] = True
+    on_promo = money.on_promotion
+    order_items = pl.DataFrame({
+        "order_id": order_ids[order_of],
+        "line_number": _line_numbers(order_of),
+        "store_product_id": sp,
+        "product_id": product_of_line,
+        "priced_at": placed_ts[order_of],
+        "quantity_ordered": wanted_qty,
+        "quantity": quantity,
+        "unit_price": shopping.cents(money.unit_cents),
+        "discount": shopping.cents(money.discount_cents),
+        "line_total": shopping.cents(money.line_cents),
+        "promotion_id": pl.Series(chosen["promotion_id"].to_numpy()).to_frame("p").select(
+            pl.when(pl.Series(on_promo)).then(pl.col("p")))["p"].cast(pl.Int64),
+        "promo_code": chosen["promo_code"].to_frame("c").select(pl.when(pl.Series(on_promo)).then(pl.col("c")))["c"],
+        "item_status": status,
+        "substituted_for_store_product_id": pl.Series(
+            np.where(substituted, items["store_product_id"].to_numpy()[cart["item"].to_numpy()], -1)).replace(-1, None),
+        "reordered": reordered,
+        "business_date": d, "_loaded_at": landed,
+    }, schema_overrides={"business_date": pl.Date})
+
+    subtotal = np.bincount(order_of, weights=money.line_cents, minlength=n_orders).astype(np.int64)
+    tax = shopping.tax_cents(money.line_cents, chosen["tax_rate"].to_numpy(), order_of)
+    tax = np.pad(tax, (0, n_orders - len(tax)))
+    delivered = order_status == "DELIVERED"
+    first_order = orders["order_number"].to_numpy() == 1
+    coupon = np.where(delivered & first_order & (subtotal >= 3_500), 1_000,
+                      np.where(delivered & (subtotal >= 4_000) & (rng.random(n_orders) < 0.04), 500, 0))
+    fee = np.where(delivered, delivery.delivery_fee_cents(subtotal, delivery.member(orders["customer_id"].to_numpy())), 0)
+    tip = np.where(delivered, delivery.tip_cents(rng, subtotal), 0)
+    tender = np.array(shopping.ONLINE_TENDERS)[rng.choice(len(shopping.ONLINE_TENDERS), size=n_orders,
+                                                          p=shopping.ONLINE_TENDER_MIX)]
+
+    # Bundles, drivers, routes.
+    delivered_orders = orders.filter(pl.Series(delivered))
+    stores = assortment.stores
+    bundles_of = delivery.form_bundles(delivered_orders, stores)
+    routes = delivery.plan_routes(delivered_orders, bundles_of.select("order", "bundle"), stores)
+    stops = routes.join(delivered_orders.select("order", "lat", "lon", "store_index"), on="order")
+    per_bundle = (stops.group_by("bundle").agg(
+        store_index=pl.col("store_index").first(), centroid_lat=pl.col("lat").mean(), centroid_lon=pl.col("lon").mean(),
+        round_trip_seconds=pl.col("round_trip_seconds").first(), route_miles=pl.col("route_miles").first(),
+        order_count=pl.len().cast(pl.Int64))
+        .join(bundles_of.select("bundle", "planned_dispatch").unique(), on="bundle").sort("bundle"))
+    drivers = world.drivers.join(world.stores.select(pl.col("store_id").alias("home_store_id"), "dc_id"),
+                                 on="home_store_id").sort("driver_id")
+    runs = delivery.assign_drivers(per_bundle, drivers, stores).join(per_bundle, on="bundle").sort("bundle")
+    bundle_ids = number * delivery.BUNDLE_ID_STRIDE + 1 + runs["bundle"].to_numpy()
+    stops = stops.join(runs.select("bundle", "dispatched"), on="bundle").with_columns(
+        arrival=pl.col("dispatched") + pl.col("arrival_offset")).sort("bundle", "stop_seq")
+
+    # Picking starts before the run leaves; orders that found nothing were picked in vain.
+    picking = np.full(n_orders, -1, dtype=np.int64)
+    dispatched = np.full(n_orders, -1, dtype=np.int64)
+    delivered_at = np.full(n_orders, -1, dtype=np.int64)
+    stop_orders = stops["order"].to_numpy()
+    dispatched[stop_orders] = stops["dispatched"].to_numpy()
+    delivered_at[stop_orders] = stops["arrival"].to_numpy()
+    pick_lead = rng.integers(900, 2100, n_orders)
+    picking = np.where(delivered, dispatched - pick_lead, orders["window_start"].to_numpy() - 1800 - pick_lead)
+    events_in = pl.DataFrame({
+        "order": orders["order"], "placed": orders["placed"], "status": order_status, "cancel_reason": cancel_reason,
+        "picking": picking, "dispatched": pl.Series(dispatched).replace(-1, None),
+        "delivered": pl.Series(delivered_at).replace(-1, None)})
+    events = delivery.order_events(rng, events_in)
+    picked_at = events.filter(pl.col("status") == "PICKING").select("order", "seconds")
+    picked_seconds = np.zeros(n_orders, dtype=np.int64)
+    picked_seconds[picked_at["order"].to_numpy()] = picked_at["seconds"].to_numpy()
+
+    orders_out = pl.DataFrame({
+        "order_id": order_ids,
+        "customer_id": orders["customer_id"],
+        "store_id": orders["store_id"],
+        "placed_at": placed_ts,
+        "window_start": shopping.seconds_to_ts(d, orders["window_start"].to_numpy()),
+        "window_end": shopping.seconds_to_ts(d, delivery.window_end(orders["window_start"].to_numpy())),
+        "status": order_status,
+        "cancel_reason": cancel_reason,
+        "delivered_at": pl.Series(shopping.seconds_to_ts(d, np.maximum(delivered_at, 0))).to_frame("t").select(
+            pl.when(pl.Series(delivered)).then(pl.col("t")))["t"],
+        "tender_type": tender,
+        "line_count": np.bincount(order_of, minlength=n_orders).astype(np.int64),
+        "item_count": np.bincount(order_of, weights=quantity, minlength=n_orders).astype(np.int64),
+        "subtotal": shopping.cents(subtotal),
+        "basket_discount": shopping.cents(coupon),
+        "tax": shopping.cents(tax),
+        "delivery_fee": shopping.cents(fee),
+        "tip": shopping.cents(tip),
+        "total": shopping.cents(subtotal - coupon + tax + fee + tip),
+        "distance_miles": orders["distance_miles"],
+        "order_number": orders["order_number"],
+        "days_since_prior_order": orders["days_since_prior_order"],
+        "business_date": d, "_loaded_at": landed,
+    }, schema_overrides={"business_date": pl.Date})
+    order_events = events.select(
+        order_id=pl.col("order") + number * delivery.ORDER_ID_STRIDE + 1,
+        event_seq="event_seq", status="status",
+        event_ts=pl.lit(datetime.combine(d, time())) + pl.duration(seconds=pl.col("seconds")),
+    ).with_columns(business_date=pl.lit(d), _loaded_at=pl.lit(landed))
+    bundles = pl.DataFrame({
+        "bundle_id": bundle_ids,
+        "store_id": stores["store_id"].to_numpy()[runs["store_index"].to_numpy()] if runs.height else np.zeros(0, np.int64),
+        "driver_id": runs["driver_id"],
+        "dispatched_at": shopping.seconds_to_ts(d, runs["dispatched"].to_numpy()),
+        "returned_at": shopping.seconds_to_ts(d, runs["returned"].to_numpy()),
+        "order_count": runs["order_count"],
+        "route_miles": runs["route_miles"],
+        "business_date": d, "_loaded_at": landed,
+    }, schema_overrides={"business_date": pl.Date, "driver_id": pl.Int64, "order_count": pl.Int64,
+                         "route_miles": pl.Float64})
+    bundle_stops = pl.DataFrame({
+        "bundle_id": number * delivery.BUNDLE_ID_STRIDE + 1 + stops["bundle"].to_numpy(),
+        "stop_seq": stops["stop_seq"],
+        "order_id": order_ids[stops["order"].to_numpy()],
+        "arrival_ts": shopping.seconds_to_ts(d, stops["arrival"].to_numpy()),
+        "miles_from_previous": stops["miles_from_previous"],
+        "business_date": d, "_loaded_at": landed,
+    }, schema_overrides={"business_date": pl.Date, "stop_seq": pl.Int64, "miles_from_previous": pl.Float64})
+    took = quantity > 0
+    return Deliveries(
+        orders_out, order_items, order_events, bundles, bundle_stops,
+        picked_store_product_ids=sp[took], picked_units=quantity[took],
+        picking=pl.DataFrame({"order_id": order_ids, "picked_at": shopping.seconds_to_ts(d, picked_seconds)}),
+    )
+
+
+def _line_numbers(order_of: np.ndarray) -> np.ndarray:
+    """1, 2, ... within each order, in cart order (lines arrive grouped by order)."""
+    n = len(order_of)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.r_[True, order_of[1:] != order_of[:-1]]
+    first = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+    return np.arange(n) - first + 1
+
+
+@dataclass(frozen=True)
+class Close:
+    ids: np.ndarray          # every store product in the ledger, sorted
+    after_sales: np.ndarray  # on hand after the day's sales and receiving
+    shrink: np.ndarray       # units lost (>= 0)
+    adjustment: np.ndarray   # signed cycle-count corrections
+
+
+def closing_adjustments(day: Day, ledger: StockLedger, assortment: Assortment, sold_sp: np.ndarray,
+                        sold: np.ndarray) -> Close:
+    rng = day.rng("operations", "close")
+    ids, on_hand = ledger.snapshot()
+    pos = np.searchsorted(ids, sold_sp)
+    sold_units = np.bincount(pos, weights=sold, minlength=len(ids)) if len(ids) else np.zeros(0)
+    items = assortment.items.select("store_product_id", "department", "perishable")
+    rates = day.dictionaries.departments.select("department", "shrink_rate")
+    facts = pl.DataFrame({"store_product_id": ids}).join(items.join(rates, on="department", how="left"),
+                                                         on="store_product_id", how="left").sort("store_product_id")
+    live = facts["department"].is_not_null().to_numpy()
+    shrink = inventory.shrink_units(rng, on_hand, sold_units, facts["shrink_rate"].fill_null(0.0).to_numpy(),
+                                    facts["perishable"].fill_null(False).to_numpy())
+    shrink = np.where(live, shrink, 0)
+    adjustment = np.where(live, inventory.cycle_count_adjustments(rng, on_hand - shrink), 0)
+    return Close(ids, on_hand, shrink, adjustment)
+
+
+def close_stock(stock: pl.DataFrame, close: Close, business_date: date, landed: datetime) -> pl.DataFrame:
+    closing = pl.DataFrame({"store_product_id": close.ids, "on_hand": close.after_sales - close.shrink + close.adjustment})
+    return (stock.select("store_product_id", "store_id", "product_id", "reorder_point", "order_up_to")
+            .join(closing, on="store_product_id").sort("store_product_id")
+            .select("store_product_id", "store_id", "product_id", "on_hand", "reorder_point", "order_up_to")
+            .with_columns(business_date=pl.lit(business_date), _loaded_at=pl.lit(landed)))
+
+
+def store_transactions(business_date: date, number: int, receipt_lines: pl.DataFrame, deliveries: Deliveries,
+                       unloaded: pl.DataFrame, shipments: pl.DataFrame, close: Close,
+                       landed: datetime) -> pl.DataFrame:
+    """Every movement of store stock, numbered in time order."""
+    midnight = datetime.combine(business_date, time())
+    sale = receipt_lines.select("store_product_id", txn_type=pl.lit("SALE"), quantity=-pl.col("quantity"),
+                                txn_ts="priced_at", reference_id="receipt_id")
+    online = deliveries.order_items.filter(pl.col("quantity") > 0).join(deliveries.picking, on="order_id").select(
+        "store_product_id", txn_type=pl.lit("ONLINE_SALE"), quantity=-pl.col("quantity"), txn_ts="picked_at",
+        reference_id="order_id")
+    receiving = unloaded.join(shipments.select("shipment_id", "completed_at"), on="shipment_id").select(
+        "store_product_id", txn_type=pl.lit("RECEIVING"), quantity="units", txn_ts="completed_at",
+        reference_id="shipment_id")
+    lost = close.shrink > 0
+    adjusted = close.adjustment != 0
+    shrink = pl.DataFrame({"store_product_id": close.ids[lost], "txn_type": "SHRINK", "quantity": -close.shrink[lost],
+                           "txn_ts": midnight + timedelta(seconds=SHRINK_SECONDS)})
+    adjustment = pl.DataFrame({"store_product_id": close.ids[adjusted], "txn_type": "ADJUSTMENT",
+                               "quantity": close.adjustment[adjusted],
+                               "txn_ts": midnight + timedelta(seconds=ADJUSTMENT_SECONDS)})
+    txns = pl.concat([sale, online, receiving, shrink, adjustment], how="diagonal_relaxed")
+    return (txns.with_columns(store_id=pl.col("store_product_id") // STORE_PRODUCT_STRIDE,
+                              product_id=pl.col("store_product_id") % STORE_PRODUCT_STRIDE,
+                              quantity=pl.col("quantity").cast(pl.Int64),
+                              txn_ts=pl.col("txn_ts").cast(pl.Datetime("us")))
+            .sort("txn_ts", "txn_type", "reference_id", "store_product_id", nulls_last=True)
+            .with_columns(txn_id=number * TXN_ID_STRIDE + pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
+                          business_date=pl.lit(business_date), _loaded_at=pl.lit(landed)))
+
+
+def dc_transactions(business_date: date, number: int, supplier: pl.DataFrame, filled: pl.DataFrame,
+                    shipments: pl.DataFrame, landed: datetime) -> pl.DataFrame:
+    midnight = datetime.combine(business_date, time())
+    receipts = supplier.select("dc_id", "product_id", txn_type=pl.lit("SUPPLIER_RECEIPT"), quantity="quantity",
+                               txn_ts=pl.lit(midnight + timedelta(seconds=supply_chain.SUPPLIER_RECEIPT_SECONDS)),
+                               reference_id=pl.lit(None, dtype=pl.Int64))
+    outs = filled.join(shipments.select("shipment_id", "loading_at"), on="shipment_id").select(
+        "dc_id", "product_id", txn_type=pl.lit("SHIPMENT_OUT"), quantity=-pl.col("units"), txn_ts="loading_at",
+        reference_id="shipment_id")
+    txns = pl.concat([receipts, outs], how="diagonal_relaxed")
+    return (txns.with_columns(quantity=pl.col("quantity").cast(pl.Int64), txn_ts=pl.col("txn_ts").cast(pl.Datetime("us")))
+            .sort("txn_ts", "txn_type", "reference_id", "dc_id", "product_id")
+            .with_columns(txn_id=number * DC_TXN_ID_STRIDE + pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
+                          business_date=pl.lit(business_date), _loaded_at=pl.lit(landed)))
+

@@ -1,0 +1,298 @@
+"""How people shop, shared by the in-store and the delivery simulations: shopper kinds and trip
+types, the hour of the day, which products land in a basket, and what a line costs.
+
+Product choice is two-stage so it stays vectorized at any scale: a line first picks a shelf group
+(department x brand tier) with odds that depend on the store's range, the shopper's segment and
+the trip type, then a product of that group in proportion to its popularity, lifted when it is on
+promotion. All money is computed in integer cents, so totals add up exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+import numpy as np
+import polars as pl
+
+from grocery_pipeline.simulation.geography import haversine_miles
+
+# Shopper kinds: the four loyalty segments, then anonymous (no loyalty card scanned).
+KINDS = ("budget", "convenience", "quality", "brand-loyal", "anonymous")
+ANONYMOUS = 4
+TRIP_TYPES = ("QUICK_TRIP", "WEEKLY_SHOP", "FAMILY_SHOP", "BULK_SHOP")
+TIERS = ("VALUE", "NATIONAL", "PREMIUM", "PRIVATE_LABEL")
+
+# Trip type odds by shopper kind (rows follow KINDS, columns TRIP_TYPES).
+TRIP_MIX = np.array([
+    [0.34, 0.38, 0.13, 0.15],   # budget: stock-up and bulk trips
+    [0.64, 0.26, 0.07, 0.03],   # convenience: many small trips
+    [0.42, 0.42, 0.13, 0.03],   # quality
+    [0.42, 0.40, 0.13, 0.05],   # brand-loyal
+    [0.62, 0.28, 0.07, 0.03],   # anonymous shoppers skew to quick trips
+])
+# Mean distinct products per basket by trip type (long-tailed around it) and mean extra units per
+# line beyond the first.
+TRIP_LINES = np.array([3.8, 13.5, 23.0, 11.0])
+TRIP_EXTRA_UNITS = np.array([0.12, 0.22, 0.30, 1.10])
+LINES_DISPERSION = 2.2  # negative-binomial shape: smaller = longer tail
+
+# Brand tier preference by shopper kind (rows KINDS, columns TIERS).
+TIER_PREFERENCE = np.array([
+    [1.8, 0.8, 0.4, 1.9],
+    [0.9, 1.2, 0.9, 0.8],
+    [0.5, 1.0, 2.2, 0.7],
+    [0.6, 1.6, 1.1, 0.5],
+    [1.0, 1.0, 0.9, 1.0],
+])
+# Department tilts on top of the catalog's demand weights.
+KIND_DEPARTMENT_TILT = {
+    "budget": {"Pantry": 1.3, "Frozen": 1.2, "Household": 1.2, "Produce": 0.8, "Deli": 0.7},
+    "convenience": {"Deli": 1.7, "Beverages": 1.4, "Snacks": 1.4, "Bakery": 1.2, "Pantry": 0.7},
+    "quality": {"Produce": 1.45, "Meat & Seafood": 1.3, "Bakery": 1.2, "Snacks": 0.7, "Frozen": 0.8},
+    "brand-loyal": {"Beverages": 1.2, "Snacks": 1.2, "Personal Care": 1.2},
+    "anonymous": {"Beverages": 1.3, "Snacks": 1.3, "Deli": 1.2},
+}
+TRIP_DEPARTMENT_TILT = {
+    "QUICK_TRIP": {"Beverages": 1.6, "Snacks": 1.4, "Dairy & Eggs": 1.3, "Bakery": 1.3, "Deli": 1.3,
+                   "Household": 0.5, "Pantry": 0.7, "Baby": 0.6, "Pet": 0.6},
+    "WEEKLY_SHOP": {},
+    "FAMILY_SHOP": {"Meat & Seafood": 1.3, "Baby": 1.6, "Frozen": 1.2, "Snacks": 1.2},
+    "BULK_SHOP": {"Pantry": 1.6, "Household": 1.8, "Beverages": 1.3, "Pet": 1.4, "Produce": 0.6,
+                  "Deli": 0.5, "Bakery": 0.6},
+}
+PROMO_LIFT_PRODUCT = 3.6   # a featured product sells several times its usual rate
+PROMO_LIFT_CATEGORY = 1.9
+# Share of lines of a promoted product on which the shopper takes the deal (clips the coupon,
+# scans the card), by kind.
+PROMO_USE = np.array([0.97, 0.80, 0.85, 0.88, 0.70])
+
+# Hour-of-day shapes (relative weights by hour 0..23).
+INSTORE_HOURS = np.zeros(24)
+INSTORE_HOURS[7:23] = [2.2, 4.2, 6.0, 7.6, 8.1, 8.4, 8.2, 8.0, 7.7, 8.1, 8.9, 7.9, 5.6, 3.7, 2.2, 1.1]
+INSTORE_WEEKEND_HOURS = np.zeros(24)
+INSTORE_WEEKEND_HOURS[7:23] = [1.4, 3.2, 5.6, 7.8, 8.8, 9.0, 8.8, 8.4, 7.9, 7.6, 7.4, 6.6, 4.8, 3.3, 2.0, 1.0]
+DELIVERY_HOURS = np.zeros(24)
+DELIVERY_HOURS[6:20] = [0.8, 1.8, 3.2, 4.6, 5.6, 6.0, 5.8, 5.4, 5.5, 6.1, 7.2, 8.0, 7.6, 5.2]
+
+# Tender mix by channel (in-store cash skews to small baskets).
+INSTORE_TENDERS = ("CREDIT", "DEBIT", "CASH", "MOBILE_WALLET", "EBT", "GIFT_CARD")
+ONLINE_TENDERS = ("CREDIT", "DEBIT", "MOBILE_WALLET", "EBT", "GIFT_CARD")
+ONLINE_TENDER_MIX = np.array([0.55, 0.24, 0.16, 0.03, 0.02])
+
+
+def day_start(business_date: date) -> np.datetime64:
+    return np.datetime64(datetime.combine(business_date, time()), "us")
+
+
+def seconds_to_ts(business_date: date, seconds) -> np.ndarray:
+    """Timestamps (microsecond numpy datetimes) at `seconds` after midnight of the date."""
+    return day_start(business_date) + (np.asarray(seconds, dtype=np.int64) * 1_000_000).astype("timedelta64[us]")
+
+
+def sample_seconds(rng: np.random.Generator, n: int, hour_weights: np.ndarray) -> np.ndarray:
+    """Seconds after midnight, the hour drawn from the profile, uniform within the hour."""
+    hours = rng.choice(24, size=n, p=hour_weights / hour_weights.sum())
+    return hours * 3600 + rng.integers(0, 3600, n)
+
+
+def basket_sizes(rng: np.random.Generator, trip: np.ndarray) -> np.ndarray:
+    """Distinct products per basket: 1 + a long-tailed count around the trip type's mean."""
+    mean_extra = TRIP_LINES[trip] - 1.0
+    p = LINES_DISPERSION / (LINES_DISPERSION + mean_extra)
+    return 1 + rng.negative_binomial(LINES_DISPERSION, p)
+
+
+def line_quantities(rng: np.random.Generator, trip: np.ndarray) -> np.ndarray:
+    return 1 + rng.poisson(TRIP_EXTRA_UNITS[trip])
+
+
+def nearest_stores(lat, lon, store_lat, store_lon, k: int = 3, chunk: int = 20_000):
+    """The k nearest stores (indices into the store arrays) and distances for each point."""
+    lat = np.asarray(lat, dtype=np.float64)
+    lon = np.asarray(lon, dtype=np.float64)
+    k = min(k, len(store_lat))
+    idx = np.empty((len(lat), k), dtype=np.int64)
+    dist = np.empty((len(lat), k), dtype=np.float64)
+    for start in range(0, len(lat), chunk):
+        d = haversine_miles(lat[start:start + chunk, None], lon[start:start + chunk, None],
+                            store_lat[None, :], store_lon[None, :])
+        part = np.argsort(d, axis=1, kind="stable")[:, :k]
+        idx[start:start + chunk] = part
+        dist[start:start + chunk] = np.take_along_axis(d, part, axis=1)
+    return idx, dist
+
+
+def weighted_sample_without_replacement(rng: np.random.Generator, weights: np.ndarray, n: int) -> np.ndarray:
+    """Indices of n distinct items drawn with probability proportional to weight (exponential race)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    eligible = np.flatnonzero(weights > 0)
+    n = min(n, len(eligible))
+    keys = rng.exponential(size=len(eligible)) / weights[eligible]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    chosen = np.argpartition(keys, n - 1)[:n]
+    return np.sort(eligible[chosen])
+
+
+def _tilt_matrix(tilts: dict[str, dict[str, float]], rows: tuple[str, ...], departments: list[str]) -> np.ndarray:
+    return np.array([[tilts.get(r, {}).get(d, 1.0) for d in departments] for r in rows])
+
+
+@dataclass(frozen=True)
+class Assortment:
+    """What each open store sells today, with the odds of every product landing in a basket.
+
+    `items` holds one row per live store product (store_product_id, store_id, product_id,
+    store_index, department, category, subcategory, taxable, refrigerated, perishable, list_price,
+    tax_rate, promotion_id, promo_code, discount_kind, discount_value), sorted by shelf group.
+    """
+
+    stores: pl.DataFrame
+    items: pl.DataFrame
+    departments: list[str]
+    item_cum: np.ndarray        # per item: its group key + cumulative weight share inside the group
+    group_first: np.ndarray     # per group key (store x shelf group): first and last item row
+    group_last: np.ndarray
+    group_cum: np.ndarray       # per (store, kind, trip) row x shelf group: row + cumulative odds share
+    sorted_ids: np.ndarray      # store_product_id sorted, and the item row of each
+    sorted_rows: np.ndarray
+
+    @property
+    def store_product_ids(self) -> np.ndarray:
+        return self.items["store_product_id"].to_numpy()
+
+    @property
+    def stocked_store_indexes(self) -> np.ndarray:
+        """Stores that sell at least one product today (the others get no shoppers)."""
+        return np.unique(self.items["store_index"].to_numpy())
+
+    def sample(self, rng: np.random.Generator, store_index, kind, trip) -> np.ndarray:
+        """One product (row index into `items`) per requested line."""
+        store_index = np.asarray(store_index, dtype=np.int64)
+        n_groups = len(self.departments) * len(TIERS)
+        row = (store_index * len(KINDS) + np.asarray(kind)) * len(TRIP_TYPES) + np.asarray(trip)
+        target = row + rng.random(len(row)) * (1 - 1e-12)
+        group_pos = np.clip(np.searchsorted(self.group_cum, target, side="right"),
+                            row * n_groups, row * n_groups + n_groups - 1)
+        group_key = store_index * n_groups + (group_pos - row * n_groups)
+        target = group_key + rng.random(len(row)) * (1 - 1e-12)
+        item = np.searchsorted(self.item_cum, target, side="right")
+        return np.clip(item, self.group_first[group_key], self.group_last[group_key])
+
+    def positions(self, store_product_ids) -> tuple[np.ndarray, np.ndarray]:
+        """Row index into `items` of each id, and whether the store sells it today."""
+        ids = np.asarray(store_product_ids, dtype=np.int64)
+        if not len(self.sorted_ids):
+            return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+        pos = np.minimum(np.searchsorted(self.sorted_ids, ids), len(self.sorted_ids) - 1)
+        return self.sorted_rows[pos], self.sorted_ids[pos] == ids
+
+
+def best_promotions(store_products: pl.DataFrame, promotions: pl.DataFrame) -> pl.DataFrame:
+    """For each store product, the running promotion worth the most at its list price, if any."""
+    promo_cols = ["promotion_id", "promo_code", "discount_kind", "discount_value"]
+    by_product = promotions.filter(pl.col("scope") == "PRODUCT").select("product_id", *promo_cols)
+    by_category = promotions.filter(pl.col("scope") == "CATEGORY").select("department", "category", *promo_cols)
+    candidates = pl.concat([
+        store_products.select("store_product_id", "list_price", "product_id").join(by_product, on="product_id")
+        .with_columns(scope_lift=pl.lit(PROMO_LIFT_PRODUCT)),
+        store_products.select("store_product_id", "list_price", "department", "category")
+        .join(by_category, on=["department", "category"])
+        .with_columns(scope_lift=pl.lit(PROMO_LIFT_CATEGORY)),
+    ], how="diagonal")
+    value = pl.when(pl.col("discount_kind") == "PERCENT").then(pl.col("list_price") * pl.col("discount_value")) \
+        .otherwise(pl.min_horizontal(pl.col("discount_value"), pl.col("list_price") * 0.5))
+    return (candidates.with_columns(value=value)
+            .sort(["store_product_id", "value", "promotion_id"], descending=[False, True, False])
+            .group_by("store_product_id", maintain_order=True).first()
+            .select("store_product_id", *promo_cols, "scope_lift"))
+
+
+def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, products: pl.DataFrame,
+                     promotions: pl.DataFrame) -> Assortment:
+    """The day's assortment of the open stores, with promotion lift and shelf-group odds."""
+    stores = stores.sort("store_id").with_row_index("store_index").with_columns(pl.col("store_index").cast(pl.Int64))
+    departments = sorted(products["department"].unique().to_list())
+    items = (store_products.select("store_product_id", "store_id", "product_id", "list_price")
+             .join(products.select("product_id", "department", "category", "subcategory", "brand_tier",
+                                   "popularity", "taxable", "refrigerated", "perishable"), on="product_id")
+             .join(stores.select("store_id", "store_index", "tax_rate", "grocery_tax_rate"), on="store_id"))
+    items = items.join(best_promotions(items, promotions), on="store_product_id", how="left")
+    dept_index = {d: i for i, d in enumerate(departments)}
+    items = items.with_columns(
+        weight=pl.col("popularity") * pl.col("scope_lift").fill_null(1.0),
+        dept_index=pl.col("department").replace_strict(dept_index, return_dtype=pl.Int64),
+        tier_index=pl.col("brand_tier").replace_strict({t: i for i, t in enumerate(TIERS)}, return_dtype=pl.Int64),
+        tax_rate=pl.when(pl.col("taxable")).then(pl.col("tax_rate")).otherwise(pl.col("grocery_tax_rate")),
+    ).with_columns(group=pl.col("dept_index") * len(TIERS) + pl.col("tier_index"))
+    items = items.sort("store_index", "group", "store_product_id")
+    n_stores, n_groups = stores.height, len(departments) * len(TIERS)
+
+    # Items: group key + cumulative weight share inside the (store, group), so one searchsorted finds them.
+    n_keys = n_stores * n_groups
+    key = (items["store_index"] * n_groups + items["group"]).to_numpy()
+    counts = np.bincount(key, minlength=n_keys)
+    group_first = np.cumsum(counts) - counts
+    group_last = np.maximum(group_first + counts - 1, 0)
+    within = items.select(pl.col("weight").cum_sum().over(pl.col("store_index"), pl.col("group")))["weight"].to_numpy()
+    group_total = np.zeros(n_keys)
+    stocked = counts > 0
+    group_total[stocked] = within[group_last[stocked]]
+    item_cum = key + within / np.where(group_total[key] > 0, group_total[key], 1.0)
+
+    # Groups: odds per (store, kind, trip) = range mass x segment and trip tilts x tier preference.
+    mass = group_total.reshape(n_stores, len(departments), len(TIERS))
+    kind_tilt = _tilt_matrix(KIND_DEPARTMENT_TILT, KINDS, departments)           # K x D
+    trip_tilt = _tilt_matrix(TRIP_DEPARTMENT_TILT, TRIP_TYPES, departments)      # T x D
+    odds = (mass[:, None, None, :, :]
+            * kind_tilt[None, :, None, :, None] * trip_tilt[None, None, :, :, None]
+            * TIER_PREFERENCE[None, :, None, None, :])
+    odds = odds.reshape(n_stores * len(KINDS) * len(TRIP_TYPES), n_groups)
+    running = np.cumsum(odds, axis=1)
+    totals = running[:, -1:]  # the same summation as the running share, so the last group ends at 1.0
+    group_cum = (np.arange(odds.shape[0])[:, None] + running / np.where(totals > 0, totals, 1.0)).ravel()
+    ids = items["store_product_id"].to_numpy()
+    order = np.argsort(ids, kind="stable")
+    return Assortment(
+        stores, items.drop("scope_lift", "dept_index", "tier_index", "group", "popularity", "weight",
+                           "grocery_tax_rate", "brand_tier"),
+        departments, item_cum, group_first, group_last, group_cum, ids[order], order)
+
+
+@dataclass(frozen=True)
+class PricedLines:
+    unit_cents: np.ndarray
+    discount_cents: np.ndarray
+    line_cents: np.ndarray
+    on_promotion: np.ndarray
+
+
+def price_lines(unit_price, quantity, discount_kind, discount_value, takes_deal) -> PricedLines:
+    """Line money in cents: line = quantity x unit price - promotion discount on those units.
+
+    A percent deal takes its share of the unit price; an amount deal at most half of it, so a
+    promoted price never reaches zero.
+    """
+    unit = np.round(np.asarray(unit_price, dtype=np.float64) * 100).astype(np.int64)
+    qty = np.asarray(quantity, dtype=np.int64)
+    kind = np.asarray(discount_kind, dtype=object)
+    value = np.nan_to_num(np.asarray(discount_value, dtype=np.float64))
+    percent_off = np.round(unit * value).astype(np.int64)
+    amount_off = np.minimum(np.round(value * 100).astype(np.int64), unit // 2)
+    per_unit = np.where(kind == "PERCENT", percent_off, np.where(kind == "AMOUNT", amount_off, 0))
+    on_promo = np.asarray(takes_deal, dtype=bool) & (per_unit > 0) & (qty > 0)
+    discount = np.where(on_promo, per_unit * qty, 0)
+    return PricedLines(unit, discount, qty * unit - discount, on_promo)
+
+
+def tax_cents(line_cents, tax_rate, basket) -> np.ndarray:
+    """Tax per basket, rounded once at the basket level (baskets numbered 0..n-1)."""
+    basket = np.asarray(basket, dtype=np.int64)
+    n = int(basket.max()) + 1 if len(basket) else 0
+    raw = np.bincount(basket, weights=np.asarray(line_cents, dtype=np.float64) * np.asarray(tax_rate), minlength=n)
+    return np.round(raw).astype(np.int64)
+
+
+def cents(values) -> pl.Series:
+    return pl.Series(np.asarray(values, dtype=np.int64) / 100.0, dtype=pl.Float64)
