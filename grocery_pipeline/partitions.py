@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 import dagster as dg
 
-from grocery_pipeline.settings import Settings
+from grocery_pipeline.settings import Settings, tick_grid
 
 DATE_FORMAT = "%Y-%m-%d"
 
@@ -30,6 +30,44 @@ def business_date(partition_key: str) -> date:
         ) from None
 
 
+TICK_FORMAT = "%Y-%m-%d-%H:%M"
+
+
+def price_tick_partitions(settings: Settings) -> dg.TimeWindowPartitionsDefinition:
+    """Price ticks on the `price_tick_cron` grid (hourly by default), over the same business dates
+    as the daily partitions; a tick belongs to the business date its window starts on."""
+    tick_grid(settings.price_tick_cron)
+    start = datetime.combine(settings.start_date, time())
+    end = datetime.combine(settings.end_date + timedelta(days=1), time()) if settings.end_date else None
+    return dg.TimeWindowPartitionsDefinition(
+        cron_schedule=settings.price_tick_cron, fmt=TICK_FORMAT, start=start.strftime(TICK_FORMAT),
+        end=end.strftime(TICK_FORMAT) if end else None,
+    )
+
+
+def ticks_per_day(settings: Settings) -> int:
+    return 24 * 60 // tick_grid(settings.price_tick_cron)
+
+
+def tick_start(partition_key: str) -> datetime:
+    """The start of a price tick, with a clear error for a key that is not a tick."""
+    try:
+        return datetime.strptime(partition_key, TICK_FORMAT)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"partition key {partition_key!r} is not a price tick; expected YYYY-MM-DD-HH:MM"
+        ) from None
+
+
+def tick_key(tick_at: datetime) -> str:
+    return tick_at.strftime(TICK_FORMAT)
+
+
+def lake_tick(tick_at: datetime) -> str:
+    """The tick's folder in the lake: `tick=HHMM` under its business date."""
+    return tick_at.strftime("%H%M")
+
+
 def _load_time_settings() -> Settings:
     from grocery_pipeline.settings import load_settings
 
@@ -39,3 +77,4 @@ def _load_time_settings() -> Settings:
 # Fixed when the code location loads: the partition space follows GROCERY_START_DATE/END_DATE.
 LOAD_SETTINGS = _load_time_settings()
 DAILY = daily_partitions(LOAD_SETTINGS)
+PRICE_TICKS = price_tick_partitions(LOAD_SETTINGS)

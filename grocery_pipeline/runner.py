@@ -31,23 +31,44 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
-def partition_phases(assets, start: date, end: date) -> list[tuple[list, str, str]]:
-    """Group materializable assets by partitions definition; finer (upstream) definitions first."""
-    groups: dict[int, tuple[dg.PartitionsDefinition, list]] = {}
+def _phase_levels(assets: list[dg.AssetsDefinition]) -> dict[int, int]:
+    """How many changes of partitions definition lie upstream of each asset: dimensions (daily) 0,
+    price ticks that read them 1, facts that read the ticks 2. A run per (level, definition) then
+    never needs a partition that a later run produces."""
+    owner = {key: a for a in assets for key in a.keys}
+    levels: dict[int, int] = {}
+
+    def level(a: dg.AssetsDefinition) -> int:
+        if id(a) not in levels:
+            levels[id(a)] = 0
+            parents = {owner[k] for deps in a.asset_deps.values() for k in deps if k in owner}
+            levels[id(a)] = max([level(p) + (p.partitions_def != a.partitions_def)
+                                 for p in parents if p is not a] or [0])
+        return levels[id(a)]
+
     for a in assets:
-        if not isinstance(a, dg.AssetsDefinition) or not a.is_materializable:
-            continue
+        level(a)
+    return levels
+
+
+def partition_phases(assets, start: date, end: date) -> list[tuple[list, str, str]]:
+    """Group materializable assets into runs by partitions definition, in dependency order (finer
+    definitions first among runs of the same level)."""
+    materializable = [a for a in assets if isinstance(a, dg.AssetsDefinition) and a.is_materializable and a.keys]
+    levels = _phase_levels(materializable)
+    groups: dict[tuple[int, int], tuple[dg.PartitionsDefinition, list]] = {}
+    for a in materializable:
         pdef = a.partitions_def
-        groups.setdefault(id(pdef), (pdef, []))[1].append(a)
+        groups.setdefault((levels[id(a)], id(pdef)), (pdef, []))[1].append(a)
     window_start = datetime.combine(start, time())
     window_end = datetime.combine(end + timedelta(days=1), time())
     phases = []
-    for pdef, members in groups.values():
+    for (level, _), (pdef, members) in groups.items():
         keys = pdef.get_partition_keys_in_time_window(dg.TimeWindow(window_start, window_end))
         if keys:
-            phases.append((pdef, members, keys[0], keys[-1], len(keys)))
-    phases.sort(key=lambda p: -p[4])  # more partitions in the window = finer grain = upstream
-    return [(members, first, last) for _, members, first, last, _ in phases]
+            phases.append((level, pdef, members, keys[0], keys[-1], len(keys)))
+    phases.sort(key=lambda p: (p[0], -p[5]))  # more partitions in the window = finer grain = upstream
+    return [(members, first, last) for _, _, members, first, last, _ in phases]
 
 
 def materialize_window(start: date, end: date, log_level: str = "WARNING") -> WindowOutcome:

@@ -75,6 +75,25 @@ class Settings:
 
     # price ticks
     price_tick_cron: str = "0 * * * *"
+    # pricing (docs/pricing.md): per volatility class, expected price changes per store product per
+    # hour and the size of a change; hour ranges are [from-to) in 24h, wrapping past midnight
+    price_change_rate: str = "HIGH=0.5,MEDIUM=0.15,LOW=0.06,VERY_LOW=0.02"
+    price_volatility: str = "HIGH=0.8,MEDIUM=0.3,LOW=0.2,VERY_LOW=0.1"
+    price_volatility_scale: float = 0.05
+    price_rush_hours: str = "7-9,18-20"
+    price_rush_adjustment: float = 0.02
+    price_late_night_hours: str = "23-6"
+    price_late_night_adjustment: float = -0.01
+    price_discount_probability: float = 0.15
+    price_discount_depth: str = "0.05-0.15"
+    price_surge_probability: float = 0.05
+    price_surge_depth: str = "0.03-0.10"
+    price_event_hours: float = 3.0
+    price_max_change: float = 0.15
+    price_mean_reversion: float = 0.3
+    price_cost_share: str = "0.50-0.85"
+    promotion_product_share: float = 0.06
+    promotion_categories_per_department: float = 0.5
 
     faults: tuple[str, ...] = field(default_factory=tuple)
 
@@ -146,6 +165,136 @@ def _parse_faults(value: Any) -> tuple[str, ...]:
     return faults
 
 
+_PRICING_FLOAT_FIELDS = ("price_volatility_scale", "price_rush_adjustment", "price_late_night_adjustment",
+                         "price_discount_probability", "price_surge_probability", "price_event_hours",
+                         "price_max_change", "price_mean_reversion", "promotion_product_share",
+                         "promotion_categories_per_department")
+PRICE_CLASSES = ("HIGH", "MEDIUM", "LOW", "VERY_LOW")
+
+
+def class_figures(name: str, text: str) -> dict[str, float]:
+    """`HIGH=0.8,MEDIUM=0.3,...`: one non-negative figure for every volatility class."""
+    out: dict[str, float] = {}
+    for item in str(text).split(","):
+        cls, sep, value = item.partition("=")
+        cls = cls.strip().upper()
+        if not sep or cls not in PRICE_CLASSES:
+            raise SettingsError(
+                f"setting '{name}': {item.strip()!r} is not CLASS=number with CLASS one of "
+                f"{', '.join(PRICE_CLASSES)}; expected e.g. 'HIGH=0.8,MEDIUM=0.3,LOW=0.2,VERY_LOW=0.1'")
+        out[cls] = _parse_float(name, value)
+        if out[cls] < 0:
+            raise SettingsError(f"setting '{name}': {cls}={out[cls]} is negative; expected >= 0")
+    missing = [c for c in PRICE_CLASSES if c not in out]
+    if missing:
+        raise SettingsError(f"setting '{name}': no figure for {', '.join(missing)}; every class needs one")
+    return out
+
+
+def hour_set(name: str, text: str) -> frozenset[int]:
+    """`7-9,18-20` (from-to, the end hour excluded; `23-6` wraps past midnight) as a set of hours."""
+    hours: set[int] = set()
+    for item in str(text).split(","):
+        if not item.strip():
+            continue
+        start, sep, end = item.partition("-")
+        try:
+            a, b = int(start), int(end)
+        except ValueError:
+            a = b = -1
+        if not sep or not (0 <= a <= 23 and 0 <= b <= 24) or a == b:
+            raise SettingsError(
+                f"setting '{name}': {item.strip()!r} is not an hour range; expected from-to in 0..24, "
+                "e.g. '7-9,18-20' or '23-6'")
+        hours.update(range(a, b) if a < b else [*range(a, 24), *range(0, b)])
+    return frozenset(hours)
+
+
+def fraction_range(name: str, text: str) -> tuple[float, float]:
+    """`0.05-0.15`: a range of fractions with 0 <= low <= high <= 1."""
+    low, sep, high = str(text).partition("-")
+    try:
+        lo, hi = float(low), float(high)
+    except ValueError:
+        sep = ""
+    if not sep or not 0 <= lo <= hi <= 1:
+        raise SettingsError(f"setting '{name}': {text!r} is not a range of fractions; expected low-high "
+                            "with 0 <= low <= high <= 1, e.g. '0.05-0.15'")
+    return lo, hi
+
+
+def tick_grid(cron: str) -> int:
+    """Minutes between price ticks of a price-tick cron.
+
+    Ticks must fall on a regular grid from midnight that repeats every day (the day's ticks
+    partition it), e.g. `0 * * * *`, `*/15 * * * *`, `0 */2 * * *` or `0,20,40 * * * *`.
+    """
+    fields_ = str(cron).split()
+    expected = "expected a daily-repeating regular grid such as '0 * * * *' (hourly) or '*/15 * * * *'"
+    if len(fields_) != 5:
+        raise SettingsError(f"setting 'price_tick_cron': {cron!r} is not a 5-field cron expression; {expected}")
+    if fields_[2:] != ["*", "*", "*"]:
+        raise SettingsError(f"setting 'price_tick_cron': {cron!r} restricts day, month or weekday; {expected}")
+    minutes = _cron_field(cron, fields_[0], 60)
+    hours = _cron_field(cron, fields_[1], 24)
+    times = sorted(h * 60 + m for h in hours for m in minutes)
+    gaps = {b - a for a, b in zip(times, times[1:] + [times[0] + 1440])}
+    if len(gaps) != 1:
+        raise SettingsError(f"setting 'price_tick_cron': {cron!r} ticks at uneven intervals; {expected}")
+    if times[0] != 0:
+        # A tick straddling midnight would belong to two business dates.
+        raise SettingsError(f"setting 'price_tick_cron': {cron!r} has no tick at 00:00; {expected}")
+    return gaps.pop()
+
+
+def _cron_field(cron: str, text: str, size: int) -> list[int]:
+    values: set[int] = set()
+    for part in text.split(","):
+        base, _, step = part.partition("/")
+        try:
+            stride = int(step) if step else 1
+            if base == "*":
+                lo, hi = 0, size - 1
+            elif "-" in base:
+                lo, hi = (int(v) for v in base.split("-"))
+            else:
+                lo = hi = int(base)
+                hi = size - 1 if step else hi
+        except ValueError:
+            raise SettingsError(f"setting 'price_tick_cron': field {text!r} of {cron!r} is not a number, "
+                                "*, a range or a step") from None
+        if not (0 <= lo <= hi < size) or stride < 1:
+            raise SettingsError(f"setting 'price_tick_cron': field {text!r} of {cron!r} is out of range 0..{size - 1}")
+        values.update(range(lo, hi + 1, stride))
+    return sorted(values)
+
+
+def _validate_pricing(settings: Settings) -> None:
+    tick_grid(settings.price_tick_cron)
+    class_figures("price_change_rate", settings.price_change_rate)
+    class_figures("price_volatility", settings.price_volatility)
+    hour_set("price_rush_hours", settings.price_rush_hours)
+    hour_set("price_late_night_hours", settings.price_late_night_hours)
+    fraction_range("price_discount_depth", settings.price_discount_depth)
+    fraction_range("price_surge_depth", settings.price_surge_depth)
+    low, high = fraction_range("price_cost_share", settings.price_cost_share)
+    if low <= 0 or high >= 1:
+        raise SettingsError(f"setting 'price_cost_share': {settings.price_cost_share!r}; unit cost must stay a "
+                            "share strictly between 0 and 1 of the sale price, e.g. '0.50-0.85'")
+    bounded = {"price_discount_probability": (0, 1), "price_surge_probability": (0, 1),
+               "price_max_change": (0.001, 0.5), "price_mean_reversion": (0, 1),
+               "price_volatility_scale": (0, 0.5), "price_rush_adjustment": (-0.5, 0.5),
+               "price_late_night_adjustment": (-0.5, 0.5), "price_event_hours": (0.01, 24 * 14),
+               "promotion_product_share": (0, 1), "promotion_categories_per_department": (0, 20)}
+    for name, (lo, hi) in bounded.items():
+        value = getattr(settings, name)
+        if not lo <= value <= hi:
+            raise SettingsError(f"setting '{name}': {value} is out of range; expected {lo} <= value <= {hi}")
+    if settings.price_discount_probability + settings.price_surge_probability > 1:
+        raise SettingsError("settings 'price_discount_probability' + 'price_surge_probability' exceed 1; "
+                            "they are shares of the same price changes")
+
+
 def _coerce(name: str, value: Any) -> Any:
     if name in ("start_date",):
         return _parse_date(name, value)
@@ -155,7 +304,7 @@ def _coerce(name: str, value: Any) -> Any:
         return Path(value)
     if name == "seed" or name in _VOLUME_FIELDS:
         return _parse_int(name, value)
-    if name in _RATE_FIELDS:
+    if name in _RATE_FIELDS or name in _PRICING_FLOAT_FIELDS:
         return _parse_float(name, value)
     if name == "faults":
         return _parse_faults(value)
@@ -220,11 +369,7 @@ def validate(settings: Settings) -> None:
             f"setting 'end_date': {settings.end_date} is before start_date {settings.start_date}; "
             "expected end_date on or after start_date"
         )
-    if len(settings.price_tick_cron.split()) != 5:
-        raise SettingsError(
-            f"setting 'price_tick_cron': {settings.price_tick_cron!r} is not a 5-field cron "
-            "expression; expected e.g. '0 * * * *' (hourly) or '*/15 * * * *'"
-        )
+    _validate_pricing(settings)
 
 
 def replace(settings: Settings, **changes: Any) -> Settings:

@@ -103,13 +103,26 @@ class PartitionRejected(Exception):
 def write_audit_publish(settings: Settings, lake: Lake, day: date, frames: dict[str, pl.DataFrame],
                         tick: str | None = None) -> list[CheckOutcome]:
     """Stage every table of the partition, audit them together, then publish all or none."""
-    frames = faults.inject(settings.faults, frames)  # deliberate corruption (demos, gate tests), off by default
-    conformed = {name: TABLES[name].conform(frame) for name, frame in frames.items()}
+    return write_audit_publish_ticks(settings, lake, day, [(tick, frames)])
+
+
+def write_audit_publish_ticks(settings: Settings, lake: Lake, day: date,
+                              parts: Sequence[tuple[str | None, dict[str, pl.DataFrame]]]) -> list[CheckOutcome]:
+    """Write-audit-publish several partitions of one business date at once (a day's price ticks):
+    stage each part's files, audit each table's rows of all parts together, publish all or none.
+    A daily table carried by a tick part (the day-opening price snapshot) is staged at its daily path."""
     staged: list[StagedPartition] = []
+    by_table: dict[str, list[pl.DataFrame]] = defaultdict(list)
     try:
-        for name, frame in conformed.items():
-            staged.append(lake.stage(TABLES[name], frame, day, tick))
-        outcomes = run_audits(conformed, audits.AuditContext(settings, lake, day, conformed))
+        for tick, frames in parts:
+            frames = faults.inject(settings.faults, frames)  # deliberate corruption (demos, gate tests), off by default
+            for name, frame in frames.items():
+                table = TABLES[name]
+                conformed = table.conform(frame)
+                staged.append(lake.stage(table, conformed, day, tick if table.partitioning == "price_tick" else None))
+                by_table[name].append(conformed)
+        audited = {name: pl.concat(frames) if len(frames) > 1 else frames[0] for name, frames in by_table.items()}
+        outcomes = run_audits(audited, audits.AuditContext(settings, lake, day, audited))
         failed = [o for o in outcomes if o.audit.blocking and not o.finding.passed]
         if failed:
             raise PartitionRejected(day, failed)

@@ -65,7 +65,8 @@ def generate_products(day: Day) -> pl.DataFrame:
     base_price = price_point(chosen["base_price"].to_numpy() * pack_price * tier_price * rng.lognormal(0, 0.05, n))
     msrp = price_point(base_price * rng.uniform(1.02, 1.15, n))
     msrp = np.maximum(msrp, np.round(base_price * 1.16, 2))  # room above every store's list price
-    unit_cost = np.round(base_price * rng.uniform(0.45, 0.70, n), 2)
+    # 58-72% of base keeps cost at 50-85% of any store list price (base +-15%)
+    unit_cost = np.round(base_price * rng.uniform(0.58, 0.72, n), 2)
 
     # Heavily skewed popularity within each department, scaled to the department's demand share.
     zipf = (rng.permutation(n) + 1.0) ** -POPULARITY_EXPONENT

@@ -1,14 +1,341 @@
-"""Prices: what a store product costs at any moment of a business day."""
+"""Prices: how shelf prices move through the day, and what a store product costs at any moment.
+
+The price state of every store product (its shelf price and when it is next reviewed) opens each
+business date from the previous day's close and the catalog as published the day before, then
+moves at price ticks. A store product is repriced only at its scheduled review, so every change
+knows when the next one happens (`valid_to`) the moment it is made. What a review does depends on
+the product's volatility class, the hour (rush-hour surcharge, late-night markdown), random flash
+discounts and surges, and promotions (the shelf price returns to the list price while a promotion
+runs, so the promotion's discount is taken off an honest regular price).
+
+Pure code: no Dagster, no clock; every random draw comes from `rng_for(seed, "price_updates", tick)`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 
 import numpy as np
 import polars as pl
 
+from grocery_pipeline.settings import Settings, class_figures, fraction_range, hour_set, tick_grid
+from grocery_pipeline.simulation.rng import rng_for
 
+TABLE = "price_updates"
+LIST_PRICE = "LIST_PRICE"  # last_reason of a price never changed since listing
+MAX_HOLD_HOURS = 24 * 366.0  # a class with no changes is still reviewed once a year
+
+# The state a tick carries to the next: price_snapshots without its partition columns.
+STATE_SCHEMA = {
+    "store_product_id": pl.Int64, "store_id": pl.Int64, "product_id": pl.Int64, "price": pl.Float64,
+    "price_since": pl.Datetime("us"), "last_reason": pl.String, "next_review_at": pl.Datetime("us"),
+    "promotion_until": pl.Date, "list_price": pl.Float64, "msrp": pl.Float64, "unit_cost": pl.Float64,
+    "volatility_class": pl.String,
+}
+CHANGE_SCHEMA = {
+    "tick_at": pl.Datetime("us"), "store_product_id": pl.Int64, "old_price": pl.Float64,
+    "new_price": pl.Float64, "change_pct": pl.Float64, "reason": pl.String,
+    "valid_from": pl.Datetime("us"), "valid_to": pl.Datetime("us"),
+}
+
+
+@dataclass(frozen=True)
+class PricingRules:
+    """Every pricing figure, resolved from the settings."""
+
+    tick_minutes: int
+    change_rate: dict[str, float]     # expected changes per store product per hour, by volatility class
+    volatility: dict[str, float]      # relative size of a market move, by volatility class
+    volatility_scale: float           # standard deviation of a move at volatility 1.0
+    rush_hours: frozenset[int]
+    rush_adjustment: float
+    late_night_hours: frozenset[int]
+    late_night_adjustment: float
+    discount_probability: float
+    discount_depth: tuple[float, float]
+    surge_probability: float
+    surge_depth: tuple[float, float]
+    event_hours: float                # mean hours a flash discount or surge lasts
+    max_change: float                 # bound on |new / old - 1| at one tick
+    mean_reversion: float             # share of the gap to the list price closed at a review
+    cost_share: tuple[float, float]   # unit cost as a share of the sale price: (lowest, highest)
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "PricingRules":
+        return cls(
+            tick_minutes=tick_grid(s.price_tick_cron),
+            change_rate=class_figures("price_change_rate", s.price_change_rate),
+            volatility=class_figures("price_volatility", s.price_volatility),
+            volatility_scale=s.price_volatility_scale,
+            rush_hours=hour_set("price_rush_hours", s.price_rush_hours),
+            rush_adjustment=s.price_rush_adjustment,
+            late_night_hours=hour_set("price_late_night_hours", s.price_late_night_hours),
+            late_night_adjustment=s.price_late_night_adjustment,
+            discount_probability=s.price_discount_probability,
+            discount_depth=fraction_range("price_discount_depth", s.price_discount_depth),
+            surge_probability=s.price_surge_probability,
+            surge_depth=fraction_range("price_surge_depth", s.price_surge_depth),
+            event_hours=s.price_event_hours,
+            max_change=s.price_max_change,
+            mean_reversion=s.price_mean_reversion,
+            cost_share=fraction_range("price_cost_share", s.price_cost_share),
+        )
+
+    @property
+    def ticks_per_day(self) -> int:
+        return 24 * 60 // self.tick_minutes
+
+    def ticks_of(self, business_date: date) -> list[datetime]:
+        """Start of every price tick of a business date, in order."""
+        midnight = datetime.combine(business_date, time())
+        return [midnight + timedelta(minutes=self.tick_minutes * i) for i in range(self.ticks_per_day)]
+
+    def is_first_tick(self, tick_at: datetime) -> bool:
+        return tick_at.time() == time()
+
+
+# -- price points -----------------------------------------------------------------------------
+def _ladder_step(price: np.ndarray) -> np.ndarray:
+    """Distance between neighbouring retail price points: cents under $1, dimes (x.x9) under $10,
+    half dollars (.49/.99) above; no step is more than 10% of the price it leaves."""
+    return np.where(price < 1.0, 0.01, np.where(price < 10.0, 0.10, 0.50))
+
+
+def _snap(price: np.ndarray) -> np.ndarray:
+    step = _ladder_step(price)
+    ending = np.where(price < 1.0, 0.0, step - 0.01)  # .x9 endings for dimes, .49/.99 for half dollars
+    return np.round(np.round((price - ending) / step) * step + ending, 2)
+
+
+def tick_price_point(price) -> np.ndarray:
+    """The nearest retail price point (.99/.49 above $10, .x9 under $10, any cent under $1)."""
+    return _snap(np.maximum(np.asarray(price, dtype=np.float64), 0.01))
+
+
+def _neighbour(price: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """The next price point above (direction > 0) or below a price."""
+    out = _snap(price + direction * _ladder_step(price))
+    stuck = direction * (out - price) <= 0
+    return np.where(stuck, np.round(price + direction * 0.01, 2), out)
+
+
+# -- the day's opening ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Catalog:
+    """The dimension rows a day's ticks price, as published by the previous business date."""
+
+    store_products: pl.DataFrame   # store_product_id, store_id, product_id, list_price, listed_on
+    products: pl.DataFrame         # product_id, department, category, msrp, unit_cost, launched_on, discontinued_on
+    stores: pl.DataFrame           # store_id, opened_on
+    promotions: pl.DataFrame       # promotion_id, scope, product_id, department, category, start_date, end_date
+    departments: pl.DataFrame      # department, volatility_class
+
+
+def empty_state() -> pl.DataFrame:
+    return pl.DataFrame(schema=STATE_SCHEMA)
+
+
+def empty_changes() -> pl.DataFrame:
+    return pl.DataFrame(schema=CHANGE_SCHEMA)
+
+
+def promotion_until(catalog: Catalog, business_date: date) -> pl.DataFrame:
+    """product_id -> last day of the latest-ending promotion covering it on the date."""
+    d = business_date
+    running = catalog.promotions.filter((pl.col("start_date") <= d) & (pl.col("end_date") >= d))
+    products = catalog.products.select("product_id", "department", "category")
+    by_product = running.filter(pl.col("scope") == "PRODUCT").select("product_id", "end_date")
+    by_category = running.filter(pl.col("scope") == "CATEGORY").select("department", "category", "end_date") \
+        .join(products, on=["department", "category"]).select("product_id", "end_date")
+    return pl.concat([by_product, by_category]).group_by("product_id").agg(
+        pl.col("end_date").max().alias("promotion_until"))
+
+
+def _review_after(rules: PricingRules, start: datetime, hours: np.ndarray) -> pl.Series:
+    """The first tick at least one tick after `start` and at least `hours` later."""
+    ticks = np.maximum(1, np.ceil(np.minimum(hours, MAX_HOLD_HOURS) * 60 / rules.tick_minutes)).astype(np.int64)
+    offsets = (ticks * rules.tick_minutes).astype("timedelta64[m]")
+    return pl.Series(np.datetime64(start, "us") + offsets, dtype=pl.Datetime("us"))
+
+
+def _by_class(figures: dict[str, float], classes: pl.Series) -> np.ndarray:
+    names = classes.to_numpy()
+    out = np.full(len(names), np.nan)
+    for cls, value in figures.items():
+        out[names == cls] = value
+    if np.isnan(out).any():
+        raise ValueError(f"volatility_class {names[np.isnan(out)][0]!r} is not one of {', '.join(figures)}")
+    return out
+
+
+def _hold_hours(rules: PricingRules, classes: pl.Series, u: np.ndarray) -> np.ndarray:
+    """Hours until the next change: exponential with the class's rate of change."""
+    rate = _by_class(rules.change_rate, classes)
+    with np.errstate(divide="ignore"):
+        return np.where(rate > 0, -np.log1p(-u) / np.where(rate > 0, rate, 1.0), MAX_HOLD_HOURS)
+
+
+def open_day(rules: PricingRules, seed: int, business_date: date, previous_close: pl.DataFrame,
+             catalog: Catalog | None) -> pl.DataFrame:
+    """The price state at 00:00 of a business date.
+
+    Store products live on the date keep yesterday's closing price and review schedule; those
+    newly listed start at their list price with a first review drawn from their class's rate; those
+    no longer live (discontinued, or no catalog yet on the first business date) leave.
+    """
+    if catalog is None:
+        return empty_state()
+    d = business_date
+    products = catalog.products.filter(
+        (pl.col("launched_on") <= d) & (pl.col("discontinued_on").is_null() | (pl.col("discontinued_on") > d))
+    ).join(catalog.departments.select("department", "volatility_class"), on="department", how="left")
+    missing_class = products.filter(pl.col("volatility_class").is_null())
+    if missing_class.height:
+        raise ValueError(f"products: department {missing_class['department'][0]!r} of product "
+                         f"{missing_class['product_id'][0]} has no volatility_class in departments.csv")
+    stores = catalog.stores.filter(pl.col("opened_on") <= d).select("store_id")
+    live = (catalog.store_products.filter(pl.col("listed_on") <= d)
+            .select("store_product_id", "store_id", "product_id", "list_price", "listed_on")
+            .join(stores, on="store_id", how="semi")
+            .join(products.select("product_id", "msrp", "unit_cost", "volatility_class"), on="product_id")
+            .join(promotion_until(catalog, d), on="product_id", how="left")
+            .sort("store_product_id"))
+    dynamic = ["price", "price_since", "last_reason", "next_review_at"]
+    kept = live.join(previous_close.select("store_product_id", *dynamic), on="store_product_id", how="inner")
+    entering = live.join(previous_close.select("store_product_id"), on="store_product_id", how="anti")
+    rng = rng_for(seed, TABLE, d, "listed")
+    midnight = datetime.combine(d, time())
+    hours = _hold_hours(rules, entering["volatility_class"], rng.random(entering.height))
+    entering = entering.with_columns(
+        price=pl.col("list_price"),
+        price_since=pl.col("listed_on").cast(pl.Datetime("us")),
+        last_reason=pl.lit(LIST_PRICE),
+        next_review_at=_review_after(rules, midnight, hours),
+    )
+    state = pl.concat([kept.select(STATE_SCHEMA.keys()), entering.select(STATE_SCHEMA.keys())])
+    return state.cast(STATE_SCHEMA).sort("store_product_id")
+
+
+# -- one tick ---------------------------------------------------------------------------------
+def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
+               state: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Reprice every store product whose review falls due at this tick.
+
+    Returns the tick's changes (the price_updates rows without partition columns) and the state
+    after them. Cost is proportional to the store products in the state, never to history.
+    """
+    due_index = np.flatnonzero((state["next_review_at"] <= tick_at).to_numpy())
+    due = state[due_index]
+    n = due.height
+    if n == 0:
+        return empty_changes(), state
+    rng = rng_for(seed, TABLE, tick_at.isoformat())
+    u_event, noise, u_depth, u_hold = rng.random(n), rng.standard_normal(n), rng.random(n), rng.random(n)
+
+    old = due["price"].to_numpy()
+    anchor = due["list_price"].to_numpy()
+    msrp, cost = due["msrp"].to_numpy(), due["unit_cost"].to_numpy()
+    classes = due["volatility_class"]
+    locked = due["last_reason"].to_numpy() == "PROMOTION_START"
+    promoted = due["promotion_until"].is_not_null().to_numpy()
+
+    hour = tick_at.hour
+    market = ("RUSH_HOUR" if hour in rules.rush_hours
+              else "LATE_NIGHT" if hour in rules.late_night_hours else "VOLATILITY")
+    hour_adjustment = {"RUSH_HOUR": rules.rush_adjustment, "LATE_NIGHT": rules.late_night_adjustment,
+                       "VOLATILITY": 0.0}[market]
+    discount = u_event < rules.discount_probability
+    surge = ~discount & (u_event < rules.discount_probability + rules.surge_probability)
+    reason = np.where(locked, "PROMOTION_END", np.where(
+        promoted, "PROMOTION_START", np.where(discount, "DISCOUNT", np.where(surge, "SURGE", market))))
+
+    sigma = _by_class(rules.volatility, classes) * rules.volatility_scale
+    drift = rules.mean_reversion * np.log(anchor / old) + sigma * noise
+    lo, hi = rules.discount_depth
+    slo, shi = rules.surge_depth
+    log_change = np.select(
+        [reason == "DISCOUNT", reason == "SURGE", reason == "PROMOTION_END"],
+        [np.log1p(-(lo + u_depth * (hi - lo))), np.log1p(slo + u_depth * (shi - slo)), drift],
+        default=drift + hour_adjustment,
+    )
+    raw = np.where(reason == "PROMOTION_START", anchor, old * np.exp(log_change))
+    new = _within_bounds(rules, tick_price_point(raw), old, msrp, cost)
+    new = np.where(reason == "PROMOTION_START", _within_bounds(rules, anchor, old, msrp, cost), new)
+
+    # A review always moves the price (bar a promotion start at the list price already), so each
+    # row is a real change; the move goes the way the market pushed, else back toward the list.
+    direction = np.sign(raw - old)
+    direction = np.where(direction == 0, np.sign(anchor - old), direction)
+    direction = np.where(direction == 0, np.where(u_depth < 0.5, -1.0, 1.0), direction)
+    for attempt in (direction, -direction):
+        unchanged = (new == old) & (reason != "PROMOTION_START")
+        if not unchanged.any():
+            break
+        stepped = _within_bounds(rules, _neighbour(old, attempt), old, msrp, cost)
+        new = np.where(unchanged, stepped, new)
+
+    event = (reason == "DISCOUNT") | (reason == "SURGE")
+    hold = np.where(event, -np.log1p(-u_hold) * rules.event_hours, _hold_hours(rules, classes, u_hold))
+    next_review = _review_after(rules, tick_at, hold)
+    if promoted.any() or locked.any():
+        # A promotion pins the price until the first tick after its last day.
+        promo_end = due["promotion_until"].to_numpy().astype("datetime64[us]") + np.timedelta64(1, "D")
+        next_review = pl.Series(np.where(reason == "PROMOTION_START", promo_end,
+                                         next_review.to_numpy()), dtype=pl.Datetime("us"))
+
+    tick = pl.Series(np.full(n, np.datetime64(tick_at, "us")), dtype=pl.Datetime("us"))
+    changes = pl.DataFrame({
+        "tick_at": tick,
+        "store_product_id": due["store_product_id"],
+        "old_price": old,
+        "new_price": new,
+        "change_pct": np.round((new / old - 1) * 100, 2),
+        "reason": reason,
+        "valid_from": tick,
+        "valid_to": next_review,
+    }, schema=CHANGE_SCHEMA)
+    return changes, _scatter(state, due_index, changes)
+
+
+def _scatter(state: pl.DataFrame, index: np.ndarray, changes: pl.DataFrame) -> pl.DataFrame:
+    """The state with the reviewed rows (at `index`, in order) replaced by their changes."""
+    updated = {}
+    for column, source in (("price", "new_price"), ("price_since", "valid_from"), ("last_reason", "reason"),
+                           ("next_review_at", "valid_to")):
+        values = state[column].to_numpy().copy()
+        values[index] = changes[source].to_numpy()
+        updated[column] = pl.Series(column, values, dtype=STATE_SCHEMA[column])
+    return state.with_columns(**updated)
+
+
+def _within_bounds(rules: PricingRules, price: np.ndarray, old: np.ndarray, msrp: np.ndarray,
+                   cost: np.ndarray) -> np.ndarray:
+    """Clip to the cost-share band, then to the hard limits: at most the per-tick bound away from the
+    old price, above unit cost, at most MSRP. Rounded inward to the cent."""
+    low_share, high_share = rules.cost_share
+    soft_lo, soft_hi = np.ceil(cost / high_share * 100 - 1e-6) / 100, np.floor(cost / low_share * 100 + 1e-6) / 100
+    hard_lo = np.maximum(np.ceil(old * (1 - rules.max_change) * 100 - 1e-6) / 100, np.round(cost + 0.01, 2))
+    hard_hi = np.minimum(np.floor(old * (1 + rules.max_change) * 100 + 1e-6) / 100, msrp)
+    return np.round(np.clip(np.clip(price, soft_lo, soft_hi), hard_lo, hard_hi), 2)
+
+
+def apply_changes(state: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
+    """The state after a run of changes (each store product's latest change wins)."""
+    if changes.height == 0:
+        return state
+    latest = (changes.sort("valid_from").group_by("store_product_id", maintain_order=True).last()
+              .select("store_product_id", pl.col("new_price").alias("_price"), pl.col("valid_from").alias("_since"),
+                      pl.col("reason").alias("_reason"), pl.col("valid_to").alias("_next")))
+    return state.join(latest, on="store_product_id", how="left").with_columns(
+        price=pl.coalesce("_price", "price"),
+        price_since=pl.coalesce("_since", "price_since"),
+        last_reason=pl.coalesce("_reason", "last_reason"),
+        next_review_at=pl.coalesce("_next", "next_review_at"),
+    ).select(STATE_SCHEMA.keys())
+
+
+# -- reading prices ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PriceBook:
     """The prices in effect during one business day.
@@ -37,8 +364,9 @@ class PriceBook:
                               "at": pl.Series(at, dtype=pl.Datetime("us"))}).with_row_index("_i")
         if self.changes.height:
             lines = lines.sort("at").join_asof(
-                self.changes.sort("valid_from"), left_on="at", right_on="valid_from",
-                by="store_product_id", strategy="backward", check_sortedness=False)
+                self.changes.select("store_product_id", "valid_from", "new_price").sort("valid_from"),
+                left_on="at", right_on="valid_from", by="store_product_id", strategy="backward",
+                check_sortedness=False)
         else:
             lines = lines.with_columns(new_price=pl.lit(None, dtype=pl.Float64))
         lines = lines.join(self.opening, on="store_product_id", how="left")
@@ -52,6 +380,23 @@ class PriceBook:
         last = self.changes.sort("valid_from").group_by("store_product_id").agg(pl.col("new_price").last())
         return self.opening.join(last, on="store_product_id", how="left").select(
             "store_product_id", pl.coalesce("new_price", "price").alias("price"))
+
+
+def price_mismatches(lines: pl.DataFrame, book: PriceBook, at: str, unit_price: str = "unit_price",
+                     ) -> pl.DataFrame:
+    """Sold lines whose unit price is not the price in effect at their timestamp (to the cent).
+
+    `lines` needs store_product_id, the timestamp column `at` and `unit_price`; the result is those
+    lines with `price_in_effect` added. Lines of a store product with no price at all also offend.
+    """
+    if lines.height == 0:
+        return lines.with_columns(price_in_effect=pl.lit(None, dtype=pl.Float64))
+    priced = lines.join(book.opening.select("store_product_id"), on="store_product_id", how="semi")
+    unpriced = lines.join(book.opening.select("store_product_id"), on="store_product_id", how="anti")
+    expected = book.price_at(priced["store_product_id"], priced[at])
+    priced = priced.with_columns(price_in_effect=pl.Series(expected, dtype=pl.Float64))
+    wrong = priced.filter((pl.col(unit_price) - pl.col("price_in_effect")).abs() > 0.005)
+    return pl.concat([wrong, unpriced.with_columns(price_in_effect=pl.lit(None, dtype=pl.Float64))])
 
 
 def end_of_day(business_date: date) -> datetime:

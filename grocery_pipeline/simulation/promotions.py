@@ -9,9 +9,6 @@ import polars as pl
 from grocery_pipeline.simulation import calendar
 from grocery_pipeline.simulation.context import Day, shift_days
 
-# Concurrent promotions as a share of the active catalog (product scope) and per department.
-PRODUCT_PROMO_SHARE = 0.06
-CATEGORY_PROMOS_PER_DEPARTMENT = 0.5
 MAX_LEAD_DAYS = 6
 ID_STRIDE = 10_000  # promotion ids: day index * stride + sequence, so ids need no earlier partition
 
@@ -32,7 +29,9 @@ def generate_promotions(day: Day, products: pl.DataFrame) -> pl.DataFrame:
                              & (pl.col("discontinued_on").is_null() | (pl.col("discontinued_on") > d)))
     departments = active["department"].n_unique()
     mean_days = float(((types["min_days"] + types["max_days"]) / 2).mean())
-    concurrent = active.height * PRODUCT_PROMO_SHARE + departments * CATEGORY_PROMOS_PER_DEPARTMENT
+    # Concurrent promotions: a share of the active catalog (product scope) and some per department.
+    concurrent = (active.height * day.settings.promotion_product_share
+                  + departments * day.settings.promotion_categories_per_department)
     n = int(round(concurrent)) if day.is_initial else int(rng.poisson(concurrent / mean_days))
     n = min(n, ID_STRIDE - 1)
     w = types["weight"].to_numpy()

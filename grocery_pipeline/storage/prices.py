@@ -1,12 +1,102 @@
-"""Reading the prices in effect during a business day from the lake."""
+"""Reading prices from the lake: the price state a tick starts from and the prices in effect
+during a business day. Every read is bounded to one day: that day's opening snapshot plus at
+most that day's ticks, however long the history."""
 
 from __future__ import annotations
 
-from grocery_pipeline.simulation.pricing import PriceBook
+from datetime import date, datetime, timedelta
+
+import polars as pl
+
+from grocery_pipeline.dictionaries import Dictionaries
+from grocery_pipeline.settings import Settings, load_settings
+from grocery_pipeline.simulation.pricing import (
+    CHANGE_SCHEMA, STATE_SCHEMA, Catalog, PriceBook, PricingRules, apply_changes, empty_changes, open_day,
+)
 from grocery_pipeline.simulation.world import World
-from grocery_pipeline.storage.lake import Lake
+from grocery_pipeline.storage.lake import Lake, MissingPartitionError
+from grocery_pipeline.storage.world import read_as_of_cached
+
+UPDATES, SNAPSHOTS = "price_updates", "price_snapshots"
 
 
-def load_pricebook(lake: Lake, world: World) -> PriceBook:
-    """The day's opening prices and tick changes for every store product live that day."""
-    return PriceBook.from_list_prices(world.business_date, world.store_products)
+def lake_tick(tick_at: datetime) -> str:
+    """The tick's folder name under its business date: `tick=HHMM`."""
+    return tick_at.strftime("%H%M")
+
+
+def tick_label(tick_at: datetime) -> str:
+    return f"{tick_at.date().isoformat()} tick {lake_tick(tick_at)}"
+
+
+def read_ticks(lake: Lake, ticks: list[datetime]) -> pl.DataFrame:
+    """The changes of the given ticks; fails naming every tick not yet published."""
+    missing = [t for t in ticks if not lake.has_partition(UPDATES, t.date(), lake_tick(t))]
+    if missing:
+        raise MissingPartitionError(UPDATES, [tick_label(t) for t in missing])
+    if not ticks:
+        return empty_changes()
+    files = [lake.partition_path(UPDATES, t.date(), lake_tick(t)) for t in ticks]
+    return pl.read_parquet(files, columns=list(CHANGE_SCHEMA)).cast(CHANGE_SCHEMA)
+
+
+def read_opening(lake: Lake, business_date: date) -> pl.DataFrame:
+    """The price state at 00:00 of a business date (its price_snapshots partition)."""
+    return lake.read_partition(SNAPSHOTS, business_date, columns=list(STATE_SCHEMA)).cast(STATE_SCHEMA)
+
+
+def catalog_as_of(lake: Lake, dictionaries: Dictionaries, business_date: date) -> Catalog:
+    """The dimensions as published through a business date (what the next day's ticks price)."""
+    def read(table: str, columns: list[str]) -> pl.DataFrame:
+        return read_as_of_cached(lake, table, business_date).select(columns)
+
+    return Catalog(
+        store_products=read("store_products", ["store_product_id", "store_id", "product_id", "list_price",
+                                               "listed_on"]),
+        products=read("products", ["product_id", "department", "category", "msrp", "unit_cost", "launched_on",
+                                   "discontinued_on"]),
+        stores=read("stores", ["store_id", "opened_on"]),
+        promotions=read("promotions", ["promotion_id", "scope", "product_id", "department", "category",
+                                       "start_date", "end_date"]),
+        departments=dictionaries.departments.select("department", "volatility_class"),
+    )
+
+
+def state_at_open(lake: Lake, rules: PricingRules, seed: int, first_date: date, business_date: date,
+                  dictionaries: Dictionaries, previous_close: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The price state at 00:00 of a business date, from the previous day's close and catalog.
+
+    The first business date has no earlier catalog, so its state is empty (list prices all day).
+    Without `previous_close`, it is read: the previous day's snapshot plus its ticks.
+    """
+    if business_date <= first_date:
+        return open_day(rules, seed, business_date, pl.DataFrame(schema=STATE_SCHEMA), None)
+    yesterday = business_date - timedelta(days=1)
+    if previous_close is None:
+        previous_close = apply_changes(read_opening(lake, yesterday), read_ticks(lake, rules.ticks_of(yesterday)))
+    return open_day(rules, seed, business_date, previous_close, catalog_as_of(lake, dictionaries, yesterday))
+
+
+def state_before(lake: Lake, rules: PricingRules, tick_at: datetime) -> pl.DataFrame:
+    """The price state just before a tick that is not the day's first: the day's opening snapshot
+    plus the day's earlier ticks (never more than one day of files)."""
+    earlier = [t for t in rules.ticks_of(tick_at.date()) if t < tick_at]
+    return apply_changes(read_opening(lake, tick_at.date()), read_ticks(lake, earlier))
+
+
+def load_pricebook(lake: Lake, world: World, settings: Settings | None = None) -> PriceBook:
+    """The day's opening prices and tick changes for every store product live that day.
+
+    Store products listed on the day itself are not priced by that day's ticks (ticks price the
+    catalog published the day before) and sell at their list price. Raises MissingPartitionError
+    naming every unpublished tick of the day, so a daily partition never reads a partial day.
+    """
+    settings = settings or load_settings()
+    rules = PricingRules.from_settings(settings)
+    d = world.business_date
+    changes = read_ticks(lake, rules.ticks_of(d))
+    opening_state = read_opening(lake, d)
+    listed = world.store_products.select("store_product_id", "list_price")
+    opening = listed.join(opening_state.select("store_product_id", "price"), on="store_product_id", how="left") \
+        .select("store_product_id", pl.coalesce("price", "list_price").alias("price"))
+    return PriceBook(d, opening, changes.select("store_product_id", "valid_from", "new_price"))

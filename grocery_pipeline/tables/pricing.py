@@ -27,7 +27,9 @@ PRICE_UPDATES = Table(
     "in price_snapshots.",
     (
         Column("tick_at", TS, "Start of the price tick that made the change."),
-        Column("store_product_id", I64, "Store product repriced.", references=("store_products", "store_product_id")),
+        # Checked against the day's price_snapshots (itself checked against store_products) rather
+        # than the whole store_products history, so a tick's audit cost does not grow with history.
+        Column("store_product_id", I64, "Store product repriced; one of the day's price_snapshots rows."),
         Column("old_price", F64, "Shelf price in effect just before the change (USD)."),
         Column("new_price", F64, "Shelf price from valid_from on (USD); unit cost < new_price <= msrp."),
         Column("change_pct", F64, "Change in percent of the old price, e.g. -4.35 (bounded per tick)."),
@@ -55,8 +57,9 @@ PRICE_SNAPSHOTS = Table(
         Column("price_since", TS, "Moment this price took effect."),
         Column("last_reason", STR, "Reason of the change that set this price; LIST_PRICE if never changed."),
         Column("next_review_at", TS, "Tick at which the price is next changed (valid_to of the current price)."),
-        Column("promotion_locked_until", DATE, "Last day of the promotion that pins the shelf price to the "
-                                               "list price, if any.", nullable=True),
+        Column("promotion_until", DATE, "Last day of the promotion covering the product on this date, if "
+                                        "any; at its next review the shelf price returns to the list price "
+                                        "and stays there until the promotion ends.", nullable=True),
         Column("list_price", F64, "Store list price the price reverts toward (USD)."),
         Column("msrp", F64, "Product MSRP: the price never exceeds it (USD)."),
         Column("unit_cost", F64, "Product unit cost: the price always exceeds it (USD)."),
