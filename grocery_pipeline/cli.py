@@ -19,6 +19,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     gen.add_argument("--data-dir", default=None, help="output directory (default: ./data)")
     gen.add_argument("--seed", default=None, help="random seed (default: 20250101)")
     gen.add_argument("--faults", default=None, help="comma-separated faults to inject (for demos)")
+    rep = sub.add_parser("report", help="print each realism target beside the value measured in the warehouse")
+    rep.add_argument("--data-dir", default=None, help="data directory holding warehouse.duckdb (default: ./data)")
     return parser.parse_args(argv)
 
 
@@ -66,10 +68,25 @@ def generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def report(args: argparse.Namespace) -> int:
+    from grocery_pipeline import report as realism
+    from grocery_pipeline.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(data_dir=args.data_dir)
+        print(realism.render(realism.measure(settings.warehouse_path)))
+    except (SettingsError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if args.command == "generate":
         return generate(args)
+    if args.command == "report":
+        return report(args)
     return 2
 
 

@@ -17,12 +17,15 @@ from grocery_pipeline.simulation.shopping import Assortment
 ORDER_ID_STRIDE = 1_000_000
 BUNDLE_ID_STRIDE = 1_000_000
 HABIT_CAPACITY = 40              # products remembered per customer
-# Share of a cart drawn from the customer's habits once they have a few (Instacart: ~59% reorders).
-HABIT_SHARE = 0.60
-HABIT_SATURATION = 4.0           # habits needed before half of HABIT_SHARE is reached
+# Share of a cart drawn from the customer's habits once they have a few (Instacart: ~59% reorders);
+# the rest are products new to the customer.
+HABIT_SHARE = 0.64
+HABIT_SATURATION = 3.0           # habits needed before half of HABIT_SHARE is reached
 DAYS_SINCE_CAP = 30              # days_since_prior_order records 30 for "30 or more"
-DELIVERY_TRIP_MIX = np.array([0.30, 0.52, 0.13, 0.05])
-NEAREST_STORE_SHARE = 0.85       # otherwise the second nearest store fulfils the order
+DELIVERY_TRIP_MIX = np.array([0.40, 0.48, 0.09, 0.03])
+# Which of the three nearest stores fulfils an order (a farther one only when it is not much farther).
+STORE_RANK_ODDS = np.array([0.76, 0.12, 0.12])
+DETOUR_MILES = 4.0
 CUSTOMER_CANCEL_SHARE = 0.02
 SUBSTITUTION_ACCEPTED = 0.80     # customers who allow a substitute when an item is out
 WINDOW_HOURS = 2
@@ -34,6 +37,8 @@ ROAD_FACTOR = 1.3
 HANDOVER_SECONDS = 240
 SHIFT_START_SECONDS = 7 * 3600 + 1800
 WAVE_SECONDS = 900
+DRIVER_REACH_MILES = 25.0        # drivers work runs of stores near their home store
+PICKING_SECONDS = 2400           # a run cannot leave before its last order is picked
 MAX_BUNDLE = 5
 BUNDLE_ANGLE_GAP = 0.7           # radians between neighbouring orders that splits a bundle
 
@@ -74,8 +79,11 @@ def plan_orders(rng: np.random.Generator, business_date: date, customers: pl.Dat
     n = len(who)
     buyers = people[who]
     near, miles = shopping.nearest_stores(buyers["lat"].to_numpy(), buyers["lon"].to_numpy(),
-                                          stores["lat"].to_numpy()[stocked], stores["lon"].to_numpy()[stocked], k=2)
-    rank = np.where((rng.random(n) < NEAREST_STORE_SHARE) | (near.shape[1] < 2), 0, 1)
+                                          stores["lat"].to_numpy()[stocked], stores["lon"].to_numpy()[stocked], k=3)
+    odds = STORE_RANK_ODDS[: near.shape[1]]
+    rank = rng.choice(near.shape[1], size=n, p=odds / odds.sum()) if n else np.zeros(0, np.int64)
+    too_far = miles[np.arange(n), rank] > miles[:, 0] * 1.5 + DETOUR_MILES if n else np.zeros(0, bool)
+    rank = np.where(too_far, 0, rank)
     store_index = stocked[near[np.arange(n), rank]] if n else np.zeros(0, np.int64)
     placed = shopping.sample_seconds(rng, n, shopping.DELIVERY_HOURS)
     lead = rng.choice(np.array([1, 2, 3]), size=n, p=[0.5, 0.32, 0.18])
@@ -127,15 +135,20 @@ def cart_requests(rng: np.random.Generator, business_date: date, orders: pl.Data
     want = np.minimum(rng.binomial(sizes, share), available)
     mine = mine.with_columns(key=rng.exponential(size=mine.height) / mine["w"].to_numpy()).sort("order", "key") \
         .with_columns(rank=pl.int_range(pl.len()).over("order"))
-    mine = mine.filter(pl.Series(mine["rank"].to_numpy() < want[mine["order"].to_numpy()]))
-    habit_lines = mine.select("order", "item", habit=pl.lit(True))
+    habit_lines = mine.filter(pl.Series(mine["rank"].to_numpy() < want[mine["order"].to_numpy()])) \
+        .select("order", "item", habit=pl.lit(True))
 
-    explore = sizes - want
-    order_ix = np.repeat(orders["order"].to_numpy(), explore)
-    explored = assortment.sample(rng, np.repeat(orders["store_index"].to_numpy(), explore),
-                                 np.repeat(orders["kind"].to_numpy(), explore),
-                                 np.repeat(orders["trip_type"].to_numpy(), explore))
-    lines = pl.concat([habit_lines, pl.DataFrame({"order": order_ix, "item": explored, "habit": False})])
+    # The rest of the cart is something new to the customer.
+    explored = shopping.distinct_picks(rng, assortment, orders["order"].to_numpy(), sizes - want,
+                                       orders["store_index"].to_numpy(), orders["kind"].to_numpy(),
+                                       orders["trip_type"].to_numpy(), exclude=mine.select(basket="order", item="item"))
+    lines = pl.concat([habit_lines, explored.select(order="basket", item="item", habit=pl.lit(False))])
+    # A customer whose habits cover what the store sells still orders something.
+    empty = np.setdiff1d(orders["order"].to_numpy(), lines["order"].to_numpy())
+    if len(empty):
+        fallback = assortment.sample(rng, orders["store_index"].to_numpy()[empty], orders["kind"].to_numpy()[empty],
+                                     orders["trip_type"].to_numpy()[empty])
+        lines = pl.concat([lines, pl.DataFrame({"order": empty, "item": fallback, "habit": True})])
     lines = lines.with_columns(cart_key=rng.random(lines.height) + np.where(lines["habit"].to_numpy(), 0.0, 0.4))
     lines = lines.sort("order", "cart_key").unique(["order", "item"], keep="first", maintain_order=True)
     trip = orders["trip_type"].to_numpy()[lines["order"].to_numpy()]
@@ -169,7 +182,8 @@ def choose_substitutes(items: pl.DataFrame, wanted_item: np.ndarray, quantity: n
 
 def form_bundles(orders: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
     """Group the delivered orders of a store sharing a window into runs of up to five, neighbours
-    by bearing from the store; returns order -> bundle (0..b-1) with the bundle's planned dispatch."""
+    by bearing from the store; returns order -> bundle (0..b-1) with the bundle's window start and
+    the moment its last order was placed."""
     store_lat = stores["lat"].to_numpy()[orders["store_index"].to_numpy()]
     store_lon = stores["lon"].to_numpy()[orders["store_index"].to_numpy()]
     bearing = np.arctan2(orders["lon"].to_numpy() - store_lon, orders["lat"].to_numpy() - store_lat)
@@ -182,10 +196,8 @@ def form_bundles(orders: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
     starts = frame.select(pl.any_horizontal(pl.col(c).diff().fill_null(1) != 0
                                             for c in ("store_index", "window_start", "run", "chunk")).alias("s"))
     frame = frame.with_columns(bundle=starts["s"].cast(pl.Int64).cum_sum() - 1)
-    # Picking needs time after the last order of the run is placed.
-    planned = frame.group_by("bundle").agg(
-        planned_dispatch=pl.max_horizontal(pl.col("window_start").first() - 600, pl.col("placed").max() + 2400))
-    return frame.select("order", "bundle").join(planned, on="bundle")
+    timing = frame.group_by("bundle").agg(pl.col("window_start").first(), last_placed=pl.col("placed").max())
+    return frame.select("order", "bundle").join(timing, on="bundle").sort("order")
 
 
 def route_stops(store_lat, store_lon, stop_lat: np.ndarray, stop_lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -250,6 +262,7 @@ def assign_drivers(bundles: pl.DataFrame, drivers: pl.DataFrame, stores: pl.Data
     """
     drivers = drivers.sort("driver_id")
     d_dc = drivers["dc_id"].to_numpy()
+    home_lat, home_lon = drivers["home_store_lat"].to_numpy(), drivers["home_store_lon"].to_numpy()
     pos_lat, pos_lon = drivers["lat"].to_numpy().copy(), drivers["lon"].to_numpy().copy()
     free_at = np.full(drivers.height, SHIFT_START_SECONDS, dtype=np.int64)
     b = bundles.sort("bundle")
@@ -262,9 +275,14 @@ def assign_drivers(bundles: pl.DataFrame, drivers: pl.DataFrame, stores: pl.Data
     n = b.height
     driver_of = np.full(n, -1, dtype=np.int64)
     dispatched = np.zeros(n, dtype=np.int64)
-    staffed_dcs = set(np.unique(d_dc).tolist())
     if n and not drivers.height:
         raise ValueError("no active driver on the day: delivery bundles cannot be dispatched")
+    # Drivers of stores within reach of the bundle's store; a store with none borrows from its DC,
+    # and a DC with none from the whole chain.
+    local = road_miles(s_lat[:, None], s_lon[:, None], home_lat[None, :], home_lon[None, :]) <= DRIVER_REACH_MILES
+    same_dc = b_dc[:, None] == d_dc[None, :]
+    allowed = np.where(local.any(axis=1, keepdims=True), local,
+                       np.where(same_dc.any(axis=1, keepdims=True), same_dc, True))
     wave_end = int(planned.min(initial=0)) + WAVE_SECONDS
     while (driver_of < 0).any():
         waiting = np.flatnonzero((driver_of < 0) & (planned < wave_end))
@@ -273,8 +291,8 @@ def assign_drivers(bundles: pl.DataFrame, drivers: pl.DataFrame, stores: pl.Data
             continue
         pb = np.repeat(waiting, drivers.height)
         pd = np.tile(np.arange(drivers.height), len(waiting))
-        same_dc = (d_dc[pd] == b_dc[pb]) | ~np.isin(b_dc[pb], list(staffed_dcs))
-        pb, pd = pb[same_dc], pd[same_dc]
+        reach = allowed[pb, pd]
+        pb, pd = pb[reach], pd[reach]
         ready = free_at[pd] + drive_seconds(road_miles(pos_lat[pd], pos_lon[pd], s_lat[pb], s_lon[pb]))
         ok = ready <= wave_end
         pb, pd, ready = pb[ok], pd[ok], ready[ok]

@@ -61,7 +61,7 @@ class StockLedger:
 SECONDS_PER_HOUR = 3600
 # Where cycle counts find the books wrong: share of store products counted per day.
 CYCLE_COUNT_SHARE = 0.01
-SHRINK_SCALE = 0.55  # scales the department shrink rates (share of units sold) to the chain's ~2-3%
+SHRINK_SCALE = 0.40  # scales the department shrink rates (share of units sold) to the chain's ~2-3%
 
 
 def serve_by_hour(ledger: StockLedger, demand_seconds: np.ndarray, demand_ids: np.ndarray,
@@ -104,7 +104,7 @@ def shrink_units(rng: np.random.Generator, on_hand: np.ndarray, sold_units: np.n
                  perishable: np.ndarray) -> np.ndarray:
     """Units lost at the close (spoilage, damage, theft): about the department's shrink rate of
     what sold, perishables also losing a little of what sits on the shelf; never more than is left."""
-    expected = SHRINK_SCALE * shrink_rate * sold_units + np.where(perishable, 0.004 * on_hand, 0.0)
+    expected = SHRINK_SCALE * shrink_rate * sold_units + np.where(perishable, 0.0015 * on_hand, 0.0)
     return np.minimum(rng.poisson(expected), on_hand)
 
 

@@ -269,9 +269,14 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
     per_bundle = (stops.group_by("bundle").agg(
         store_index=pl.col("store_index").first(), centroid_lat=pl.col("lat").mean(), centroid_lon=pl.col("lon").mean(),
         round_trip_seconds=pl.col("round_trip_seconds").first(), route_miles=pl.col("route_miles").first(),
-        order_count=pl.len().cast(pl.Int64))
-        .join(bundles_of.select("bundle", "planned_dispatch").unique(), on="bundle").sort("bundle"))
-    drivers = world.drivers.join(world.stores.select(pl.col("store_id").alias("home_store_id"), "dc_id"),
+        order_count=pl.len().cast(pl.Int64), first_leg=pl.col("arrival_offset").min())
+        .join(bundles_of.select("bundle", "window_start", "last_placed").unique(), on="bundle").sort("bundle"))
+    # Leave so the first stop is reached early in the window, once the last order is picked.
+    per_bundle = per_bundle.with_columns(planned_dispatch=pl.max_horizontal(
+        pl.col("window_start") - pl.col("first_leg") + pl.Series(rng.integers(0, 1200, per_bundle.height)),
+        pl.col("last_placed") + delivery.PICKING_SECONDS))
+    drivers = world.drivers.join(world.stores.select(pl.col("store_id").alias("home_store_id"), "dc_id",
+                                                     home_store_lat="lat", home_store_lon="lon"),
                                  on="home_store_id").sort("driver_id")
     runs = delivery.assign_drivers(per_bundle, drivers, stores).join(per_bundle, on="bundle").sort("bundle")
     bundle_ids = number * delivery.BUNDLE_ID_STRIDE + 1 + runs["bundle"].to_numpy()

@@ -15,7 +15,7 @@ from grocery_pipeline.simulation.shopping import ANONYMOUS, KINDS, Assortment
 LOYALTY_SHARE = 0.62          # receipts on which a loyalty card is scanned
 # Where a loyalty customer shops: nearest, second and third nearest store; else anywhere (near
 # work, visiting), in proportion to store traffic.
-STORE_RANK_ODDS = np.array([0.58, 0.17, 0.08])
+STORE_RANK_ODDS = np.array([0.42, 0.13, 0.11])
 KIND_TRIP_RATE = {"budget": 1.0, "convenience": 1.35, "quality": 1.0, "brand-loyal": 1.0}
 # Loyalty coupon: share of loyalty baskets of at least $50 that redeem $5 off.
 COUPON_SHARE, COUPON_MIN_CENTS, COUPON_CENTS = 0.10, 5_000, 500
@@ -80,18 +80,18 @@ def plan_trips(rng: np.random.Generator, customers: pl.DataFrame, assortment: As
 
 def basket_requests(rng: np.random.Generator, trips: pl.DataFrame, assortment: Assortment) -> pl.DataFrame:
     """What each shopper means to buy: distinct products (row `item` of the assortment) and units."""
-    kind = trips["kind"].to_numpy()
     trip_type = trips["trip_type"].to_numpy()
     sizes = shopping.basket_sizes(rng, trip_type)
-    trip = np.repeat(trips["trip"].to_numpy(), sizes)
-    line_kind, line_trip = np.repeat(kind, sizes), np.repeat(trip_type, sizes)
-    item = assortment.sample(rng, np.repeat(trips["store_index"].to_numpy(), sizes), line_kind, line_trip)
-    quantity = shopping.line_quantities(rng, line_trip)
-    lines = pl.DataFrame({"trip": trip, "item": item, "quantity": quantity, "kind": line_kind,
-                          "seconds": np.repeat(trips["seconds"].to_numpy(), sizes)})
-    # A product lands in a basket once; a second pick of it just adds units.
-    return (lines.group_by("trip", "item", maintain_order=True)
-            .agg(pl.col("quantity").sum(), pl.col("kind").first(), pl.col("seconds").first()))
+    picks = shopping.distinct_picks(rng, assortment, trips["trip"].to_numpy(), sizes, trips["store_index"].to_numpy(),
+                                    trips["kind"].to_numpy(), trip_type)
+    trip = picks["basket"].to_numpy()
+    return pl.DataFrame({
+        "trip": trip,
+        "item": picks["item"],
+        "quantity": shopping.line_quantities(rng, trip_type[trip]),
+        "kind": trips["kind"].to_numpy()[trip],
+        "seconds": trips["seconds"].to_numpy()[trip],
+    })
 
 
 def build_receipts(rng: np.random.Generator, business_date: date, day_number: int, trips: pl.DataFrame,

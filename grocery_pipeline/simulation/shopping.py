@@ -33,8 +33,8 @@ TRIP_MIX = np.array([
 ])
 # Mean distinct products per basket by trip type (long-tailed around it) and mean extra units per
 # line beyond the first.
-TRIP_LINES = np.array([3.8, 13.5, 23.0, 11.0])
-TRIP_EXTRA_UNITS = np.array([0.12, 0.22, 0.30, 1.10])
+TRIP_LINES = np.array([4.2, 14.5, 24.0, 12.0])
+TRIP_EXTRA_UNITS = np.array([0.06, 0.12, 0.18, 0.85])
 LINES_DISPERSION = 2.2  # negative-binomial shape: smaller = longer tail
 
 # Brand tier preference by shopper kind (rows KINDS, columns TIERS).
@@ -47,11 +47,11 @@ TIER_PREFERENCE = np.array([
 ])
 # Department tilts on top of the catalog's demand weights.
 KIND_DEPARTMENT_TILT = {
-    "budget": {"Pantry": 1.3, "Frozen": 1.2, "Household": 1.2, "Produce": 0.8, "Deli": 0.7},
-    "convenience": {"Deli": 1.7, "Beverages": 1.4, "Snacks": 1.4, "Bakery": 1.2, "Pantry": 0.7},
-    "quality": {"Produce": 1.45, "Meat & Seafood": 1.3, "Bakery": 1.2, "Snacks": 0.7, "Frozen": 0.8},
-    "brand-loyal": {"Beverages": 1.2, "Snacks": 1.2, "Personal Care": 1.2},
-    "anonymous": {"Beverages": 1.3, "Snacks": 1.3, "Deli": 1.2},
+    "budget": {"Pantry": 1.3, "Frozen": 1.2, "Household": 1.2, "Produce": 0.6, "Deli": 0.7},
+    "convenience": {"Deli": 1.7, "Beverages": 1.4, "Snacks": 1.4, "Bakery": 1.2, "Pantry": 0.7, "Produce": 0.65},
+    "quality": {"Produce": 1.05, "Meat & Seafood": 1.3, "Bakery": 1.2, "Snacks": 0.7, "Frozen": 0.8},
+    "brand-loyal": {"Beverages": 1.2, "Snacks": 1.2, "Personal Care": 1.2, "Produce": 0.75},
+    "anonymous": {"Beverages": 1.3, "Snacks": 1.3, "Deli": 1.2, "Produce": 0.7},
 }
 TRIP_DEPARTMENT_TILT = {
     "QUICK_TRIP": {"Beverages": 1.6, "Snacks": 1.4, "Dairy & Eggs": 1.3, "Bakery": 1.3, "Deli": 1.3,
@@ -61,8 +61,13 @@ TRIP_DEPARTMENT_TILT = {
     "BULK_SHOP": {"Pantry": 1.6, "Household": 1.8, "Beverages": 1.3, "Pet": 1.4, "Produce": 0.6,
                   "Deli": 0.5, "Bakery": 0.6},
 }
-PROMO_LIFT_PRODUCT = 3.6   # a featured product sells several times its usual rate
-PROMO_LIFT_CATEGORY = 1.9
+# Cheaper products sell more units: demand falls with the price relative to the chain's median.
+PRICE_ELASTICITY = 0.6
+# Promotions lift demand until about this share of the products picked in a store are on deal
+# (retail: 34-43% of lines), at most MAX_PROMO_LIFT times a product's usual rate; a store whose
+# range is mostly on deal already gets no lift.
+PROMOTED_PICK_SHARE = 0.44
+MAX_PROMO_LIFT = 4.0
 # Share of lines of a promoted product on which the shopper takes the deal (clips the coupon,
 # scans the card), by kind.
 PROMO_USE = np.array([0.97, 0.80, 0.85, 0.88, 0.70])
@@ -73,7 +78,7 @@ INSTORE_HOURS[7:23] = [2.2, 4.2, 6.0, 7.6, 8.1, 8.4, 8.2, 8.0, 7.7, 8.1, 8.9, 7.
 INSTORE_WEEKEND_HOURS = np.zeros(24)
 INSTORE_WEEKEND_HOURS[7:23] = [1.4, 3.2, 5.6, 7.8, 8.8, 9.0, 8.8, 8.4, 7.9, 7.6, 7.4, 6.6, 4.8, 3.3, 2.0, 1.0]
 DELIVERY_HOURS = np.zeros(24)
-DELIVERY_HOURS[6:20] = [0.8, 1.8, 3.2, 4.6, 5.6, 6.0, 5.8, 5.4, 5.5, 6.1, 7.2, 8.0, 7.6, 5.2]
+DELIVERY_HOURS[6:20] = [0.2, 0.6, 1.4, 2.6, 3.8, 4.5, 4.8, 4.6, 4.8, 5.8, 7.4, 9.0, 9.8, 8.8]
 
 # Tender mix by channel (in-store cash skews to small baskets).
 INSTORE_TENDERS = ("CREDIT", "DEBIT", "CASH", "MOBILE_WALLET", "EBT", "GIFT_CARD")
@@ -105,6 +110,27 @@ def basket_sizes(rng: np.random.Generator, trip: np.ndarray) -> np.ndarray:
 
 def line_quantities(rng: np.random.Generator, trip: np.ndarray) -> np.ndarray:
     return 1 + rng.poisson(TRIP_EXTRA_UNITS[trip])
+
+
+def distinct_picks(rng: np.random.Generator, assortment: "Assortment", basket: np.ndarray, sizes: np.ndarray,
+                   store_index: np.ndarray, kind: np.ndarray, trip: np.ndarray,
+                   exclude: pl.DataFrame | None = None) -> pl.DataFrame:
+    """`sizes[i]` distinct products for each basket (row `item` of the assortment), in pick order,
+    none of the (basket, item) pairs in `exclude`.
+
+    Popular products would be drawn twice in one basket; drawing spare candidates and keeping the
+    first distinct ones gives each basket its intended number of products.
+    """
+    draws = np.ceil(np.asarray(sizes) * 2.5).astype(np.int64) + 3
+    item = assortment.sample(rng, np.repeat(store_index, draws), np.repeat(kind, draws), np.repeat(trip, draws))
+    picks = pl.DataFrame({"basket": np.repeat(basket, draws), "item": item})
+    if exclude is not None:
+        picks = picks.join(exclude.select("basket", "item"), on=["basket", "item"], how="anti", maintain_order="left")
+    picks = picks.unique(["basket", "item"], keep="first", maintain_order=True) \
+        .with_columns(rank=pl.int_range(pl.len()).over("basket"))
+    want = np.zeros(int(np.max(basket, initial=-1)) + 1, dtype=np.int64)
+    want[basket] = sizes
+    return picks.filter(pl.Series(picks["rank"].to_numpy() < want[picks["basket"].to_numpy()])).drop("rank")
 
 
 def nearest_stores(lat, lon, store_lat, store_lon, k: int = 3, chunk: int = 20_000):
@@ -195,18 +221,16 @@ def best_promotions(store_products: pl.DataFrame, promotions: pl.DataFrame) -> p
     by_product = promotions.filter(pl.col("scope") == "PRODUCT").select("product_id", *promo_cols)
     by_category = promotions.filter(pl.col("scope") == "CATEGORY").select("department", "category", *promo_cols)
     candidates = pl.concat([
-        store_products.select("store_product_id", "list_price", "product_id").join(by_product, on="product_id")
-        .with_columns(scope_lift=pl.lit(PROMO_LIFT_PRODUCT)),
+        store_products.select("store_product_id", "list_price", "product_id").join(by_product, on="product_id"),
         store_products.select("store_product_id", "list_price", "department", "category")
-        .join(by_category, on=["department", "category"])
-        .with_columns(scope_lift=pl.lit(PROMO_LIFT_CATEGORY)),
+        .join(by_category, on=["department", "category"]),
     ], how="diagonal")
     value = pl.when(pl.col("discount_kind") == "PERCENT").then(pl.col("list_price") * pl.col("discount_value")) \
         .otherwise(pl.min_horizontal(pl.col("discount_value"), pl.col("list_price") * 0.5))
     return (candidates.with_columns(value=value)
             .sort(["store_product_id", "value", "promotion_id"], descending=[False, True, False])
             .group_by("store_product_id", maintain_order=True).first()
-            .select("store_product_id", *promo_cols, "scope_lift"))
+            .select("store_product_id", *promo_cols))
 
 
 def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, products: pl.DataFrame,
@@ -221,11 +245,15 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
     items = items.join(best_promotions(items, promotions), on="store_product_id", how="left")
     dept_index = {d: i for i, d in enumerate(departments)}
     items = items.with_columns(
-        weight=pl.col("popularity") * pl.col("scope_lift").fill_null(1.0),
+        weight=pl.col("popularity") * (pl.col("list_price") / pl.col("list_price").median()) ** -PRICE_ELASTICITY,
         dept_index=pl.col("department").replace_strict(dept_index, return_dtype=pl.Int64),
         tier_index=pl.col("brand_tier").replace_strict({t: i for i, t in enumerate(TIERS)}, return_dtype=pl.Int64),
         tax_rate=pl.when(pl.col("taxable")).then(pl.col("tax_rate")).otherwise(pl.col("grocery_tax_rate")),
     ).with_columns(group=pl.col("dept_index") * len(TIERS) + pl.col("tier_index"))
+    promoted = pl.col("promotion_id").is_not_null()
+    on_deal = (pl.col("weight").filter(promoted).sum() / pl.col("weight").sum()).over("store_index")
+    lift = (PROMOTED_PICK_SHARE * (1 - on_deal) / (on_deal * (1 - PROMOTED_PICK_SHARE))).clip(1.0, MAX_PROMO_LIFT)
+    items = items.with_columns(weight=pl.when(promoted).then(pl.col("weight") * lift).otherwise(pl.col("weight")))
     items = items.sort("store_index", "group", "store_product_id")
     n_stores, n_groups = stores.height, len(departments) * len(TIERS)
 
@@ -255,7 +283,7 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
     ids = items["store_product_id"].to_numpy()
     order = np.argsort(ids, kind="stable")
     return Assortment(
-        stores, items.drop("scope_lift", "dept_index", "tier_index", "group", "popularity", "weight",
+        stores, items.drop("dept_index", "tier_index", "group", "popularity", "weight",
                            "grocery_tax_rate", "brand_tier"),
         departments, item_cum, group_first, group_last, group_cum, ids[order], order)
 
