@@ -71,11 +71,15 @@ def test_keys_are_unique_and_not_null():
             assert {"unique_key": {"arguments": {"columns": list(table.key)}}} in _tests(tables[name]), name
 
 
-def test_non_nullable_columns_are_not_null_and_nullable_ones_are_not():
+def test_non_nullable_columns_are_required_and_nullable_ones_are_not():
     tables = _source_tables(_committed())
     for name, table in TABLES.items():
-        for declared, column in zip(table.columns, tables[name]["columns"]):
-            assert ("not_null" in _tests(column)) == (not declared.nullable), f"{name}.{declared.name}"
+        required = {c.name for c in table.columns if not c.nullable}
+        tested = {c["name"] for c in tables[name]["columns"] if "not_null" in _tests(c)}
+        for test in _tests(tables[name]):
+            if "not_null_columns" in test:
+                tested |= set(test["not_null_columns"]["arguments"]["columns"])
+        assert tested == required, name
 
 
 def test_every_foreign_key_has_a_relationships_test_to_its_parent():
@@ -112,9 +116,16 @@ def test_freshness_on_partitioned_tables_that_land_daily_and_none_elsewhere():
         config = tables[name]["config"]
         if name == "calendar" or table.group != "dimensions":
             assert config["loaded_at_field"] == "_loaded_at", name
-            assert config["freshness"] == contract.FRESHNESS[table.partitioning], name
+            assert config["freshness"] == contract.FRESHNESS[contract.landing(table)], name
         else:
             assert config["freshness"] is None and "loaded_at_field" not in config, name
+
+
+def test_landing_patterns_follow_the_groups():
+    assert contract.landing(TABLES["calendar"]) == "opening"
+    assert contract.landing(TABLES["price_snapshots"]) == "opening"
+    assert contract.landing(TABLES["price_updates"]) == "hourly"
+    assert contract.landing(TABLES["orders"]) == "nightly"
 
 
 def test_a_table_without_loaded_at_gets_no_freshness():
