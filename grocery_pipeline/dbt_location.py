@@ -19,13 +19,20 @@ from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from dagster_dbt import (
-    DagsterDbtTranslator,
-    DagsterDbtTranslatorSettings,
-    DbtCliResource,
-    DbtProject,
-    dbt_assets,
-)
+
+try:
+    from dagster_dbt import (
+        DagsterDbtTranslator,
+        DagsterDbtTranslatorSettings,
+        DbtCliResource,
+        DbtProject,
+        dbt_assets,
+    )
+except ImportError as missing:  # the base install leaves dbt out
+    raise ImportError(
+        "code location grocery_analytics needs the dbt extra (dbt-core, dbt-duckdb, dagster-dbt): "
+        "run `make install-dbt` or `pip install -e \".[dbt]\"`"
+    ) from missing
 
 from grocery_pipeline.contract import DBT_PROJECT_DIR
 from grocery_pipeline.partitions import DAILY, LOAD_SETTINGS
