@@ -8,7 +8,7 @@ Audits are collected from the modules of this package, one module per concern.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Callable
 
 import polars as pl
@@ -28,6 +28,18 @@ class AuditContext:
 
     def frame(self, table: str) -> pl.DataFrame:
         return self.frames[table]
+
+    def same_day(self, table: str) -> pl.DataFrame | None:
+        """Another table's rows of the audited date: staged alongside, else published, else None."""
+        if table in self.frames:
+            return self.frames[table]
+        path = self.lake.partition_path(table, self.business_date)
+        return pl.read_parquet(path) if path.is_file() else None
+
+    def previous_day(self, table: str) -> pl.DataFrame | None:
+        """A table's published partition of the day before (the only history a state check reads)."""
+        path = self.lake.partition_path(table, self.business_date - timedelta(days=1))
+        return pl.read_parquet(path) if path.is_file() else None
 
 
 @dataclass(frozen=True)

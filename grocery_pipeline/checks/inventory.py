@@ -1,3 +1,155 @@
-"""Audits: inventory."""
+"""Audits: stock. On-hand is never negative; each day's closing stock is the previous day's
+closing stock plus that day's movements, for every store product and every DC product; movements
+carry the sign their type implies; and the store's sales movements are exactly what the receipts
+and delivered orders took off the shelf.
 
-AUDITS: list = []
+Conservation reads only the audited day and the previous day's published closing stock, so a
+check costs the same on day 365 as on day 1.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import polars as pl
+
+from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from
+from grocery_pipeline.storage.lake import MissingPartitionError
+from grocery_pipeline.storage.world import read_as_of_cached
+
+# The sign each movement type must carry (+1 adds stock, -1 takes it away, 0 either way).
+STORE_TXN_SIGNS = {"SALE": -1, "ONLINE_SALE": -1, "RECEIVING": 1, "SHRINK": -1, "ADJUSTMENT": 0}
+DC_TXN_SIGNS = {"SUPPLIER_RECEIPT": 1, "SHIPMENT_OUT": -1}
+
+
+def _not_negative(table: str, key: list[str]):
+    def run(ctx: AuditContext) -> Finding:
+        stock = ctx.frame(table)
+        offenders = stock.filter(pl.col("on_hand") < 0)
+        lowest = stock["on_hand"].min() if stock.height else None
+        return finding_from(offenders, key, lowest_on_hand=lowest)
+    return run
+
+
+def conservation_breaks(today: pl.DataFrame, previous: pl.DataFrame, opening: pl.DataFrame,
+                        moves: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """Rows whose closing stock is not the opening stock plus the day's signed movements.
+
+    `previous`: key, on_hand -- yesterday's close. `opening`: key, initial -- the opening stock of
+    items with no row yesterday. `moves`: key, quantity -- the day's movements. Yesterday's rows
+    missing today and movements of items with no row today offend as well (on_hand null)."""
+    moved = moves.group_by(key).agg(pl.col("quantity").sum().alias("moved"))
+    closing = today.select(*key, "on_hand")
+    joined = (closing.join(previous.select(*key, pl.col("on_hand").alias("yesterday")), on=key, how="full",
+                           coalesce=True)
+              .join(opening.select(*key, "initial"), on=key, how="left")
+              .join(moved, on=key, how="full", coalesce=True))
+    expected = pl.coalesce("yesterday", "initial") + pl.col("moved").fill_null(0)
+    return joined.with_columns(expected_on_hand=expected).filter(
+        pl.col("on_hand").is_null() | pl.col("expected_on_hand").is_null()
+        | (pl.col("on_hand") != pl.col("expected_on_hand")))
+
+
+def _previous_close(ctx: AuditContext, table: str, key: list[str]) -> pl.DataFrame | None:
+    previous = ctx.previous_day(table)
+    if previous is None and ctx.business_date > ctx.settings.start_date:
+        return None  # the chain is broken: nothing to conserve against
+    return previous if previous is not None else pl.DataFrame(
+        schema={**{k: pl.Int64 for k in key}, "on_hand": pl.Int64})
+
+
+def _store_opening_stock(ctx: AuditContext, new_items: pl.DataFrame) -> pl.DataFrame:
+    """initial_on_hand of the store products that had no closing stock yesterday."""
+    if new_items.is_empty():
+        return pl.DataFrame(schema={"store_product_id": pl.Int64, "initial": pl.Int64})
+    try:
+        listed = read_as_of_cached(ctx.lake, "store_products", ctx.business_date)
+    except MissingPartitionError:
+        listed = pl.DataFrame(schema={"store_product_id": pl.Int64, "initial_on_hand": pl.Int64})
+    return listed.join(new_items, on="store_product_id", how="semi").select(
+        "store_product_id", pl.col("initial_on_hand").alias("initial"))
+
+
+def _dc_opening_stock(ctx: AuditContext, new_items: pl.DataFrame) -> pl.DataFrame:
+    # a DC product's first day opens empty: its first supplier receipt fills it
+    return new_items.with_columns(initial=pl.lit(0, pl.Int64))
+
+
+def _conserved(stock: str, movements: str, key: list[str],
+               opening_stock: Callable[[AuditContext, pl.DataFrame], pl.DataFrame]):
+    def run(ctx: AuditContext) -> Finding:
+        today = ctx.frame(stock)
+        previous = _previous_close(ctx, stock, key)
+        if previous is None:
+            return finding_from(today, key, reason=f"the previous day's {stock} is not published")
+        moves = ctx.same_day(movements)
+        moves = moves.select(*key, "quantity") if moves is not None else pl.DataFrame(
+            schema={**{k: pl.Int64 for k in key}, "quantity": pl.Int64})
+        new_items = today.join(previous, on=key, how="anti").select(key)
+        offenders = conservation_breaks(today, previous, opening_stock(ctx, new_items), moves, key)
+        return finding_from(offenders, key, rows_checked=today.height,
+                            dropped_rows=offenders.filter(pl.col("on_hand").is_null()).height)
+    return run
+
+
+def wrong_signs(moves: pl.DataFrame, signs: dict[str, int]) -> pl.DataFrame:
+    sign = pl.col("txn_type").replace_strict(signs, default=None, return_dtype=pl.Int64)
+    return moves.filter(sign.is_null() | (pl.col("quantity") == 0)
+                        | ((sign != 0) & (pl.col("quantity").sign() != sign)))
+
+
+def _signed(table: str, signs: dict[str, int]):
+    def run(ctx: AuditContext) -> Finding:
+        offenders = wrong_signs(ctx.frame(table), signs)
+        return finding_from(offenders, "txn_id", by_type=dict(offenders.group_by("txn_type").len().rows()))
+    return run
+
+
+def sales_mismatches(moves: pl.DataFrame, lines: pl.DataFrame | None, txn_type: str, reference: str) -> pl.DataFrame:
+    """(basket, store product) pairs whose sale movement is not minus the units on the basket's lines."""
+    key = [reference, "store_product_id"]
+    sold = (lines if lines is not None else pl.DataFrame(schema={reference: pl.Int64, "store_product_id": pl.Int64,
+                                                                 "quantity": pl.Int64}))
+    sold = sold.filter(pl.col("quantity") > 0).group_by(key).agg(pl.col("quantity").sum().alias("sold"))
+    taken = (moves.filter(pl.col("txn_type") == txn_type)
+             .group_by(pl.col("reference_id").alias(reference), "store_product_id")
+             .agg((-pl.col("quantity")).sum().alias("taken")))
+    joined = sold.join(taken, on=key, how="full", coalesce=True)
+    return joined.filter(pl.col("sold").is_null() | pl.col("taken").is_null() | (pl.col("sold") != pl.col("taken")))
+
+
+def _sales_match_baskets(ctx: AuditContext) -> Finding:
+    moves = ctx.frame("store_inventory_txn")
+    in_store = sales_mismatches(moves, ctx.same_day("receipt_lines"), "SALE", "receipt_id")
+    online = sales_mismatches(moves, ctx.same_day("order_items"), "ONLINE_SALE", "order_id")
+    offenders = pl.concat([in_store.rename({"receipt_id": "reference_id"}),
+                           online.rename({"order_id": "reference_id"})])
+    return finding_from(offenders, ["reference_id", "store_product_id"],
+                        receipts_mismatched=in_store.height, orders_mismatched=online.height)
+
+
+AUDITS: list[Audit] = [
+    Audit("store_inventory_on_hand_not_negative", "store_inventory",
+          "No store product ends the day with negative stock.",
+          _not_negative("store_inventory", ["store_product_id"])),
+    Audit("dc_inventory_on_hand_not_negative", "dc_inventory",
+          "No distribution-center product ends the day with negative stock.",
+          _not_negative("dc_inventory", ["dc_id", "product_id"])),
+    Audit("store_inventory_conserved", "store_inventory",
+          "Closing stock = previous day's closing stock (or initial_on_hand on a product's first day) "
+          "+ the day's store_inventory_txn, for every store product; no row disappears.",
+          _conserved("store_inventory", "store_inventory_txn", ["store_product_id"], _store_opening_stock)),
+    Audit("dc_inventory_conserved", "dc_inventory",
+          "Closing stock = previous day's closing stock (0 on a product's first day) + the day's "
+          "dc_inventory_txn, for every DC product; no row disappears.",
+          _conserved("dc_inventory", "dc_inventory_txn", ["dc_id", "product_id"], _dc_opening_stock)),
+    Audit("store_inventory_txn_signed_by_type", "store_inventory_txn",
+          "Sales, online sales and shrink take stock off (negative), receiving adds it (positive), "
+          "adjustments are non-zero; no other movement type.", _signed("store_inventory_txn", STORE_TXN_SIGNS)),
+    Audit("dc_inventory_txn_signed_by_type", "dc_inventory_txn",
+          "Supplier receipts add stock, shipments out take it off; no other movement type.",
+          _signed("dc_inventory_txn", DC_TXN_SIGNS)),
+    Audit("store_inventory_txn_matches_sales", "store_inventory_txn",
+          "The SALE movements of each receipt and the ONLINE_SALE movements of each order take off "
+          "the shelf exactly the units on its lines, store product by store product.", _sales_match_baskets),
+]

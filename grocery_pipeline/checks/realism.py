@@ -1,3 +1,236 @@
-"""Audits: realism."""
+"""Audits: realism targets (SPEC "Realism targets"), measured on each day's partition and reported
+with severity WARN: a miss is worth a look in the UI, never a reason to withhold the data.
 
-AUDITS: list = []
+Each check reports the measured value beside its target band and published anchor. A measure
+needs a minimum sample to mean anything; history-dependent measures (reorder share, days between
+orders) also need the chain to have run long enough for customers to have histories. Below
+either, the check passes and says so in its metadata (`evaluated: false` with the reason).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import polars as pl
+
+from grocery_pipeline.checks import Audit, AuditContext, Finding
+from grocery_pipeline.simulation.geography import haversine_miles
+from grocery_pipeline.storage.lake import MissingPartitionError
+from grocery_pipeline.storage.world import read_as_of_cached
+
+WARM_UP_DAYS = 60  # before this, few customers have a delivery history to reorder from
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    table: str
+    description: str
+    low: float
+    high: float
+    anchor: str
+    measure: Callable[[AuditContext], tuple[float | None, int]]  # (value, sample size)
+    sample_of: str = "rows"  # what the sample counts: the unit whose number makes the measure stable
+    min_sample: int = 100
+    needs_history: bool = False
+
+
+def evaluate(target: Target, ctx: AuditContext) -> Finding:
+    detail = {"target": [target.low, target.high], "anchor": target.anchor}
+    days_in = (ctx.business_date - ctx.settings.start_date).days
+    if target.needs_history and days_in < WARM_UP_DAYS:
+        return Finding(0, [], {**detail, "evaluated": False,
+                               "reason": f"warming up: day {days_in + 1} of {WARM_UP_DAYS}"})
+    value, sample = target.measure(ctx)
+    detail.update(sample=sample, sample_of=target.sample_of,
+                  measured=None if value is None else round(float(value), 4))
+    if value is None or sample < target.min_sample:
+        return Finding(0, [], {**detail, "evaluated": False,
+                               "reason": f"{sample} {target.sample_of} is under the {target.min_sample} "
+                                         "needed for a stable measure"})
+    inside = target.low <= value <= target.high
+    return Finding(0 if inside else sample, [] if inside else [ctx.business_date.isoformat()],
+                   {**detail, "evaluated": True})
+
+
+# -- measures ------------------------------------------------------------------------------------
+
+def _rows(ctx: AuditContext, table: str) -> pl.DataFrame:
+    frame = ctx.same_day(table)
+    return frame if frame is not None else pl.DataFrame()
+
+
+def _mean(ctx: AuditContext, table: str, column: str, where: pl.Expr | None = None):
+    frame = _rows(ctx, table)
+    if frame.is_empty():
+        return None, 0
+    if where is not None:
+        frame = frame.filter(where)
+    return (frame[column].mean() if frame.height else None), frame.height
+
+
+def _share(ctx: AuditContext, table: str, condition: pl.Expr, where: pl.Expr | None = None):
+    frame = _rows(ctx, table)
+    if frame.is_empty():
+        return None, 0
+    if where is not None:
+        frame = frame.filter(where)
+    return (frame.select(condition.mean()).item() if frame.height else None), frame.height
+
+
+def _sold_lines(ctx: AuditContext) -> pl.DataFrame:
+    """Every line that sold at least a unit, in store and delivered: product and value."""
+    parts = []
+    for table in ("receipt_lines", "order_items"):
+        frame = ctx.same_day(table)
+        if frame is not None and frame.height:
+            parts.append(frame.filter(pl.col("quantity") > 0).select("product_id", "line_total", "promotion_id"))
+    return pl.concat(parts) if parts else pl.DataFrame(
+        schema={"product_id": pl.Int64, "line_total": pl.Float64, "promotion_id": pl.Int64})
+
+
+def _as_of(ctx: AuditContext, table: str) -> pl.DataFrame | None:
+    try:
+        return read_as_of_cached(ctx.lake, table, ctx.business_date)
+    except MissingPartitionError:
+        return None
+
+
+def _promotion_share(ctx: AuditContext):
+    """Share of sold lines (in store and delivered) that carry a promotion; its stability rests on
+    how many promotions ran that day, so that is the sample."""
+    lines = _sold_lines(ctx)
+    if lines.is_empty():
+        return None, 0
+    return lines["promotion_id"].is_not_null().mean(), lines["promotion_id"].drop_nulls().n_unique()
+
+
+def _produce_share(ctx: AuditContext):
+    lines = _sold_lines(ctx)
+    products = _as_of(ctx, "products")
+    if products is None or lines.is_empty():
+        return None, lines.height
+    joined = lines.join(products.select("product_id", "department"), on="product_id", how="left")
+    total = joined["line_total"].sum()
+    produce = joined.filter(pl.col("department") == "Produce")["line_total"].sum()
+    return (produce / total if total else None), joined.height
+
+
+def _top_sku_share(ctx: AuditContext):
+    lines = _sold_lines(ctx)
+    if lines.is_empty():
+        return None, 0
+    per_sku = lines.group_by("product_id").len().sort("len", descending=True)
+    products = _as_of(ctx, "products")
+    catalog_size = products.height if products is not None else per_sku.height
+    top = max(1, int(np.ceil(0.01 * catalog_size)))
+    return per_sku["len"].head(top).sum() / lines.height, lines.height
+
+
+def _store_volume_spread(ctx: AuditContext):
+    receipts = _rows(ctx, "receipts")
+    if receipts.is_empty():
+        return None, 0
+    # a coefficient of variation over a handful of stores says nothing: the stores are the sample
+    per_store = receipts.group_by("store_id").len()["len"].cast(pl.Float64)
+    return per_store.std() / per_store.mean(), per_store.len()
+
+
+def _visits_at_two_nearest(ctx: AuditContext):
+    receipts = _rows(ctx, "receipts")
+    stores, customers = _as_of(ctx, "stores"), _as_of(ctx, "customers")
+    if receipts.is_empty() or stores is None or customers is None:
+        return None, 0
+    stores = stores.filter(pl.col("opened_on") <= ctx.business_date).sort("store_id")
+    if stores.height < 3:  # with two stores or fewer every visit is at one of the two nearest: no measure
+        return None, 0
+    visits = receipts.filter(pl.col("customer_id").is_not_null()).join(
+        customers.select("customer_id", "lat", "lon"), on="customer_id", how="inner")
+    if visits.is_empty():
+        return None, 0
+    from grocery_pipeline.simulation.shopping import nearest_stores
+
+    near, _ = nearest_stores(visits["lat"].to_numpy(), visits["lon"].to_numpy(),
+                             stores["lat"].to_numpy(), stores["lon"].to_numpy(), k=2)
+    store_ids = stores["store_id"].to_numpy()
+    at_near = (store_ids[near] == visits["store_id"].to_numpy()[:, None]).any(axis=1)
+    return float(at_near.mean()), visits.height
+
+
+def _trip_miles(ctx: AuditContext):
+    receipts = _rows(ctx, "receipts")
+    stores, customers = _as_of(ctx, "stores"), _as_of(ctx, "customers")
+    if receipts.is_empty() or stores is None or customers is None:
+        return None, 0
+    trips = (receipts.filter(pl.col("customer_id").is_not_null())
+             .join(customers.select("customer_id", "lat", "lon"), on="customer_id")
+             .join(stores.select("store_id", pl.col("lat").alias("s_lat"), pl.col("lon").alias("s_lon")),
+                   on="store_id"))
+    if trips.is_empty():
+        return None, 0
+    miles = haversine_miles(trips["lat"].to_numpy(), trips["lon"].to_numpy(), trips["s_lat"].to_numpy(),
+                            trips["s_lon"].to_numpy())
+    return float((miles < 10).mean()), trips.height
+
+
+def _hour_shape(ctx: AuditContext):
+    """Share of in-store receipts in the 10:00-15:00 plateau over the share from 7:00 to 9:59,
+    per hour: above 1 when traffic builds from the morning to the midday plateau."""
+    receipts = _rows(ctx, "receipts")
+    if receipts.is_empty():
+        return None, 0
+    hours = receipts["receipt_ts"].dt.hour()
+    plateau = hours.is_between(10, 15).sum() / 6
+    morning = hours.is_between(7, 9).sum() / 3
+    return (plateau / morning if morning else None), receipts.height
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("receipts_items_per_basket", "receipts", "Products per in-store basket average about 10.",
+           7.0, 14.0, "Instacart: 10.1 products per order", lambda c: _mean(c, "receipts", "line_count"),
+           sample_of="receipts"),
+    Target("receipts_basket_value", "receipts", "In-store baskets average about $42.",
+           30.0, 56.0, "FMI: $42.07 average transaction", lambda c: _mean(c, "receipts", "total"),
+           sample_of="receipts"),
+    Target("order_items_reorder_share", "order_items", "55-62% of delivery lines are reorders.",
+           0.50, 0.67, "Instacart: ~59% of lines reordered",
+           lambda c: _share(c, "order_items", pl.col("reordered").cast(pl.Float64)),
+           sample_of="order lines", needs_history=True),
+    Target("orders_days_between_orders", "orders",
+           "Days between a customer's delivery orders are capped at 30 and average about 17.",
+           12.0, 22.0, "Instacart: days_since_prior_order capped at 30, mean ~17",
+           lambda c: _mean(c, "orders", "days_since_prior_order", pl.col("days_since_prior_order").is_not_null()),
+           sample_of="repeat orders", needs_history=True),
+    Target("receipts_hour_of_day_builds_to_midday", "receipts",
+           "Traffic builds from 7:00 to a 10:00-15:00 plateau: plateau hours busier than early-morning hours.",
+           1.1, 10.0, "grocery traffic curves (FMI, Instacart order_hour_of_day)", _hour_shape,
+           sample_of="receipts"),
+    Target("receipt_lines_promotion_share", "receipt_lines",
+           "34-43% of sold lines (in store and delivered) carry a promotion.",
+           0.30, 0.47, "retail promotion share 34-43% of units", _promotion_share,
+           sample_of="promotions applied", min_sample=25),
+    Target("receipt_lines_produce_share", "receipt_lines", "Produce is about 10% of sales.",
+           0.05, 0.16, "FMI: produce ~10% of grocery sales", _produce_share, sample_of="sold lines"),
+    Target("receipt_lines_top_sku_share", "receipt_lines",
+           "Heavy popularity skew: the top 1% of SKUs take far more than 2% of lines.",
+           0.04, 1.0, "long-tail retail demand (Instacart product order counts)", _top_sku_share,
+           sample_of="sold lines"),
+    Target("receipts_store_volume_spread", "receipts",
+           "Store volumes vary widely: coefficient of variation of receipts per store above 0.6.",
+           0.6, 10.0, "retail big-data generator store profiles", _store_volume_spread,
+           sample_of="stores", min_sample=5),
+    Target("receipts_visits_at_two_nearest_stores", "receipts",
+           "About 70% of a loyalty customer's visits are at one of their two nearest stores.",
+           0.60, 0.97, "shopper studies: ~70% of trips to the two nearest stores", _visits_at_two_nearest,
+           sample_of="loyalty receipts"),
+    Target("receipts_trips_under_10_miles", "receipts", "Most shopping trips are under 10 miles.",
+           0.5, 1.0, "NHTS: most grocery trips under 10 miles", _trip_miles, sample_of="loyalty receipts"),
+)
+
+AUDITS: list[Audit] = [
+    Audit(t.name, t.table, f"{t.description} Target {t.low:g}-{t.high:g} ({t.anchor}). Warns only.",
+          (lambda target: lambda ctx: evaluate(target, ctx))(t), blocking=False)
+    for t in TARGETS
+]

@@ -1,0 +1,335 @@
+"""Each audit, called directly on small hand-made frames: it passes on sound data and fails, with
+the offending count and sample keys, on data that breaks the invariant it guards."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from grocery_pipeline import checks
+from grocery_pipeline.checks import AuditContext
+from grocery_pipeline.checks.realism import TARGETS, Target, evaluate
+from grocery_pipeline.settings import load_settings
+from grocery_pipeline.storage.lake import Lake
+from grocery_pipeline.tables import TABLES
+
+DAY = date(2025, 1, 1)
+AUDITS = {a.name: a for a in checks.all_audits()}
+
+
+def at(hour: int, minute: int = 0, day: date = DAY) -> datetime:
+    return datetime.combine(day, datetime.min.time()) + timedelta(hours=hour, minutes=minute)
+
+
+@pytest.fixture
+def lake(tmp_path) -> Lake:
+    return Lake(tmp_path / "lake")
+
+
+def publish(lake: Lake, table: str, frame: pl.DataFrame, day: date = DAY) -> None:
+    """Publish a partial frame of a table (missing columns filled with nulls) as a partition."""
+    full = frame.with_columns(business_date=pl.lit(day), _loaded_at=pl.lit(at(5, day=day)))
+    missing = [pl.lit(None, c.dtype).alias(c.name) for c in TABLES[table].columns if c.name not in full.columns]
+    lake.publish(lake.stage(TABLES[table], TABLES[table].conform(full.with_columns(missing)), day))
+
+
+def run(name: str, lake: Lake, day: date = DAY, **frames: pl.DataFrame):
+    settings = load_settings(env={}, preset="tiny", data_dir=lake.root.parent)
+    return AUDITS[name].run(AuditContext(settings, lake, day, frames))
+
+
+# -- totals ------------------------------------------------------------------------------------
+
+def receipt_lines(**changes) -> pl.DataFrame:
+    lines = pl.DataFrame({"receipt_id": [1, 1, 2], "line_number": [1, 2, 1], "quantity": [2, 1, 3],
+                          "unit_price": [1.99, 4.50, 0.99], "discount": [0.50, 0.0, 0.0],
+                          "line_total": [3.48, 4.50, 2.97]})
+    return lines.with_columns(**{k: pl.Series(v) for k, v in changes.items()})
+
+
+def receipts(**changes) -> pl.DataFrame:
+    frame = pl.DataFrame({"receipt_id": [1, 2], "line_count": [2, 1], "item_count": [3, 3],
+                          "subtotal": [7.98, 2.97], "basket_discount": [0.0, 0.0], "tax": [0.56, 0.21],
+                          "total": [8.54, 3.18]})
+    return frame.with_columns(**{k: pl.Series(v) for k, v in changes.items()})
+
+
+def test_receipt_total_equals_lines_plus_tax(lake):
+    assert run("receipts_totals_to_the_cent", lake, receipts=receipts(), receipt_lines=receipt_lines()).passed
+    finding = run("receipts_totals_to_the_cent", lake, receipts=receipts(total=[9.54, 3.18]),
+                  receipt_lines=receipt_lines())
+    assert not finding.passed and finding.offending == 1 and finding.sample_keys == [1]
+
+
+def test_receipt_subtotal_is_the_sum_of_its_lines_to_the_cent(lake):
+    finding = run("receipts_totals_to_the_cent", lake, receipts=receipts(subtotal=[7.99, 2.97], total=[8.55, 3.18]),
+                  receipt_lines=receipt_lines())
+    assert finding.offending == 1 and finding.sample_keys == [1]
+
+
+def test_receipt_without_a_line_fails(lake):
+    finding = run("receipts_totals_to_the_cent", lake, receipts=receipts(),
+                  receipt_lines=receipt_lines().filter(pl.col("receipt_id") == 1))
+    assert finding.sample_keys == [2] and finding.detail["without_lines"] == 1
+
+
+def test_receipt_line_total_is_quantity_times_price_less_discount(lake):
+    assert run("receipt_lines_line_total_to_the_cent", lake, receipt_lines=receipt_lines()).passed
+    finding = run("receipt_lines_line_total_to_the_cent", lake, receipt_lines=receipt_lines(line_total=[3.48, 4.51, 2.97]))
+    assert finding.offending == 1 and finding.sample_keys == [[1, 2]]
+
+
+def test_a_receipt_line_sells_at_least_one_unit(lake):
+    finding = run("receipt_lines_line_total_to_the_cent", lake,
+                  receipt_lines=receipt_lines(quantity=[2, 0, 3], line_total=[3.48, 0.0, 2.97]))
+    assert finding.sample_keys == [[1, 2]]
+
+
+def orders(**changes) -> pl.DataFrame:
+    frame = pl.DataFrame({"order_id": [10, 11], "status": ["DELIVERED", "CANCELLED"], "line_count": [1, 1],
+                          "item_count": [2, 0], "subtotal": [5.00, 0.0], "basket_discount": [1.0, 0.0],
+                          "tax": [0.30, 0.0], "delivery_fee": [3.99, 0.0], "tip": [2.0, 0.0],
+                          "total": [10.29, 0.0]})
+    return frame.with_columns(**{k: pl.Series(v) for k, v in changes.items()})
+
+
+def order_items() -> pl.DataFrame:
+    return pl.DataFrame({"order_id": [10, 11], "line_number": [1, 1], "quantity_ordered": [2, 1],
+                         "quantity": [2, 0], "unit_price": [2.50, 3.0], "discount": [0.0, 0.0],
+                         "line_total": [5.0, 0.0]})
+
+
+def test_order_total_adds_fee_and_tip(lake):
+    assert run("orders_totals_to_the_cent", lake, orders=orders(), order_items=order_items()).passed
+    finding = run("orders_totals_to_the_cent", lake, orders=orders(tip=[3.0, 0.0]), order_items=order_items())
+    assert finding.sample_keys == [10]
+
+
+def test_cancelled_order_charges_nothing(lake):
+    finding = run("orders_totals_to_the_cent", lake, orders=orders(delivery_fee=[3.99, 3.99], total=[10.29, 3.99]),
+                  order_items=order_items())
+    assert finding.sample_keys == [11] and finding.detail["charged_while_cancelled"] == 1
+
+
+def test_order_items_may_deliver_nothing_but_must_add_up(lake):
+    assert run("order_items_line_total_to_the_cent", lake, order_items=order_items()).passed
+    bad = order_items().with_columns(line_total=pl.Series([5.0, 3.0]))
+    assert run("order_items_line_total_to_the_cent", lake, order_items=bad).sample_keys == [[11, 1]]
+
+
+# -- inventory ---------------------------------------------------------------------------------
+
+def stock(on_hand: list[int], ids=(1, 2)) -> pl.DataFrame:
+    return pl.DataFrame({"store_product_id": list(ids), "store_id": [1] * len(ids), "product_id": list(ids),
+                         "on_hand": on_hand, "reorder_point": [2] * len(ids), "order_up_to": [9] * len(ids)})
+
+
+def moves(rows: list[tuple[int, str, int]]) -> pl.DataFrame:
+    return pl.DataFrame({"txn_id": list(range(1, len(rows) + 1)), "store_product_id": [r[0] for r in rows],
+                         "txn_type": [r[1] for r in rows], "quantity": [r[2] for r in rows],
+                         "reference_id": [100 + i for i in range(len(rows))]},
+                        schema_overrides={"quantity": pl.Int64, "store_product_id": pl.Int64})
+
+
+def test_on_hand_never_negative(lake):
+    assert run("store_inventory_on_hand_not_negative", lake, store_inventory=stock([0, 5])).passed
+    finding = run("store_inventory_on_hand_not_negative", lake, store_inventory=stock([-1, 5]))
+    assert finding.offending == 1 and finding.detail["lowest_on_hand"] == -1
+
+
+def test_closing_stock_is_yesterdays_plus_todays_movements(lake):
+    publish(lake, "store_inventory", stock([10, 4]), DAY)
+    day2 = DAY + timedelta(days=1)
+    today_moves = moves([(1, "SALE", -3), (1, "RECEIVING", 6), (2, "SHRINK", -1)])
+    assert run("store_inventory_conserved", lake, day2, store_inventory=stock([13, 3]),
+               store_inventory_txn=today_moves).passed
+    finding = run("store_inventory_conserved", lake, day2, store_inventory=stock([13, 4]),
+                  store_inventory_txn=today_moves)
+    assert finding.offending == 1 and finding.sample_keys == [2]
+
+
+def test_a_store_product_dropped_from_the_chain_fails_conservation(lake):
+    publish(lake, "store_inventory", stock([10, 4]), DAY)
+    finding = run("store_inventory_conserved", lake, DAY + timedelta(days=1),
+                  store_inventory=stock([10], ids=(1,)), store_inventory_txn=moves([]))
+    assert finding.sample_keys == [2] and finding.detail["dropped_rows"] == 1
+
+
+def test_a_product_first_day_opens_with_its_initial_stock(lake):
+    publish(lake, "store_products", pl.DataFrame({"store_product_id": [1, 2], "initial_on_hand": [7, 4]}), DAY)
+    today_moves = moves([(1, "SALE", -2)])
+    assert run("store_inventory_conserved", lake, store_inventory=stock([5, 4]), store_inventory_txn=today_moves).passed
+    assert run("store_inventory_conserved", lake, store_inventory=stock([7, 4]),
+               store_inventory_txn=today_moves).sample_keys == [1]
+
+
+def test_conservation_fails_when_yesterday_was_never_published(lake):
+    finding = run("store_inventory_conserved", lake, DAY + timedelta(days=2), store_inventory=stock([1, 1]),
+                  store_inventory_txn=moves([]))
+    assert finding.offending == 2 and "not published" in finding.detail["reason"]
+
+
+def test_dc_stock_is_conserved_and_opens_empty(lake):
+    dc = pl.DataFrame({"dc_id": [1], "product_id": [5], "on_hand": [40]})
+    receipts_in = pl.DataFrame({"txn_id": [1], "dc_id": [1], "product_id": [5], "txn_type": ["SUPPLIER_RECEIPT"],
+                                "quantity": [40]})
+    assert run("dc_inventory_conserved", lake, dc_inventory=dc, dc_inventory_txn=receipts_in).passed
+    assert not run("dc_inventory_conserved", lake, dc_inventory=dc.with_columns(on_hand=pl.lit(41)),
+                   dc_inventory_txn=receipts_in).passed
+
+
+def test_movements_carry_the_sign_of_their_type(lake):
+    assert run("store_inventory_txn_signed_by_type", lake,
+               store_inventory_txn=moves([(1, "SALE", -1), (1, "RECEIVING", 4), (2, "ADJUSTMENT", 1)])).passed
+    finding = run("store_inventory_txn_signed_by_type", lake,
+                  store_inventory_txn=moves([(1, "SALE", 2), (1, "THEFT", -1), (2, "RECEIVING", 3)]))
+    assert finding.sample_keys == [1, 2]
+
+
+def test_sale_movements_match_the_receipts_and_orders(lake):
+    lines = pl.DataFrame({"receipt_id": [100, 100], "store_product_id": [1, 2], "quantity": [2, 1]})
+    items = pl.DataFrame({"order_id": [102], "store_product_id": [2], "quantity": [3]})
+    txn = moves([(1, "SALE", -2), (2, "SALE", -1), (2, "ONLINE_SALE", -3)]).with_columns(
+        reference_id=pl.Series([100, 100, 102]))
+    assert run("store_inventory_txn_matches_sales", lake, store_inventory_txn=txn, receipt_lines=lines,
+               order_items=items).passed
+    finding = run("store_inventory_txn_matches_sales", lake, store_inventory_txn=txn.head(2), receipt_lines=lines,
+                  order_items=items)
+    assert finding.sample_keys == [[102, 2]] and finding.detail["orders_mismatched"] == 1
+
+
+# -- lifecycle ---------------------------------------------------------------------------------
+
+def events(rows: list[tuple[int, int, str, datetime]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=["order_id", "event_seq", "status", "event_ts"], orient="row")
+
+
+PATH = [(1, "PENDING", at(9)), (2, "CONFIRMED", at(9, 1)), (3, "PICKING", at(9, 30)),
+        (4, "OUT_FOR_DELIVERY", at(10)), (5, "DELIVERED", at(10, 40))]
+
+
+def test_order_status_timestamps_in_order(lake):
+    good = events([(1, *e) for e in PATH] + [(2, 1, "PENDING", at(11)), (2, 2, "CANCELLED", at(11, 5))])
+    assert run("order_events_in_order", lake, order_events=good).passed
+    backwards = good.with_columns(event_ts=pl.when((pl.col("order_id") == 1) & (pl.col("event_seq") == 3))
+                                  .then(pl.lit(at(8))).otherwise(pl.col("event_ts")))
+    finding = run("order_events_in_order", lake, order_events=backwards)
+    assert finding.sample_keys == [1] and "time goes backwards" in str(finding.detail)
+
+
+def test_order_status_must_follow_the_path(lake):
+    skipped = events([(1, 1, "PENDING", at(9)), (1, 2, "DELIVERED", at(10))])
+    after_delivery = events([(2, *e) for e in PATH] + [(2, 6, "CANCELLED", at(11))])
+    assert run("order_events_in_order", lake, order_events=skipped).sample_keys == [1]
+    assert run("order_events_in_order", lake, order_events=after_delivery).sample_keys == [2]
+
+
+def test_order_history_ends_in_the_orders_final_status(lake):
+    history = events([(1, *e) for e in PATH])
+    final = pl.DataFrame({"order_id": [1], "status": ["CANCELLED"]})
+    assert run("order_events_in_order", lake, order_events=history, orders=final).sample_keys == [1]
+
+
+def test_order_timestamps_and_final_state_agree(lake):
+    frame = pl.DataFrame({"order_id": [1, 2], "status": ["DELIVERED", "CANCELLED"], "cancel_reason": [None, "CUSTOMER"],
+                          "placed_at": [at(9), at(9)], "window_start": [at(10), at(10)],
+                          "window_end": [at(11), at(11)], "delivered_at": [at(10, 30), None]})
+    assert run("orders_timestamps_in_order", lake, orders=frame).passed
+    broken = frame.with_columns(delivered_at=pl.Series([at(8), at(10)]))
+    assert run("orders_timestamps_in_order", lake, orders=broken).sample_keys == [1, 2]
+
+
+def test_delivered_orders_belong_to_exactly_one_bundle_stop(lake):
+    statuses = pl.DataFrame({"order_id": [1, 2, 3], "status": ["DELIVERED", "DELIVERED", "CANCELLED"]})
+    stops = pl.DataFrame({"bundle_id": [7, 7], "stop_seq": [1, 2], "order_id": [1, 2]})
+    assert run("bundle_stops_one_per_delivered_order", lake, bundle_stops=stops, orders=statuses).passed
+    twice = pl.DataFrame({"bundle_id": [7, 8, 8], "stop_seq": [1, 1, 2], "order_id": [1, 1, 3]})
+    finding = run("bundle_stops_one_per_delivered_order", lake, bundle_stops=twice, orders=statuses)
+    assert sorted(finding.sample_keys) == [1, 2, 3]
+    assert finding.detail == {"delivered_without_exactly_one_stop": 2, "stops_for_undelivered_orders": 1}
+
+
+def bundles(rows: list[tuple[int, int, datetime, datetime]]) -> pl.DataFrame:
+    frame = pl.DataFrame(rows, schema=["bundle_id", "driver_id", "dispatched_at", "returned_at"], orient="row")
+    return frame.with_columns(order_count=pl.lit(1))
+
+
+def test_no_driver_is_double_booked(lake):
+    fine = bundles([(1, 5, at(9), at(10)), (2, 5, at(10), at(11)), (3, 6, at(9, 30), at(10, 30))])
+    assert run("bundles_driver_never_double_booked", lake, bundles=fine).passed
+    overlap = bundles([(1, 5, at(9), at(10, 30)), (2, 5, at(10), at(11)), (3, 6, at(9, 30), at(10, 30))])
+    finding = run("bundles_driver_never_double_booked", lake, bundles=overlap)
+    assert finding.sample_keys == [2] and finding.detail["driver_ids_double_booked"] == 1
+
+
+def test_a_run_past_midnight_blocks_the_driver_the_next_morning(lake):
+    publish(lake, "bundles", bundles([(1, 5, at(23), at(0, 45, DAY + timedelta(days=1)))]))
+    day2 = DAY + timedelta(days=1)
+    finding = run("bundles_driver_never_double_booked", lake, day2, bundles=bundles([(2, 5, at(0, 30, day2), at(1, day=day2))]))
+    assert finding.sample_keys == [2]
+
+
+def test_stops_follow_the_route_of_their_run(lake):
+    run_ = bundles([(7, 5, at(9), at(11))]).with_columns(order_count=pl.lit(2))
+    stops = pl.DataFrame({"bundle_id": [7, 7], "stop_seq": [1, 2], "order_id": [1, 2],
+                          "arrival_ts": [at(9, 20), at(9, 50)], "miles_from_previous": [1.5, 0.7]})
+    assert run("bundle_stops_follow_the_route", lake, bundle_stops=stops, bundles=run_).passed
+    late = stops.with_columns(arrival_ts=pl.Series([at(9, 20), at(11, 30)]))
+    assert run("bundle_stops_follow_the_route", lake, bundle_stops=late, bundles=run_).sample_keys == [[7, 2]]
+
+
+def test_shipment_timestamps_in_order_and_trucks_not_double_booked(lake):
+    times = ("scheduled_at", "loading_at", "departed_at", "arrived_at", "unloading_at", "completed_at", "truck_back_at")
+    frame = pl.DataFrame({"shipment_id": [1, 2], "truck_id": [3, 3],
+                          **{c: [at(h), at(h + 5)] for h, c in enumerate(times)}})
+    assert run("shipments_timestamps_in_order", lake, shipments=frame).passed
+    assert run("shipments_truck_never_double_booked", lake, shipments=frame).passed
+    swapped = frame.with_columns(arrived_at=pl.Series([at(1), at(8)]))
+    assert run("shipments_timestamps_in_order", lake, shipments=swapped).sample_keys == [1]
+    early = frame.with_columns(loading_at=pl.Series([at(1), at(2)]))
+    assert run("shipments_truck_never_double_booked", lake, shipments=early).sample_keys == [2]
+
+
+def test_truck_moves_follow_the_shipment_path(lake):
+    path = ["SCHEDULED", "LOADING", "IN_TRANSIT", "ARRIVED", "UNLOADING", "COMPLETED"]
+    moves_ = pl.DataFrame({"shipment_id": [1] * 6, "event_seq": list(range(1, 7)), "status": path,
+                           "status_ts": [at(h) for h in range(6)]})
+    assert run("truck_moves_in_order", lake, truck_moves=moves_).passed
+    assert run("truck_moves_in_order", lake, truck_moves=moves_.head(4)).sample_keys == [1]
+
+
+# -- volume and realism ------------------------------------------------------------------------
+
+def test_volume_band_follows_the_calendar(lake):
+    # tiny preset: 300 receipts a day; New Year's Day is a 0.6-ish day
+    assert run("receipts_volume_in_band", lake, receipts=pl.DataFrame({"receipt_id": range(170)})).passed
+    empty = run("receipts_volume_in_band", lake, receipts=pl.DataFrame({"receipt_id": range(10)}))
+    doubled = run("receipts_volume_in_band", lake, receipts=pl.DataFrame({"receipt_id": range(1200)}))
+    assert not empty.passed and not doubled.passed
+    assert empty.sample_keys == [DAY.isoformat()] and empty.detail["band"][0] > 10
+
+
+def test_realism_targets_warn_and_never_block():
+    assert TARGETS and all(not AUDITS[t.name].blocking for t in TARGETS)
+
+
+def test_a_realism_target_reports_the_measure_beside_its_band(lake):
+    settings = load_settings(env={}, preset="tiny", data_dir=lake.root.parent)
+    ctx = AuditContext(settings, lake, DAY + timedelta(days=90), {})
+    basket = Target("t", "receipts", "", 30.0, 56.0, "FMI", lambda c: (42.0, 500))
+    assert evaluate(basket, ctx).passed and evaluate(basket, ctx).detail["measured"] == 42.0
+    thin = Target("t", "receipts", "", 30.0, 56.0, "FMI", lambda c: (12.0, 500))
+    assert not evaluate(thin, ctx).passed
+    small = Target("t", "receipts", "", 30.0, 56.0, "FMI", lambda c: (12.0, 20))
+    assert evaluate(small, ctx).passed and evaluate(small, ctx).detail["evaluated"] is False
+
+
+def test_history_dependent_targets_wait_for_the_warm_up(lake):
+    settings = load_settings(env={}, preset="tiny", data_dir=lake.root.parent)
+    reorders = Target("t", "order_items", "", 0.5, 0.67, "Instacart", lambda c: (0.1, 1000), needs_history=True)
+    early = evaluate(reorders, AuditContext(settings, lake, DAY + timedelta(days=2), {}))
+    late = evaluate(reorders, AuditContext(settings, lake, DAY + timedelta(days=90), {}))
+    assert early.passed and "warming up" in early.detail["reason"]
+    assert not late.passed and late.detail["measured"] == 0.1
