@@ -8,6 +8,7 @@ store or an order is.
 
 
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
@@ -31,6 +32,21 @@ KINDS = {"polars", "parquet", "duckdb"}
 PREVIEW_ROWS = 5
 
 Produce = Callable[[Day, Lake], dict[str, pl.DataFrame]]
+
+
+@dataclass(frozen=True)
+class Generator:
+    """A daily asset's generator, callable without Dagster (benchmarks, notebooks)."""
+    asset_name: str
+    tables: tuple[Table, ...]
+    produce: Produce
+
+
+# Every generator built by `daily_tables_asset`, by asset name; new assets appear here by themselves.
+GENERATORS: dict[str, Generator] = {}
+# Called after each published partition with (asset name, partition key, rows by table, seconds);
+# the benchmark records per-day cost through it.
+PARTITION_OBSERVERS: list[Callable[[str, str, dict[str, int], float], None]] = []
 
 
 def asset_key(table: str) -> dg.AssetKey:
@@ -154,6 +170,7 @@ def daily_tables_asset(
     code_version: str = "1",
 ) -> dg.AssetsDefinition:
     """A multi-asset that generates `tables` for each daily partition of a run, oldest first."""
+    GENERATORS[name] = Generator(name, tuple(tables), produce)
 
     def as_dep(d):
         if isinstance(d, dg.AssetDep):
@@ -188,6 +205,7 @@ def daily_tables_asset(
         last: dict[str, pl.DataFrame] = {}
         for key in keys:
             day = business_date(key)
+            started = time.perf_counter()
             frames = produce(Day(settings, dictionaries, day), lake)
             try:
                 outcomes += write_audit_publish(settings, lake, day, frames)
@@ -200,7 +218,11 @@ def daily_tables_asset(
             for table, frame in frames.items():
                 rows[table] += frame.height
                 last[table] = frame
-            context.log.info(f"{key}: published " + ", ".join(f"{t}={f.height}" for t, f in frames.items()))
+            seconds = time.perf_counter() - started
+            context.log.info(f"{key}: published " + ", ".join(f"{t}={f.height}" for t, f in frames.items())
+                             + f" in {seconds:.2f}s")
+            for observe in PARTITION_OBSERVERS:
+                observe(name, key, {t: f.height for t, f in frames.items()}, seconds)
         catalog.ensure_views(settings.warehouse_path, lake, [t.name for t in tables])
         for table in tables:
             frame = last.get(table.name, table.empty())

@@ -4,23 +4,14 @@ backfill that walks the days in order reads each partition once."""
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 
 from grocery_pipeline.simulation.world import World, world_on
-from grocery_pipeline.storage.lake import Lake, MissingPartitionError
+from grocery_pipeline.storage.lake import Lake, MissingPartitionError, read_files_cached
 
 DIMENSIONS = ("calendar", "distribution_centers", "stores", "trucks", "products", "store_products",
               "customers", "drivers", "promotions")
-
-# (lake root, table) -> (file signatures read, concatenated frame)
-_CACHE: dict[tuple[Path, str], tuple[list[tuple], pl.DataFrame]] = {}
-
-
-def _signature(path: Path) -> tuple:
-    stat = path.stat()
-    return (str(path), stat.st_mtime_ns, stat.st_size)
 
 
 def read_as_of_cached(lake: Lake, table: str, business_date: date) -> pl.DataFrame:
@@ -29,20 +20,7 @@ def read_as_of_cached(lake: Lake, table: str, business_date: date) -> pl.DataFra
     files = [f for f in files if f.is_file()]
     if not lake.has_partition(table, business_date):
         raise MissingPartitionError(table, [business_date.isoformat()])
-    signatures = [_signature(f) for f in files]
-    key = (lake.root, table)
-    cached = _CACHE.get(key)
-    if cached is not None:
-        seen, frame = cached
-        if signatures[: len(seen)] == seen:
-            new = files[len(seen):]
-            if new:
-                frame = pl.concat([frame, pl.read_parquet(new)], how="vertical_relaxed")
-            _CACHE[key] = (signatures, frame)
-            return frame
-    frame = pl.read_parquet(files)
-    _CACHE[key] = (signatures, frame)
-    return frame
+    return read_files_cached(lake, table, files)
 
 
 def load_world(lake: Lake, business_date: date) -> World:

@@ -1,0 +1,37 @@
+"""The benchmark harness runs (tiny preset, one day) and measures every table and generator the
+project defines. Timings are printed, never asserted: `make bench` is a benchmark, not a test."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grocery_pipeline.tables import TABLES
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.integration
+def test_bench_measures_every_table_end_to_end_and_without_dagster(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--presets", "tiny", "--days", "1", "--generate-days", "1",
+         "--no-tpch", "--results-dir", str(tmp_path), "--work-dir", str(tmp_path / "data")],
+        cwd=PROJECT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "SUMMARY tiny:" in result.stdout
+
+    summary = json.loads(next(tmp_path.glob("*/summary.json")).read_text())
+    assert summary["machine"]["cpus"] >= 1
+    tiny = summary["presets"][0]
+    e2e, generate = tiny["e2e"], tiny["generate"]
+    assert e2e["success"] and e2e["checks_failed"] == 0
+    assert set(e2e["tables"]) == set(TABLES)          # a new table is measured without editing the bench
+    assert e2e["peak_rss_mb"] > 0 and e2e["rows"] > 0
+    # The Dagster-free loop runs the same generators: the same partition has the same rows.
+    generated = {t: n for a in generate["assets"].values() for t, n in a["tables"].items()}
+    assert generated == {t: n for t, n in e2e["tables"].items() if t in generated}
+    assert set(generated) == set(TABLES)
+    assert e2e["growth"]["1"]["rows"] == e2e["rows"]
