@@ -225,3 +225,17 @@ def test_dagster_materializes_one_partition_of_store_daily_sales(built, warehous
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
     assert _daily_sales(warehouse).equals(before)  # the day was replaced, not appended
+
+
+def test_a_reader_holding_the_catalog_does_not_block_the_next_day(built, warehouse, monkeypatch):
+    # What the catalog target does for the length of a dbt run: attach warehouse.duckdb read-only.
+    monkeypatch.setenv("GROCERY_PRESET", "tiny")
+    monkeypatch.setenv("GROCERY_DATA_DIR", str(warehouse))
+    monkeypatch.delenv("GROCERY_FAULTS", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    next_day = END + timedelta(days=1)
+    with duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True) as reader:
+        outcome = runner.materialize_window(next_day, next_day)
+        assert outcome.success, outcome.failures
+        latest = reader.execute("select max(business_date) from grocery.orders").fetchone()[0]
+    assert latest == next_day  # the reader sees the new partition through the same views
