@@ -16,6 +16,9 @@ PACKS = (("", 1.0, 1.0), ("Family Size", 2.0, 1.7), ("Value Pack", 3.0, 2.3), ("
 PACK_WEIGHTS = np.array([0.64, 0.16, 0.10, 0.10])
 PRICE_ENDINGS = np.array([0.29, 0.49, 0.79, 0.99])
 POPULARITY_EXPONENT = 0.85
+# Store price position by format: flagships and kiosks charge for the experience or convenience,
+# low-traffic stores sharpen prices. Multiplied by the banner's price index from the dictionary.
+PROFILE_PRICE = {"FLAGSHIP": 1.05, "HIGH": 1.02, "MEDIUM": 1.0, "LOW": 0.97, "KIOSK": 1.07}
 ASSUMED_LEAD_DAYS = 2
 
 
@@ -133,9 +136,9 @@ def generate_store_products(day: Day, stores: pl.DataFrame, products: pl.DataFra
                                       & (pl.col("discontinued_on").is_null() | (pl.col("discontinued_on") > d)))
     new_store = pl.col("business_date") == d
     pairs = pl.concat([
-        stores.filter(new_store).select("store_id", "traffic_weight", "profile")
+        stores.filter(new_store).select("store_id", "traffic_weight", "profile", "banner")
         .join(active_products.select("product_id"), how="cross"),
-        stores.filter(~new_store).select("store_id", "traffic_weight", "profile")
+        stores.filter(~new_store).select("store_id", "traffic_weight", "profile", "banner")
         .join(active_products.filter(pl.col("business_date") == d).select("product_id"), how="cross"),
     ]).sort("store_id", "product_id")
     rng = day.rng("store_products")
@@ -150,7 +153,10 @@ def generate_store_products(day: Day, stores: pl.DataFrame, products: pl.DataFra
     base = prices["base_price"].to_numpy()
     low = np.ceil(base * (1 - spread) * 100 - 1e-6) / 100
     high = np.floor(np.minimum(base * (1 + spread), prices["msrp"].to_numpy()) * 100 + 1e-6) / 100
-    raw = price_point(base * rng.uniform(1 - spread * 0.8, 1 + spread * 0.8, n))
+    banner_index = dict(day.dictionaries.banners.select("banner", "price_index").iter_rows())
+    position = (prices["profile"].replace_strict(PROFILE_PRICE, return_dtype=pl.Float64)
+                * prices["banner"].replace_strict(banner_index, default=1.0, return_dtype=pl.Float64)).to_numpy()
+    raw = price_point(base * position * rng.uniform(1 - spread * 0.5, 1 + spread * 0.5, n))
     list_price = np.clip(raw, low, high)
 
     # Replenishment levels from the expected unit sales of the pair.

@@ -21,7 +21,9 @@ def _season_ok(types: pl.DataFrame, day: Day) -> pl.DataFrame:
 
 
 def generate_promotions(day: Day, products: pl.DataFrame) -> pl.DataFrame:
-    """Promotions created on the day. On the first day, also the deals already running."""
+    """Promotions created on the day. On the first day, also the deals already running and those
+    announced on earlier days to start within the lead time, so coverage does not dip while the
+    daily flow of new deals ramps up."""
     d = day.business_date
     rng = day.rng("promotions")
     types = _season_ok(day.dictionaries.promotion_types, day)
@@ -32,7 +34,10 @@ def generate_promotions(day: Day, products: pl.DataFrame) -> pl.DataFrame:
     # Concurrent promotions: a share of the active catalog (product scope) and some per department.
     concurrent = (active.height * day.settings.promotion_product_share
                   + departments * day.settings.promotion_categories_per_department)
-    n = int(round(concurrent)) if day.is_initial else int(rng.poisson(concurrent / mean_days))
+    per_day = concurrent / mean_days
+    # Announced before the first day to start on day s: created with a lead of at least s + 1 days.
+    announced = int(round(per_day * (MAX_LEAD_DAYS - 1) / 2)) if day.is_initial else 0
+    n = int(round(concurrent)) + announced if day.is_initial else int(rng.poisson(per_day))
     n = min(n, ID_STRIDE - 1)
     w = types["weight"].to_numpy()
     kind = types[rng.choice(types.height, size=n, p=w / w.sum())]
@@ -43,7 +48,13 @@ def generate_promotions(day: Day, products: pl.DataFrame) -> pl.DataFrame:
     value = np.clip(value, np.maximum(lo, 0.01), hi)
     days = kind["min_days"].to_numpy() + np.floor(rng.random(n) * (kind["max_days"] - kind["min_days"] + 1).to_numpy())
     days = days.astype(np.int64)
-    lead = -np.floor(rng.random(n) * days).astype(np.int64) if day.is_initial else rng.integers(1, MAX_LEAD_DAYS + 1, n)
+    if day.is_initial:
+        running = np.arange(n) < n - announced
+        future = np.arange(1, MAX_LEAD_DAYS)
+        odds = (MAX_LEAD_DAYS - future) / (MAX_LEAD_DAYS - future).sum()
+        lead = np.where(running, -np.floor(rng.random(n) * days), rng.choice(future, size=n, p=odds)).astype(np.int64)
+    else:
+        lead = rng.integers(1, MAX_LEAD_DAYS + 1, n)
     start = shift_days(d, lead)
     end = shift_days(d, lead + days - 1)
 

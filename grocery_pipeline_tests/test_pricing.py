@@ -1,0 +1,241 @@
+"""Price ticks as pure simulation: how a review moves a price, and how prices are read back."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from grocery_pipeline.settings import PRICE_CLASSES, SettingsError, load_settings
+from grocery_pipeline.simulation.pricing import (
+    STATE_SCHEMA, Catalog, PriceBook, PricingRules, apply_changes, empty_state, open_day, price_mismatches,
+    price_tick, tick_price_point,
+)
+
+DAY = date(2025, 1, 2)
+N = 4000
+
+
+def _rules(**overrides) -> PricingRules:
+    return PricingRules.from_settings(load_settings(env={}, **overrides))
+
+
+def _state(review_at: datetime, n: int = N, promotion_until: date | None = None) -> pl.DataFrame:
+    """n store products at their list price, all due for review at `review_at`, classes in turn."""
+    values = np.random.default_rng(7)  # test fixture values only
+    base = np.round(values.uniform(0.8, 25, n), 2)
+    list_price = tick_price_point(base * values.uniform(0.9, 1.1, n))
+    return pl.DataFrame({
+        "store_product_id": np.arange(n) + 1_000_000, "store_id": np.ones(n, dtype=np.int64),
+        "product_id": np.arange(n), "price": list_price, "price_since": [datetime(2025, 1, 1)] * n,
+        "last_reason": ["LIST_PRICE"] * n, "next_review_at": [review_at] * n,
+        "promotion_until": pl.Series([promotion_until] * n, dtype=pl.Date), "list_price": list_price,
+        "msrp": np.round(base * 1.25, 2), "unit_cost": np.round(base * 0.62, 2),
+        "volatility_class": np.array(PRICE_CLASSES)[np.arange(n) % len(PRICE_CLASSES)],
+    }, schema=STATE_SCHEMA)
+
+
+def _run_day(rules: PricingRules, state: pl.DataFrame, seed: int = 1) -> pl.DataFrame:
+    changes = []
+    for tick_at in rules.ticks_of(DAY):
+        made, state = price_tick(rules, seed, tick_at, state)
+        changes.append(made)
+    return pl.concat(changes)
+
+
+@pytest.fixture(scope="module")
+def day_of_changes() -> pl.DataFrame:
+    """A day of ticks over store products whose reviews were due at midnight."""
+    return _run_day(_rules(), _state(datetime.combine(DAY, datetime.min.time())))
+
+
+def test_tick_is_identical_when_repeated_and_depends_on_its_seed():
+    rules, at = _rules(), datetime(2025, 1, 2, 10)
+    first, _ = price_tick(rules, 1, at, _state(at))
+    again, _ = price_tick(rules, 1, at, _state(at))
+    other_seed, _ = price_tick(rules, 2, at, _state(at))
+    assert first.equals(again)
+    assert not first.equals(other_seed)
+
+
+def test_no_tick_moves_a_price_by_more_than_the_bound(day_of_changes):
+    assert day_of_changes.height > N  # most store products changed at least once
+    move = (day_of_changes["new_price"] / day_of_changes["old_price"] - 1).abs()
+    assert move.max() <= 0.15 + 1e-9
+    tight = _run_day(_rules(price_max_change=0.04), _state(datetime.combine(DAY, datetime.min.time())))
+    assert (tight["new_price"] / tight["old_price"] - 1).abs().max() <= 0.04 + 1e-9
+
+
+def test_prices_stay_above_unit_cost_and_at_most_msrp(day_of_changes):
+    reference = _state(datetime(2025, 1, 2)).select("store_product_id", "msrp", "unit_cost")
+    joined = day_of_changes.join(reference, on="store_product_id")
+    assert (joined["unit_cost"] > 0).all()
+    assert (joined["new_price"] > joined["unit_cost"]).all()
+    assert (joined["new_price"] <= joined["msrp"]).all()
+    share = joined["unit_cost"] / joined["new_price"]
+    assert share.min() >= 0.50 - 0.01 and share.max() <= 0.85 + 0.01
+
+
+def test_rush_hours_push_prices_up_and_late_night_down():
+    """Median change by hour, every store product reviewed at each hour from the same prices."""
+    rules = _rules()
+    median = {}
+    for hour in (3, 8, 12, 15, 19):
+        at = datetime(2025, 1, 2, hour)
+        changes, _ = price_tick(rules, 1, at, _state(at))
+        median[hour] = changes["change_pct"].median()
+    assert median[8] > 0 and median[19] > 0
+    assert median[3] < 0
+    assert min(median[8], median[19]) > max(median[12], median[15]) > median[3]
+
+
+def test_rush_and_late_night_hours_are_settings():
+    at = datetime(2025, 1, 2, 12)
+    changes, _ = price_tick(_rules(price_rush_hours="11-13"), 1, at, _state(at))
+    assert "RUSH_HOUR" in changes["reason"].to_list()
+    assert changes["change_pct"].median() > 0
+
+
+def test_volatile_classes_change_more_often_and_by_more(day_of_changes):
+    classes = _state(datetime(2025, 1, 2)).select("store_product_id", "volatility_class")
+    by_class = (day_of_changes.join(classes, on="store_product_id").group_by("volatility_class")
+                .agg(pl.len().alias("changes"), pl.col("change_pct").abs().median().alias("size")))
+    stats = {row["volatility_class"]: row for row in by_class.iter_rows(named=True)}
+    assert stats["HIGH"]["changes"] > stats["MEDIUM"]["changes"] > stats["LOW"]["changes"] > stats["VERY_LOW"]["changes"]
+    assert stats["HIGH"]["size"] >= stats["VERY_LOW"]["size"]
+
+
+def test_discounts_and_surges_are_about_15_and_5_percent_of_changes(day_of_changes):
+    share = day_of_changes["reason"].value_counts(normalize=True)
+    shares = dict(zip(share["reason"], share["proportion"]))
+    assert 0.11 <= shares["DISCOUNT"] <= 0.19
+    assert 0.03 <= shares["SURGE"] <= 0.08
+    discounts = day_of_changes.filter(pl.col("reason") == "DISCOUNT")
+    assert (discounts["change_pct"] < 0).mean() > 0.95
+
+
+def test_every_change_moves_the_price_to_a_retail_price_point(day_of_changes):
+    market = day_of_changes.filter(pl.col("reason") != "PROMOTION_START")
+    assert (market["new_price"] != market["old_price"]).all()
+    above_a_dollar = market.filter(pl.col("new_price") >= 1.0)
+    ends_in_nine = ((above_a_dollar["new_price"] * 100).round().cast(pl.Int64) % 10 == 9).mean()
+    assert ends_in_nine > 0.9
+
+
+def test_valid_to_is_the_next_change_of_the_same_store_product(day_of_changes):
+    chained = day_of_changes.sort("store_product_id", "valid_from").with_columns(
+        next_from=pl.col("valid_from").shift(-1).over("store_product_id"))
+    followed = chained.filter(pl.col("next_from").is_not_null())
+    assert followed.height > 0
+    assert (followed["valid_to"] == followed["next_from"]).all()
+    last = chained.filter(pl.col("next_from").is_null())
+    assert (last["valid_to"] > datetime(2025, 1, 2, 23)).all()  # the next change is after this day's last tick
+
+
+def test_a_promotion_pins_the_price_to_the_list_price_until_it_ends():
+    rules, at = _rules(), datetime(2025, 1, 2, 10)
+    state = _state(at, n=200, promotion_until=date(2025, 1, 5))
+    started, state = price_tick(rules, 1, at, state)
+    assert set(started["reason"]) == {"PROMOTION_START"}
+    reference = _state(at, n=200).select("store_product_id", "list_price")
+    assert (started.join(reference, on="store_product_id").select(
+        pl.col("new_price") == pl.col("list_price")).to_series()).all()
+    assert (started["valid_to"] == datetime(2025, 1, 6)).all()
+    quiet, _ = price_tick(rules, 1, datetime(2025, 1, 4, 12), state)
+    assert quiet.height == 0
+    ended, _ = price_tick(rules, 1, datetime(2025, 1, 6), state.with_columns(promotion_until=pl.lit(None, pl.Date)))
+    assert set(ended["reason"]) == {"PROMOTION_END"} and ended.height == 200
+
+
+def test_state_after_a_tick_is_the_state_rebuilt_from_its_changes():
+    rules, at = _rules(), datetime(2025, 1, 2, 10)
+    state = _state(at)
+    changes, after = price_tick(rules, 1, at, state)
+    assert after.equals(apply_changes(state, changes).sort("store_product_id"))
+
+
+def _catalog(promotions: pl.DataFrame | None = None) -> Catalog:
+    return Catalog(
+        store_products=pl.DataFrame({"store_product_id": [1_000_001, 1_000_002, 2_000_001],
+                                     "store_id": [1, 1, 2], "product_id": [1, 2, 1],
+                                     "list_price": [2.49, 5.99, 2.59], "listed_on": [date(2024, 12, 1)] * 3}),
+        products=pl.DataFrame({"product_id": [1, 2], "department": ["Produce", "Pantry"],
+                               "category": ["Fruit", "Pasta"], "msrp": [3.29, 7.49], "unit_cost": [1.55, 3.89],
+                               "launched_on": [date(2024, 1, 1)] * 2,
+                               "discontinued_on": pl.Series([None, date(2025, 1, 2)], dtype=pl.Date)}),
+        stores=pl.DataFrame({"store_id": [1, 2], "opened_on": [date(2024, 1, 1), date(2024, 1, 1)]}),
+        promotions=promotions if promotions is not None else pl.DataFrame(schema={
+            "promotion_id": pl.Int64, "scope": pl.String, "product_id": pl.Int64, "department": pl.String,
+            "category": pl.String, "start_date": pl.Date, "end_date": pl.Date}),
+        departments=pl.DataFrame({"department": ["Produce", "Pantry"], "volatility_class": ["HIGH", "VERY_LOW"]}),
+    )
+
+
+def test_opening_lists_new_store_products_at_list_price_and_drops_discontinued_ones():
+    state = open_day(_rules(), 1, DAY, empty_state(), _catalog())
+    assert state["store_product_id"].to_list() == [1_000_001, 2_000_001]  # product 2 leaves on the 2nd
+    assert state["price"].to_list() == [2.49, 2.59]
+    assert (state["next_review_at"] > datetime(2025, 1, 2)).all()
+    carried = open_day(_rules(), 1, DAY, state.with_columns(price=pl.lit(2.29)), _catalog())
+    assert carried["price"].to_list() == [2.29, 2.29]
+
+
+def test_opening_marks_products_under_a_category_promotion():
+    promotions = pl.DataFrame({"promotion_id": [7], "scope": ["CATEGORY"], "product_id": pl.Series([None], dtype=pl.Int64),
+                               "department": ["Produce"], "category": ["Fruit"],
+                               "start_date": [date(2025, 1, 1)], "end_date": [date(2025, 1, 9)]})
+    state = open_day(_rules(), 1, DAY, empty_state(), _catalog(promotions))
+    assert state["promotion_until"].to_list() == [date(2025, 1, 9)] * 2
+
+
+def test_opening_fails_naming_a_department_without_volatility_class():
+    catalog = _catalog()
+    catalog = Catalog(catalog.store_products, catalog.products, catalog.stores, catalog.promotions,
+                      catalog.departments.head(1))
+    with pytest.raises(ValueError, match="Pantry"):
+        open_day(_rules(), 1, date(2025, 1, 1), empty_state(), catalog)
+
+
+def _book() -> PriceBook:
+    return PriceBook(DAY, pl.DataFrame({"store_product_id": [1, 2], "price": [2.49, 5.99]}),
+                     pl.DataFrame({"store_product_id": [1, 1], "valid_from": [datetime(2025, 1, 2, 8), datetime(2025, 1, 2, 12)],
+                                   "new_price": [2.59, 2.29]}))
+
+
+def test_price_in_effect_is_the_latest_change_at_or_before_the_moment():
+    at = [datetime(2025, 1, 2, 7, 59), datetime(2025, 1, 2, 8), datetime(2025, 1, 2, 11, 59),
+          datetime(2025, 1, 2, 18), datetime(2025, 1, 2, 18)]
+    assert _book().price_at([1, 1, 1, 1, 2], at).tolist() == [2.49, 2.59, 2.59, 2.29, 5.99]
+
+
+def test_line_price_audit_finds_a_line_not_at_the_price_in_effect():
+    lines = pl.DataFrame({"store_product_id": [1, 1, 2, 3],
+                          "priced_at": [datetime(2025, 1, 2, 9), datetime(2025, 1, 2, 13), datetime(2025, 1, 2, 9),
+                                        datetime(2025, 1, 2, 9)],
+                          "unit_price": [2.59, 2.59, 5.99, 1.00]})
+    wrong = price_mismatches(lines, _book(), "priced_at")
+    assert sorted(wrong["store_product_id"].to_list()) == [1, 3]  # 13:00 sells at 2.29; 3 has no price at all
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("price_tick_cron", "0 9-17 * * *", "uneven"),
+    ("price_tick_cron", "30 * * * *", "00:00"),
+    ("price_change_rate", "HIGH=0.5,MEDIUM=0.1", "LOW, VERY_LOW"),
+    ("price_volatility", "PRODUCE=0.8", "CLASS=number"),
+    ("price_rush_hours", "7-7", "hour range"),
+    ("price_discount_depth", "0.2-0.1", "range of fractions"),
+    ("price_cost_share", "0.5-1.0", "strictly between"),
+    ("price_max_change", "0.9", "out of range"),
+])
+def test_bad_pricing_settings_fail_naming_the_setting(field, value, message):
+    with pytest.raises(SettingsError, match=message) as error:
+        load_settings(env={}, **{field: value})
+    assert field in str(error.value)
+
+
+def test_tick_grid_follows_the_cron():
+    rules = _rules(price_tick_cron="*/15 * * * *")
+    ticks = rules.ticks_of(DAY)
+    assert len(ticks) == 96 and ticks[1] - ticks[0] == timedelta(minutes=15)
