@@ -118,7 +118,7 @@ def test_promoted_products_sell_more_and_segments_shape_departments(assortment):
 
 def test_line_money_adds_up_to_the_cent():
     priced = shopping.price_lines(np.array([3.49, 3.49, 0.99, 10.0]), np.array([3, 2, 1, 0]),
-                                  np.array(["PERCENT", "AMOUNT", "AMOUNT", "PERCENT"], dtype=object),
+                                  np.array([1, 2, 2, 1]),   # percent, amount, amount, percent
                                   np.array([0.25, 1.0, 5.0, 0.5]), np.array([True, True, True, True]))
     assert priced.unit_cents.tolist() == [349, 349, 99, 1000]
     assert priced.discount_cents.tolist() == [3 * 87, 2 * 100, 49, 0]   # 25% of 3.49 rounds to 0.87

@@ -11,7 +11,6 @@ import numpy as np
 import polars as pl
 
 from grocery_pipeline.simulation import shopping
-from grocery_pipeline.simulation.geography import haversine_miles
 from grocery_pipeline.simulation.shopping import Assortment
 
 ORDER_ID_STRIDE = 1_000_000
@@ -48,7 +47,7 @@ def drive_seconds(miles) -> np.ndarray:
 
 
 def road_miles(lat1, lon1, lat2, lon2) -> np.ndarray:
-    return haversine_miles(lat1, lon1, lat2, lon2) * ROAD_FACTOR
+    return shopping.local_miles(lat1, lon1, lat2, lon2) * ROAD_FACTOR
 
 
 # -- who orders ------------------------------------------------------------------------------
@@ -141,7 +140,8 @@ def cart_requests(rng: np.random.Generator, business_date: date, orders: pl.Data
     # The rest of the cart is something new to the customer.
     explored = shopping.distinct_picks(rng, assortment, orders["order"].to_numpy(), sizes - want,
                                        orders["store_index"].to_numpy(), orders["kind"].to_numpy(),
-                                       orders["trip_type"].to_numpy(), exclude=mine.select(basket="order", item="item"))
+                                       orders["trip_type"].to_numpy(), exclude=mine.select(basket="order", item="item"),
+                                       spare=1.5)
     lines = pl.concat([habit_lines, explored.select(order="basket", item="item", habit=pl.lit(False))])
     # A customer whose habits cover what the store sells still orders something.
     empty = np.setdiff1d(orders["order"].to_numpy(), lines["order"].to_numpy())
@@ -296,7 +296,7 @@ def assign_drivers(bundles: pl.DataFrame, drivers: pl.DataFrame, stores: pl.Data
         ready = free_at[pd] + drive_seconds(road_miles(pos_lat[pd], pos_lon[pd], s_lat[pb], s_lon[pb]))
         ok = ready <= wave_end
         pb, pd, ready = pb[ok], pd[ok], ready[ok]
-        score = haversine_miles(pos_lat[pd], pos_lon[pd], c_lat[pb], c_lon[pb])
+        score = shopping.local_miles(pos_lat[pd], pos_lon[pd], c_lat[pb], c_lon[pb])
         while len(pb):
             order = np.lexsort((pd, pb, score))
             pb, pd, ready, score = pb[order], pd[order], ready[order], score[order]

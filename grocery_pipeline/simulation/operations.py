@@ -211,25 +211,24 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
                               .otherwise(None).alias("r"))["r"]
 
     placed_ts = shopping.seconds_to_ts(d, orders["placed"].to_numpy())
-    sp = items["store_product_id"].to_numpy()[item]
+    shelf = assortment.shelf
+    sp = shelf["store_product_id"][item]
     unit_price = prices.price_at(sp, placed_ts[order_of])
     kind = orders["kind"].to_numpy()[order_of]
     takes_deal = rng.random(len(item)) < shopping.PROMO_USE[kind]
-    chosen = items[item]
-    money = shopping.price_lines(unit_price, quantity, chosen["discount_kind"].to_numpy(),
-                                 chosen["discount_value"].to_numpy(), takes_deal)
+    money = shopping.price_lines(unit_price, quantity, shelf["deal"][item], shelf["deal_value"][item], takes_deal)
+    promotion_id, promo_code = assortment.promotion_columns(item, money.on_promotion)
     order_ids = number * delivery.ORDER_ID_STRIDE + 1 + orders["order"].to_numpy()
     customer_of_line = orders["customer_id"].to_numpy()[order_of]
-    product_of_line = chosen["product_id"].to_numpy()
+    product_of_line = shelf["product_id"][item]
     bought_before = pl.DataFrame({"customer_id": customer_of_line, "product_id": product_of_line}) \
         .with_row_index("line").join(habits.select("customer_id", "product_id"), on=["customer_id", "product_id"],
                                      how="semi")["line"].to_numpy()
     reordered = np.zeros(len(item), dtype=bool)
     reordered[bought_before] = True
-    on_promo = money.on_promotion
     order_items = pl.DataFrame({
         "order_id": order_ids[order_of],
-        "line_number": _line_numbers(order_of),
+        "line_number": shopping.within_group_rank(order_of) + 1,
         "store_product_id": sp,
         "product_id": product_of_line,
         "priced_at": placed_ts[order_of],
@@ -238,18 +237,17 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
         "unit_price": shopping.cents(money.unit_cents),
         "discount": shopping.cents(money.discount_cents),
         "line_total": shopping.cents(money.line_cents),
-        "promotion_id": pl.Series(chosen["promotion_id"].to_numpy()).to_frame("p").select(
-            pl.when(pl.Series(on_promo)).then(pl.col("p")))["p"].cast(pl.Int64),
-        "promo_code": chosen["promo_code"].to_frame("c").select(pl.when(pl.Series(on_promo)).then(pl.col("c")))["c"],
+        "promotion_id": promotion_id,
+        "promo_code": promo_code,
         "item_status": status,
         "substituted_for_store_product_id": pl.Series(
-            np.where(substituted, items["store_product_id"].to_numpy()[cart["item"].to_numpy()], -1)).replace(-1, None),
+            np.where(substituted, shelf["store_product_id"][cart["item"].to_numpy()], -1)).replace(-1, None),
         "reordered": reordered,
         "business_date": d, "_loaded_at": landed,
     }, schema_overrides={"business_date": pl.Date})
 
     subtotal = np.bincount(order_of, weights=money.line_cents, minlength=n_orders).astype(np.int64)
-    tax = shopping.tax_cents(money.line_cents, chosen["tax_rate"].to_numpy(), order_of)
+    tax = shopping.tax_cents(money.line_cents, shelf["tax_rate"][item], order_of)
     tax = np.pad(tax, (0, n_orders - len(tax)))
     delivered = order_status == "DELIVERED"
     first_order = orders["order_number"].to_numpy() == 1
@@ -358,16 +356,6 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
     )
 
 
-def _line_numbers(order_of: np.ndarray) -> np.ndarray:
-    """1, 2, ... within each order, in cart order (lines arrive grouped by order)."""
-    n = len(order_of)
-    if not n:
-        return np.zeros(0, dtype=np.int64)
-    starts = np.r_[True, order_of[1:] != order_of[:-1]]
-    first = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
-    return np.arange(n) - first + 1
-
-
 @dataclass(frozen=True)
 class Close:
     ids: np.ndarray          # every store product in the ledger, sorted
@@ -378,28 +366,32 @@ class Close:
 
 def closing_adjustments(day: Day, ledger: StockLedger, assortment: Assortment, sold_sp: np.ndarray,
                         sold: np.ndarray) -> Close:
+    """Shrink and cycle-count corrections at the close, for the store products sold today."""
     rng = day.rng("operations", "close")
     ids, on_hand = ledger.snapshot()
-    pos = np.searchsorted(ids, sold_sp)
-    sold_units = np.bincount(pos, weights=sold, minlength=len(ids)) if len(ids) else np.zeros(0)
-    items = assortment.items.select("store_product_id", "department", "perishable")
-    rates = day.dictionaries.departments.select("department", "shrink_rate")
-    facts = pl.DataFrame({"store_product_id": ids}).join(items.join(rates, on="department", how="left"),
-                                                         on="store_product_id", how="left").sort("store_product_id")
-    live = facts["department"].is_not_null().to_numpy()
-    shrink = inventory.shrink_units(rng, on_hand, sold_units, facts["shrink_rate"].fill_null(0.0).to_numpy(),
-                                    facts["perishable"].fill_null(False).to_numpy())
+    sold_units = np.bincount(np.searchsorted(ids, sold_sp), weights=sold, minlength=len(ids))
+    item, live = assortment.positions(ids)
+    rates = dict(day.dictionaries.departments.select("department", "shrink_rate").iter_rows())
+    rate_of_department = np.array([rates.get(d, 0.0) for d in assortment.departments])
+    department = assortment.shelf["department_index"][item]
+    perishable = assortment.shelf["perishable"][item] & live
+    shrink = inventory.shrink_units(rng, on_hand, sold_units, np.where(live, rate_of_department[department], 0.0),
+                                    perishable)
     shrink = np.where(live, shrink, 0)
     adjustment = np.where(live, inventory.cycle_count_adjustments(rng, on_hand - shrink), 0)
     return Close(ids, on_hand, shrink, adjustment)
 
 
 def close_stock(stock: pl.DataFrame, close: Close, business_date: date, landed: datetime) -> pl.DataFrame:
-    closing = pl.DataFrame({"store_product_id": close.ids, "on_hand": close.after_sales - close.shrink + close.adjustment})
-    return (stock.select("store_product_id", "store_id", "product_id", "reorder_point", "order_up_to")
-            .join(closing, on="store_product_id").sort("store_product_id")
-            .select("store_product_id", "store_id", "product_id", "on_hand", "reorder_point", "order_up_to")
+    if not np.array_equal(stock["store_product_id"].to_numpy(), close.ids):
+        raise RuntimeError("closing stock does not cover exactly the store products that opened the day")
+    return (stock.select("store_product_id", "store_id", "product_id",
+                         on_hand=pl.Series(close.after_sales - close.shrink + close.adjustment),
+                         reorder_point="reorder_point", order_up_to="order_up_to")
             .with_columns(business_date=pl.lit(business_date), _loaded_at=pl.lit(landed)))
+
+
+TXN_TYPES = ("RECEIVING", "SALE", "ONLINE_SALE", "SHRINK", "ADJUSTMENT")
 
 
 def store_transactions(business_date: date, number: int, receipt_lines: pl.DataFrame, deliveries: Deliveries,
@@ -407,29 +399,33 @@ def store_transactions(business_date: date, number: int, receipt_lines: pl.DataF
                        landed: datetime) -> pl.DataFrame:
     """Every movement of store stock, numbered in time order."""
     midnight = datetime.combine(business_date, time())
-    sale = receipt_lines.select("store_product_id", txn_type=pl.lit("SALE"), quantity=-pl.col("quantity"),
+    code = {t: i for i, t in enumerate(TXN_TYPES)}
+    sale = receipt_lines.select("store_product_id", kind=pl.lit(code["SALE"]), quantity=-pl.col("quantity"),
                                 txn_ts="priced_at", reference_id="receipt_id")
     online = deliveries.order_items.filter(pl.col("quantity") > 0).join(deliveries.picking, on="order_id").select(
-        "store_product_id", txn_type=pl.lit("ONLINE_SALE"), quantity=-pl.col("quantity"), txn_ts="picked_at",
+        "store_product_id", kind=pl.lit(code["ONLINE_SALE"]), quantity=-pl.col("quantity"), txn_ts="picked_at",
         reference_id="order_id")
     receiving = unloaded.join(shipments.select("shipment_id", "completed_at"), on="shipment_id").select(
-        "store_product_id", txn_type=pl.lit("RECEIVING"), quantity="units", txn_ts="completed_at",
+        "store_product_id", kind=pl.lit(code["RECEIVING"]), quantity="units", txn_ts="completed_at",
         reference_id="shipment_id")
     lost = close.shrink > 0
     adjusted = close.adjustment != 0
-    shrink = pl.DataFrame({"store_product_id": close.ids[lost], "txn_type": "SHRINK", "quantity": -close.shrink[lost],
+    shrink = pl.DataFrame({"store_product_id": close.ids[lost], "kind": code["SHRINK"], "quantity": -close.shrink[lost],
                            "txn_ts": midnight + timedelta(seconds=SHRINK_SECONDS)})
-    adjustment = pl.DataFrame({"store_product_id": close.ids[adjusted], "txn_type": "ADJUSTMENT",
+    adjustment = pl.DataFrame({"store_product_id": close.ids[adjusted], "kind": code["ADJUSTMENT"],
                                "quantity": close.adjustment[adjusted],
                                "txn_ts": midnight + timedelta(seconds=ADJUSTMENT_SECONDS)})
-    txns = pl.concat([sale, online, receiving, shrink, adjustment], how="diagonal_relaxed")
-    return (txns.with_columns(store_id=pl.col("store_product_id") // STORE_PRODUCT_STRIDE,
-                              product_id=pl.col("store_product_id") % STORE_PRODUCT_STRIDE,
-                              quantity=pl.col("quantity").cast(pl.Int64),
-                              txn_ts=pl.col("txn_ts").cast(pl.Datetime("us")))
-            .sort("txn_ts", "txn_type", "reference_id", "store_product_id", nulls_last=True)
+    txns = pl.concat([frame.with_columns(pl.col("kind").cast(pl.Int8), pl.col("quantity").cast(pl.Int64),
+                                         pl.col("txn_ts").cast(pl.Datetime("us")))
+                      for frame in (sale, online, receiving, shrink, adjustment)], how="diagonal")
+    # At the same moment, movements keep the order sales, online sales, receiving, shrink, adjustments.
+    return (txns.sort("txn_ts", maintain_order=True)
             .with_columns(txn_id=number * TXN_ID_STRIDE + pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
-                          business_date=pl.lit(business_date), _loaded_at=pl.lit(landed)))
+                          store_id=pl.col("store_product_id") // STORE_PRODUCT_STRIDE,
+                          product_id=pl.col("store_product_id") % STORE_PRODUCT_STRIDE,
+                          txn_type=pl.col("kind").replace_strict(dict(enumerate(TXN_TYPES)), return_dtype=pl.String),
+                          business_date=pl.lit(business_date), _loaded_at=pl.lit(landed))
+            .drop("kind"))
 
 
 def dc_transactions(business_date: date, number: int, supplier: pl.DataFrame, filled: pl.DataFrame,

@@ -98,14 +98,14 @@ def build_receipts(rng: np.random.Generator, business_date: date, day_number: in
                    lines: pl.DataFrame, granted: np.ndarray, unit_price: np.ndarray, assortment: Assortment,
                    loaded_at: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Receipts and their lines from what the shelf granted; a basket left empty leaves no receipt."""
-    items = assortment.items
+    shelf = assortment.shelf
     sold = lines.with_columns(granted=pl.Series(granted, dtype=pl.Int64), unit_price=pl.Series(unit_price)) \
         .filter(pl.col("granted") > 0)
     item = sold["item"].to_numpy()
-    picked = items[item]
     takes_deal = rng.random(sold.height) < shopping.PROMO_USE[sold["kind"].to_numpy()]
-    money = shopping.price_lines(sold["unit_price"].to_numpy(), sold["granted"].to_numpy(),
-                                 picked["discount_kind"].to_numpy(), picked["discount_value"].to_numpy(), takes_deal)
+    money = shopping.price_lines(sold["unit_price"].to_numpy(), sold["granted"].to_numpy(), shelf["deal"][item],
+                                 shelf["deal_value"][item], takes_deal)
+    promotion_id, promo_code = assortment.promotion_columns(item, money.on_promotion)
     # Receipt ids follow checkout time; trips left with nothing are not numbered.
     kept = trips.join(sold.select("trip").unique(), on="trip", how="semi").sort("seconds", "trip")
     receipt_ids = day_number * RECEIPT_ID_STRIDE + np.arange(1, kept.height + 1, dtype=np.int64)
@@ -117,24 +117,22 @@ def build_receipts(rng: np.random.Generator, business_date: date, day_number: in
 
     receipt_lines = pl.DataFrame({
         "receipt_id": kept["receipt_id"].to_numpy()[basket],
-        "store_product_id": picked["store_product_id"],
-        "product_id": picked["product_id"],
+        "store_product_id": shelf["store_product_id"][item],
+        "product_id": shelf["product_id"][item],
         "priced_at": ts,
         "quantity": sold["granted"],
         "unit_price": shopping.cents(money.unit_cents),
         "discount": shopping.cents(money.discount_cents),
         "line_total": shopping.cents(money.line_cents),
-        "promotion_id": picked["promotion_id"].to_frame().select(
-            pl.when(pl.Series(money.on_promotion)).then(pl.col("promotion_id")))["promotion_id"],
-        "promo_code": picked["promo_code"].to_frame().select(
-            pl.when(pl.Series(money.on_promotion)).then(pl.col("promo_code")))["promo_code"],
+        "promotion_id": promotion_id,
+        "promo_code": promo_code,
         "_seq": np.arange(sold.height),
     }).sort("receipt_id", "_seq").with_columns(
         line_number=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("receipt_id"))
 
     n = kept.height
     subtotal = np.bincount(basket, weights=money.line_cents, minlength=n).astype(np.int64)
-    tax = shopping.tax_cents(money.line_cents, picked["tax_rate"].to_numpy(), basket)
+    tax = shopping.tax_cents(money.line_cents, shelf["tax_rate"][item], basket)
     tax = np.pad(tax, (0, n - len(tax)))
     line_count = np.bincount(basket, minlength=n)
     item_count = np.bincount(basket, weights=sold["granted"].to_numpy(), minlength=n).astype(np.int64)

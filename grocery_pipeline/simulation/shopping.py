@@ -15,7 +15,7 @@ from datetime import date, datetime, time
 import numpy as np
 import polars as pl
 
-from grocery_pipeline.simulation.geography import haversine_miles
+from grocery_pipeline.simulation.geography import MILES_PER_DEGREE_LAT
 
 # Shopper kinds: the four loyalty segments, then anonymous (no loyalty card scanned).
 KINDS = ("budget", "convenience", "quality", "brand-loyal", "anonymous")
@@ -34,7 +34,7 @@ TRIP_MIX = np.array([
 # Mean distinct products per basket by trip type (long-tailed around it) and mean extra units per
 # line beyond the first.
 TRIP_LINES = np.array([4.2, 14.5, 24.0, 12.0])
-TRIP_EXTRA_UNITS = np.array([0.06, 0.12, 0.18, 0.85])
+TRIP_EXTRA_UNITS = np.array([0.05, 0.10, 0.14, 0.70])
 LINES_DISPERSION = 2.2  # negative-binomial shape: smaller = longer tail
 
 # Brand tier preference by shopper kind (rows KINDS, columns TIERS).
@@ -62,12 +62,13 @@ TRIP_DEPARTMENT_TILT = {
                   "Deli": 0.5, "Bakery": 0.6},
 }
 # Cheaper products sell more units: demand falls with the price relative to the chain's median.
-PRICE_ELASTICITY = 0.6
+PRICE_ELASTICITY = 0.8
 # Promotions lift demand until about this share of the products picked in a store are on deal
 # (retail: 34-43% of lines), at most MAX_PROMO_LIFT times a product's usual rate; a store whose
 # range is mostly on deal already gets no lift.
 PROMOTED_PICK_SHARE = 0.44
-MAX_PROMO_LIFT = 4.0
+DEAL_CODES = {"PERCENT": 1, "AMOUNT": 2}   # how a promotion discounts, as a small code on the shelf
+MAX_PROMO_LIFT = 8.0
 # Share of lines of a promoted product on which the shopper takes the deal (clips the coupon,
 # scans the card), by kind.
 PROMO_USE = np.array([0.97, 0.80, 0.85, 0.88, 0.70])
@@ -114,23 +115,49 @@ def line_quantities(rng: np.random.Generator, trip: np.ndarray) -> np.ndarray:
 
 def distinct_picks(rng: np.random.Generator, assortment: "Assortment", basket: np.ndarray, sizes: np.ndarray,
                    store_index: np.ndarray, kind: np.ndarray, trip: np.ndarray,
-                   exclude: pl.DataFrame | None = None) -> pl.DataFrame:
+                   exclude: pl.DataFrame | None = None, spare: float = 0.7) -> pl.DataFrame:
     """`sizes[i]` distinct products for each basket (row `item` of the assortment), in pick order,
     none of the (basket, item) pairs in `exclude`.
 
-    Popular products would be drawn twice in one basket; drawing spare candidates and keeping the
-    first distinct ones gives each basket its intended number of products.
+    Popular products would be drawn twice in one basket; drawing `spare` x size extra candidates
+    and keeping the first distinct ones gives each basket its intended number of products.
     """
-    draws = np.ceil(np.asarray(sizes) * 2.5).astype(np.int64) + 3
+    draws = np.ceil(np.asarray(sizes) * (1 + spare)).astype(np.int64) + 3
     item = assortment.sample(rng, np.repeat(store_index, draws), np.repeat(kind, draws), np.repeat(trip, draws))
-    picks = pl.DataFrame({"basket": np.repeat(basket, draws), "item": item})
-    if exclude is not None:
-        picks = picks.join(exclude.select("basket", "item"), on=["basket", "item"], how="anti", maintain_order="left")
-    picks = picks.unique(["basket", "item"], keep="first", maintain_order=True) \
-        .with_columns(rank=pl.int_range(pl.len()).over("basket"))
+    drawn_in = np.repeat(basket, draws)
+    n_items = assortment.items.height
+    pair = drawn_in * n_items + item
+    _, first = np.unique(pair, return_index=True)
+    keep = np.sort(first)                                   # first draw of each product, in draw order
+    if exclude is not None and exclude.height:
+        excluded = exclude["basket"].to_numpy() * n_items + exclude["item"].to_numpy()
+        keep = keep[~np.isin(pair[keep], excluded)]
+    drawn_in, item = drawn_in[keep], item[keep]
     want = np.zeros(int(np.max(basket, initial=-1)) + 1, dtype=np.int64)
     want[basket] = sizes
-    return picks.filter(pl.Series(picks["rank"].to_numpy() < want[picks["basket"].to_numpy()])).drop("rank")
+    within = within_group_rank(drawn_in)
+    chosen = within < want[drawn_in]
+    return pl.DataFrame({"basket": drawn_in[chosen], "item": item[chosen]})
+
+
+def within_group_rank(group: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each run of equal values (rows arrive grouped)."""
+    n = len(group)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.r_[True, group[1:] != group[:-1]]
+    first = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+    return np.arange(n) - first
+
+
+def local_miles(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Distance in miles on a local flat map (equirectangular): within a metro area it is as good
+    as the great circle and several times cheaper; arguments broadcast like numpy arrays."""
+    lat1, lat2 = np.asarray(lat1, dtype=np.float64), np.asarray(lat2, dtype=np.float64)
+    dy = (lat2 - lat1) * MILES_PER_DEGREE_LAT
+    dx = (np.asarray(lon2, dtype=np.float64) - np.asarray(lon1, dtype=np.float64)) \
+        * (MILES_PER_DEGREE_LAT * np.cos(np.radians((lat1 + lat2) * 0.5)))
+    return np.sqrt(dx * dx + dy * dy)
 
 
 def nearest_stores(lat, lon, store_lat, store_lon, k: int = 3, chunk: int = 20_000):
@@ -141,11 +168,13 @@ def nearest_stores(lat, lon, store_lat, store_lon, k: int = 3, chunk: int = 20_0
     idx = np.empty((len(lat), k), dtype=np.int64)
     dist = np.empty((len(lat), k), dtype=np.float64)
     for start in range(0, len(lat), chunk):
-        d = haversine_miles(lat[start:start + chunk, None], lon[start:start + chunk, None],
-                            store_lat[None, :], store_lon[None, :])
-        part = np.argsort(d, axis=1, kind="stable")[:, :k]
-        idx[start:start + chunk] = part
-        dist[start:start + chunk] = np.take_along_axis(d, part, axis=1)
+        d = local_miles(lat[start:start + chunk, None], lon[start:start + chunk, None],
+                        store_lat[None, :], store_lon[None, :])
+        part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.tile(np.arange(k), (len(d), 1))
+        part_d = np.take_along_axis(d, part, axis=1)
+        order = np.lexsort((part, part_d), axis=1)   # nearest first, ties by store index
+        idx[start:start + chunk] = np.take_along_axis(part, order, axis=1)
+        dist[start:start + chunk] = np.take_along_axis(part_d, order, axis=1)
     return idx, dist
 
 
@@ -171,7 +200,8 @@ class Assortment:
 
     `items` holds one row per live store product (store_product_id, store_id, product_id,
     store_index, department, category, subcategory, taxable, refrigerated, perishable, list_price,
-    tax_rate, promotion_id, promo_code, discount_kind, discount_value), sorted by shelf group.
+    tax_rate, promotion_id, deal, discount_value), sorted by shelf group; `shelf` holds the numeric
+    columns the line pricing needs as arrays (promotion_id -1 and deal 0 where no deal runs).
     """
 
     stores: pl.DataFrame
@@ -183,6 +213,15 @@ class Assortment:
     group_cum: np.ndarray       # per (store, kind, trip) row x shelf group: row + cumulative odds share
     sorted_ids: np.ndarray      # store_product_id sorted, and the item row of each
     sorted_rows: np.ndarray
+    shelf: dict[str, np.ndarray]
+    promo_codes: pl.DataFrame   # promotion_id, promo_code of the day's running promotions
+
+    def promotion_columns(self, item: np.ndarray, on_promotion: np.ndarray) -> tuple[pl.Series, pl.Series]:
+        """promotion_id and promo_code of each line, null where the line took no deal."""
+        promotion = np.where(on_promotion, self.shelf["promotion_id"][item], -1)
+        ids = pl.Series("promotion_id", promotion).replace(-1, None)
+        codes = ids.to_frame().join(self.promo_codes, on="promotion_id", how="left", maintain_order="left")
+        return ids, codes["promo_code"]
 
     @property
     def store_product_ids(self) -> np.ndarray:
@@ -199,11 +238,10 @@ class Assortment:
         n_groups = len(self.departments) * len(TIERS)
         row = (store_index * len(KINDS) + np.asarray(kind)) * len(TRIP_TYPES) + np.asarray(trip)
         target = row + rng.random(len(row)) * (1 - 1e-12)
-        group_pos = np.clip(np.searchsorted(self.group_cum, target, side="right"),
-                            row * n_groups, row * n_groups + n_groups - 1)
+        group_pos = np.clip(_search(self.group_cum, target), row * n_groups, row * n_groups + n_groups - 1)
         group_key = store_index * n_groups + (group_pos - row * n_groups)
         target = group_key + rng.random(len(row)) * (1 - 1e-12)
-        item = np.searchsorted(self.item_cum, target, side="right")
+        item = _search(self.item_cum, target)
         return np.clip(item, self.group_first[group_key], self.group_last[group_key])
 
     def positions(self, store_product_ids) -> tuple[np.ndarray, np.ndarray]:
@@ -215,22 +253,31 @@ class Assortment:
         return self.sorted_rows[pos], self.sorted_ids[pos] == ids
 
 
-def best_promotions(store_products: pl.DataFrame, promotions: pl.DataFrame) -> pl.DataFrame:
-    """For each store product, the running promotion worth the most at its list price, if any."""
-    promo_cols = ["promotion_id", "promo_code", "discount_kind", "discount_value"]
+def _search(cumulative: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """searchsorted (right) of many random targets: sorted first, which keeps the lookups in cache."""
+    order = np.argsort(targets, kind="stable")
+    out = np.empty(len(targets), dtype=np.int64)
+    out[order] = np.searchsorted(cumulative, targets[order], side="right")
+    return out
+
+
+def best_promotions(products: pl.DataFrame, promotions: pl.DataFrame) -> pl.DataFrame:
+    """For each product, the running promotion worth the most at its base price, if any."""
+    promo_cols = ["promotion_id", "discount_kind", "discount_value"]
     by_product = promotions.filter(pl.col("scope") == "PRODUCT").select("product_id", *promo_cols)
     by_category = promotions.filter(pl.col("scope") == "CATEGORY").select("department", "category", *promo_cols)
     candidates = pl.concat([
-        store_products.select("store_product_id", "list_price", "product_id").join(by_product, on="product_id"),
-        store_products.select("store_product_id", "list_price", "department", "category")
-        .join(by_category, on=["department", "category"]),
-    ], how="diagonal")
-    value = pl.when(pl.col("discount_kind") == "PERCENT").then(pl.col("list_price") * pl.col("discount_value")) \
-        .otherwise(pl.min_horizontal(pl.col("discount_value"), pl.col("list_price") * 0.5))
+        products.select("product_id", "base_price").join(by_product, on="product_id"),
+        products.select("product_id", "base_price", "department", "category")
+        .join(by_category, on=["department", "category"]).drop("department", "category"),
+    ])
+    value = pl.when(pl.col("discount_kind") == "PERCENT").then(pl.col("base_price") * pl.col("discount_value")) \
+        .otherwise(pl.min_horizontal(pl.col("discount_value"), pl.col("base_price") * 0.5))
     return (candidates.with_columns(value=value)
-            .sort(["store_product_id", "value", "promotion_id"], descending=[False, True, False])
-            .group_by("store_product_id", maintain_order=True).first()
-            .select("store_product_id", *promo_cols))
+            .sort(["product_id", "value", "promotion_id"], descending=[False, True, False])
+            .group_by("product_id", maintain_order=True).first()
+            .select("product_id", "promotion_id", "discount_value",
+                    deal=pl.col("discount_kind").replace_strict(DEAL_CODES, return_dtype=pl.Int8)))
 
 
 def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, products: pl.DataFrame,
@@ -242,7 +289,7 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
              .join(products.select("product_id", "department", "category", "subcategory", "brand_tier",
                                    "popularity", "taxable", "refrigerated", "perishable"), on="product_id")
              .join(stores.select("store_id", "store_index", "tax_rate", "grocery_tax_rate"), on="store_id"))
-    items = items.join(best_promotions(items, promotions), on="store_product_id", how="left")
+    items = items.join(best_promotions(products, promotions), on="product_id", how="left")
     dept_index = {d: i for i, d in enumerate(departments)}
     items = items.with_columns(
         weight=pl.col("popularity") * (pl.col("list_price") / pl.col("list_price").median()) ** -PRICE_ELASTICITY,
@@ -282,10 +329,18 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
     group_cum = (np.arange(odds.shape[0])[:, None] + running / np.where(totals > 0, totals, 1.0)).ravel()
     ids = items["store_product_id"].to_numpy()
     order = np.argsort(ids, kind="stable")
+    shelf = {
+        "store_product_id": ids, "product_id": items["product_id"].to_numpy(),
+        "promotion_id": items["promotion_id"].fill_null(-1).to_numpy(),
+        "deal": items["deal"].fill_null(0).to_numpy(), "deal_value": items["discount_value"].fill_null(0.0).to_numpy(),
+        "tax_rate": items["tax_rate"].to_numpy(),
+        "department_index": items["dept_index"].to_numpy(), "perishable": items["perishable"].to_numpy(),
+    }
     return Assortment(
         stores, items.drop("dept_index", "tier_index", "group", "popularity", "weight",
                            "grocery_tax_rate", "brand_tier"),
-        departments, item_cum, group_first, group_last, group_cum, ids[order], order)
+        departments, item_cum, group_first, group_last, group_cum, ids[order], order, shelf,
+        promotions.select("promotion_id", "promo_code").unique("promotion_id").sort("promotion_id"))
 
 
 @dataclass(frozen=True)
@@ -296,19 +351,19 @@ class PricedLines:
     on_promotion: np.ndarray
 
 
-def price_lines(unit_price, quantity, discount_kind, discount_value, takes_deal) -> PricedLines:
+def price_lines(unit_price, quantity, deal, deal_value, takes_deal) -> PricedLines:
     """Line money in cents: line = quantity x unit price - promotion discount on those units.
 
-    A percent deal takes its share of the unit price; an amount deal at most half of it, so a
-    promoted price never reaches zero.
+    `deal` is 0 (none), 1 (percent off: the share of the unit price) or 2 (amount off: at most half
+    of the unit price, so a promoted price never reaches zero).
     """
     unit = np.round(np.asarray(unit_price, dtype=np.float64) * 100).astype(np.int64)
     qty = np.asarray(quantity, dtype=np.int64)
-    kind = np.asarray(discount_kind, dtype=object)
-    value = np.nan_to_num(np.asarray(discount_value, dtype=np.float64))
+    deal = np.asarray(deal)
+    value = np.nan_to_num(np.asarray(deal_value, dtype=np.float64))
     percent_off = np.round(unit * value).astype(np.int64)
     amount_off = np.minimum(np.round(value * 100).astype(np.int64), unit // 2)
-    per_unit = np.where(kind == "PERCENT", percent_off, np.where(kind == "AMOUNT", amount_off, 0))
+    per_unit = np.where(deal == DEAL_CODES["PERCENT"], percent_off, np.where(deal == DEAL_CODES["AMOUNT"], amount_off, 0))
     on_promo = np.asarray(takes_deal, dtype=bool) & (per_unit > 0) & (qty > 0)
     discount = np.where(on_promo, per_unit * qty, 0)
     return PricedLines(unit, discount, qty * unit - discount, on_promo)
