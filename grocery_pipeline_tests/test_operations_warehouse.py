@@ -11,40 +11,20 @@ import duckdb
 import polars as pl
 import pytest
 
-from grocery_pipeline import runner
 from grocery_pipeline.assets.factory import asset_key
 from grocery_pipeline.assets.operations import OPERATIONS_TABLES, STATE_TABLES
 from grocery_pipeline.storage.lake import Lake
 from grocery_pipeline_tests.test_operations import INVARIANTS
+# The tiny 3-day window of the warehouse tests (its fixture runs once for this module too).
+from grocery_pipeline_tests.test_warehouse import DAYS, START, _generate, generated  # noqa: F401
 
 pytestmark = pytest.mark.integration
-START = date(2025, 1, 1)
-DAYS = 3
 # On the warehouse, prices come from the price ticks; the pricing checks gate them at publish time.
 WAREHOUSE_INVARIANTS = {k: v for k, v in INVARIANTS.items() if k != "unit price is the price in effect at sale time"}
 
 
-def _generate(data: Path, mp: pytest.MonkeyPatch) -> runner.WindowOutcome:
-    mp.setenv("GROCERY_DATA_DIR", str(data))
-    outcome = runner.materialize_window(START, START + timedelta(days=DAYS - 1))
-    assert outcome.success, outcome.failures
-    return outcome
-
-
 def _lake_frame(data: Path, table: str, day: date) -> pl.DataFrame:
     return Lake(data / "lake").read_partition(table, day)
-
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GROCERY_PRESET", "tiny")
-    mp.delenv("GROCERY_FAULTS", raising=False)
-    mp.delenv("DAGSTER_HOME", raising=False)
-    data = tmp_path_factory.mktemp("ops") / "data"
-    outcome = _generate(data, mp)
-    yield data, outcome, mp
-    mp.undo()
 
 
 def test_every_day_publishes_every_operations_table(generated):
