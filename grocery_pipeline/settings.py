@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import unquote, urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DICTIONARIES_DIR = PROJECT_ROOT / "dictionaries"
@@ -39,6 +40,9 @@ PRESETS: dict[str, dict[str, int]] = {
                receipts_per_day=300_000),
 }
 
+# Object stores the lake location may name (docs/deployment.md, "Object storage").
+OBJECT_STORE_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "abfss")
+
 # Known fault names for deliberate corruption before audit (demos and tests of the gates).
 KNOWN_FAULTS = ("orphan_fk", "bad_total", "negative_stock", "price_above_msrp", "duplicate_key")
 
@@ -53,6 +57,7 @@ class Settings:
     end_date: date | None = None
     data_dir: Path = Path("data")
     dictionaries_dir: Path = DEFAULT_DICTIONARIES_DIR
+    lake_url: str = ""  # empty: <data_dir>/lake
 
     # volumes (filled from the preset unless overridden)
     stores: int = 0
@@ -99,7 +104,17 @@ class Settings:
 
     @property
     def lake_dir(self) -> Path:
-        return self.data_dir / "lake"
+        """The local directory runs write the lake to."""
+        if not self.lake_url:
+            return self.data_dir / "lake"
+        parts = urlsplit(self.lake_url)
+        if parts.scheme in OBJECT_STORE_SCHEMES:
+            raise SettingsError(
+                f"setting 'lake_url': {self.lake_url!r} is an object store; runs write the lake to a "
+                "local or mounted path (e.g. a gcsfuse or mountpoint-s3 mount) and it is copied to the "
+                "bucket with the layout unchanged; see docs/deployment.md, 'Object storage'"
+            )
+        return Path(unquote(parts.path)) if parts.scheme == "file" else Path(self.lake_url)
 
     @property
     def warehouse_path(self) -> Path:
@@ -107,7 +122,7 @@ class Settings:
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that shape the data (not where it is written), for metadata and versions."""
-        skip = {"data_dir", "dictionaries_dir", "end_date"}
+        skip = {"data_dir", "dictionaries_dir", "end_date", "lake_url"}
         out = {}
         for f in fields(self):
             if f.name in skip:
@@ -308,7 +323,7 @@ def _coerce(name: str, value: Any) -> Any:
         return _parse_float(name, value)
     if name == "faults":
         return _parse_faults(value)
-    if name == "preset":
+    if name in ("preset", "lake_url"):
         return str(value).strip()
     return value
 
@@ -369,7 +384,21 @@ def validate(settings: Settings) -> None:
             f"setting 'end_date': {settings.end_date} is before start_date {settings.start_date}; "
             "expected end_date on or after start_date"
         )
+    if settings.lake_url:
+        _validate_lake_url(settings.lake_url)
     _validate_pricing(settings)
+
+
+def _validate_lake_url(url: str) -> None:
+    parts = urlsplit(url)
+    expected = ("expected a local path, a file:// URL or an object-store URL such as "
+                "s3://bucket/prefix, gs://bucket/prefix or az://container/prefix")
+    if parts.scheme in OBJECT_STORE_SCHEMES and not parts.netloc:
+        raise SettingsError(f"setting 'lake_url': {url!r} names no bucket; {expected}")
+    if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
+        raise SettingsError(f"setting 'lake_url': {url!r} names a remote host; {expected}")
+    if parts.scheme not in ("", "file", *OBJECT_STORE_SCHEMES):
+        raise SettingsError(f"setting 'lake_url': unknown scheme '{parts.scheme}' in {url!r}; {expected}")
 
 
 def replace(settings: Settings, **changes: Any) -> Settings:

@@ -168,6 +168,7 @@ def daily_tables_asset(
     deps: Sequence[str | dg.AssetKey | dg.AssetDep] = (),
     self_dependent: bool = False,
     code_version: str = "1",
+    pool: str | None = None,
 ) -> dg.AssetsDefinition:
     """A multi-asset that generates `tables` for each daily partition of a run, oldest first."""
     GENERATORS[name] = Generator(name, tuple(tables), produce)
@@ -194,7 +195,9 @@ def daily_tables_asset(
     ]
 
     @dg.multi_asset(name=name, specs=specs, check_specs=check_specs, partitions_def=partitions_def,
-                    backfill_policy=dg.BackfillPolicy.single_run(), can_subset=False)
+                    backfill_policy=dg.BackfillPolicy.single_run(), can_subset=False,
+                    # one run at a time per state chain (pool limits: deploy/dagster.yaml)
+                    pool=pool or (f"grocery_chain_{name}" if self_dependent else None))
     def _asset(context: AssetExecutionContext, grocery: GrocerySettings):
         settings = grocery.resolve()
         dictionaries = load_dictionaries(settings.dictionaries_dir)

@@ -2,20 +2,31 @@
 into place, so a reader sees the previous version or the new one and never half a file.
 
 Layout: `<lake>/<table>/date=YYYY-MM-DD/<table>.parquet`; price ticks add `tick=HHMM/`.
-Staged files end in `.staging`, which no reader's `*.parquet` glob matches.
+Staged files end in `.staging`, which no reader's `*.parquet` glob matches. A staged name carries
+its writer's host and process id, so the next write of the partition can remove what a killed
+writer left behind without touching a live writer's file.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 
 from grocery_pipeline.tables import TABLES, Table
+
+# Crash tests set this to a business date: publishing that date's files waits here, between stage
+# and rename, so a test can kill the writer at a known moment. Unset (the default) it costs nothing.
+PAUSE_BEFORE_PUBLISH_ENV = "GROCERY_TEST_PAUSE_BEFORE_PUBLISH"
+PAUSE_BEFORE_PUBLISH_SECONDS = 120.0
+# A staged file from another machine older than this is abandoned (no partition takes a day).
+STALE_STAGING_SECONDS = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -54,13 +65,17 @@ class Lake:
         """Write the frame under a hidden temporary name beside its final place."""
         final = self.partition_path(table.name, business_date, tick)
         final.parent.mkdir(parents=True, exist_ok=True)
-        staged = final.with_name(f".{final.name}.{uuid.uuid4().hex}.staging")
+        remove_abandoned_staging(final)
+        writer = f"{socket.gethostname()}.{os.getpid()}"
+        staged = final.with_name(f".{final.name}.{writer}.{uuid.uuid4().hex}.staging")
         frame.write_parquet(staged, compression="zstd", statistics=True)
         return StagedPartition(table.name, business_date, tick, staged, final, frame.height)
 
     @staticmethod
     def publish(staged: StagedPartition) -> Path:
         """Atomically replace the partition with the staged file."""
+        if os.environ.get(PAUSE_BEFORE_PUBLISH_ENV) == staged.business_date.isoformat():
+            time.sleep(PAUSE_BEFORE_PUBLISH_SECONDS)
         os.replace(staged.staged_path, staged.final_path)
         return staged.final_path
 
@@ -93,12 +108,20 @@ class Lake:
         return pl.read_parquet(path, columns=columns)
 
     def read_as_of(self, table: str, business_date: date, columns: list[str] | None = None) -> pl.DataFrame:
-        """Every row of a (daily) table that existed on `business_date`: all partitions up to it."""
-        files = [self.partition_path(table, d) for d in self.partition_dates(table) if d <= business_date]
-        files = [f for f in files if f.is_file()]
-        if not files:
+        """Every row of a (daily) table that existed on `business_date`: all partitions up to it.
+
+        Every day from the first partition through `business_date` must be published: a gap (say a
+        run for a later day that started before an earlier day was written) would silently drop
+        rows, so it fails naming the missing days instead.
+        """
+        days = [d for d in self.partition_dates(table)
+                if d <= business_date and self.partition_path(table, d).is_file()]
+        if not days:
             raise MissingPartitionError(table, [f"any partition on or before {business_date}"])
-        frame = read_files_cached(self, table, files)
+        missing = _missing_days(days, business_date)
+        if missing:
+            raise MissingPartitionError(table, [d.isoformat() for d in missing])
+        frame = read_files_cached(self, table, [self.partition_path(table, d) for d in days])
         return frame.select(columns) if columns else frame
 
 
@@ -137,6 +160,44 @@ def read_files_cached(lake: "Lake", table: str, files: list[Path]) -> pl.DataFra
     frame = pl.concat(parts, how="vertical_relaxed")
     _AS_OF_CACHE[key] = _History(signatures, [f.height for f in parts], frame)
     return frame
+
+
+def _missing_days(days: list[date], through: date) -> list[date]:
+    have = set(days)
+    span = (through - days[0]).days + 1
+    return [d for d in (days[0] + timedelta(days=i) for i in range(span)) if d not in have]
+
+
+def _writer_is_gone(host: str, pid: str, age_seconds: float) -> bool:
+    if host != socket.gethostname():
+        return age_seconds > STALE_STAGING_SECONDS
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def remove_abandoned_staging(final: Path) -> list[Path]:
+    """Delete staged files of this partition whose writer died before publishing them."""
+    removed = []
+    prefix = f".{final.name}."
+    for path in final.parent.glob(f"{prefix}*.staging"):
+        writer = path.name[len(prefix):-len(".staging")].rsplit(".", 2)
+        if len(writer) != 3:
+            continue
+        try:
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if _writer_is_gone(writer[0], writer[1], age):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 class MissingPartitionError(RuntimeError):
