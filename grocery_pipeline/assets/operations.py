@@ -43,7 +43,7 @@ def read_yesterday(lake: Lake, day: Day) -> Yesterday:
 
 def produce_operations(day: Day, lake: Lake) -> dict[str, pl.DataFrame]:
     world = load_world(lake, day.business_date)
-    prices = load_pricebook(lake, world)
+    prices = load_pricebook(lake, world, day.settings)
     return operations.simulate_day(day, world, prices, read_yesterday(lake, day))
 
 
