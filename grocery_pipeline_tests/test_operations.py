@@ -236,3 +236,33 @@ def test_ids_are_unique_across_days(window):
                       ("store_inventory_txn", "txn_id"), ("dc_inventory_txn", "txn_id"), ("shipments", "shipment_id")):
         ids = pl.concat([f[name][key] for f in frames])
         assert ids.n_unique() == len(ids), name
+
+
+SIMULATE_IN_ANOTHER_PROCESS = """
+import sys
+from pathlib import Path
+from grocery_pipeline.dictionaries import load_dictionaries
+from grocery_pipeline.settings import load_settings
+from grocery_pipeline.simulation.chain import run_days
+
+settings = load_settings(env={}, preset="tiny", data_dir=sys.argv[1])
+for day, _, frames in run_days(settings, load_dictionaries(settings.dictionaries_dir), int(sys.argv[2])):
+    for name, frame in frames.items():
+        frame.write_parquet(Path(sys.argv[1]) / f"{name}-{day.business_date}.parquet")
+"""
+
+
+@pytest.mark.integration
+def test_days_are_identical_in_another_process_with_one_thread(window, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "POLARS_MAX_THREADS": "1", "PYTHONHASHSEED": "123"}
+    subprocess.run([sys.executable, "-c", SIMULATE_IN_ANOTHER_PROCESS, str(tmp_path), str(DAYS)], env=env,
+                   check=True, capture_output=True)
+    runs, frames, _ = window
+    for (day, _, _), expected in zip(runs, frames):
+        for name in OPERATIONS:
+            again = pl.read_parquet(tmp_path / f"{name}-{day.business_date}.parquet")
+            assert again.equals(expected[name]), (name, day.business_date)

@@ -263,12 +263,18 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
     stores = assortment.stores
     bundles_of = delivery.form_bundles(delivered_orders, stores)
     routes = delivery.plan_routes(delivered_orders, bundles_of.select("order", "bundle"), stores)
-    stops = routes.join(delivered_orders.select("order", "lat", "lon", "store_index"), on="order")
+    stops = routes.join(delivered_orders.select("order", "lat", "lon", "store_index"), on="order").sort("bundle", "stop_seq")
     per_bundle = (stops.group_by("bundle").agg(
-        store_index=pl.col("store_index").first(), centroid_lat=pl.col("lat").mean(), centroid_lon=pl.col("lon").mean(),
+        store_index=pl.col("store_index").first(),
         round_trip_seconds=pl.col("round_trip_seconds").first(), route_miles=pl.col("route_miles").first(),
         order_count=pl.len().cast(pl.Int64), first_leg=pl.col("arrival_offset").min())
         .join(bundles_of.select("bundle", "window_start", "last_placed").unique(), on="bundle").sort("bundle"))
+    # Centroids by numpy in stop order: bit-identical whatever the thread count.
+    stop_bundle = stops["bundle"].to_numpy()
+    stop_count = np.bincount(stop_bundle, minlength=per_bundle.height)
+    per_bundle = per_bundle.with_columns(
+        centroid_lat=np.bincount(stop_bundle, weights=stops["lat"].to_numpy(), minlength=per_bundle.height) / stop_count,
+        centroid_lon=np.bincount(stop_bundle, weights=stops["lon"].to_numpy(), minlength=per_bundle.height) / stop_count)
     # Leave so the first stop is reached early in the window, once the last order is picked.
     per_bundle = per_bundle.with_columns(planned_dispatch=pl.max_horizontal(
         pl.col("window_start") - pl.col("first_leg") + pl.Series(rng.integers(0, 1200, per_bundle.height)),
@@ -402,10 +408,12 @@ def store_transactions(business_date: date, number: int, receipt_lines: pl.DataF
     code = {t: i for i, t in enumerate(TXN_TYPES)}
     sale = receipt_lines.select("store_product_id", kind=pl.lit(code["SALE"]), quantity=-pl.col("quantity"),
                                 txn_ts="priced_at", reference_id="receipt_id")
-    online = deliveries.order_items.filter(pl.col("quantity") > 0).join(deliveries.picking, on="order_id").select(
+    online = deliveries.order_items.filter(pl.col("quantity") > 0).join(
+        deliveries.picking, on="order_id", maintain_order="left").select(
         "store_product_id", kind=pl.lit(code["ONLINE_SALE"]), quantity=-pl.col("quantity"), txn_ts="picked_at",
         reference_id="order_id")
-    receiving = unloaded.join(shipments.select("shipment_id", "completed_at"), on="shipment_id").select(
+    receiving = unloaded.join(shipments.select("shipment_id", "completed_at"), on="shipment_id",
+                              maintain_order="left").select(
         "store_product_id", kind=pl.lit(code["RECEIVING"]), quantity="units", txn_ts="completed_at",
         reference_id="shipment_id")
     lost = close.shrink > 0
@@ -434,7 +442,7 @@ def dc_transactions(business_date: date, number: int, supplier: pl.DataFrame, fi
     receipts = supplier.select("dc_id", "product_id", txn_type=pl.lit("SUPPLIER_RECEIPT"), quantity="quantity",
                                txn_ts=pl.lit(midnight + timedelta(seconds=supply_chain.SUPPLIER_RECEIPT_SECONDS)),
                                reference_id=pl.lit(None, dtype=pl.Int64))
-    outs = filled.join(shipments.select("shipment_id", "loading_at"), on="shipment_id").select(
+    outs = filled.join(shipments.select("shipment_id", "loading_at"), on="shipment_id", maintain_order="left").select(
         "dc_id", "product_id", txn_type=pl.lit("SHIPMENT_OUT"), quantity=-pl.col("units"), txn_ts="loading_at",
         reference_id="shipment_id")
     txns = pl.concat([receipts, outs], how="diagonal_relaxed")

@@ -297,10 +297,15 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
         tier_index=pl.col("brand_tier").replace_strict({t: i for i, t in enumerate(TIERS)}, return_dtype=pl.Int64),
         tax_rate=pl.when(pl.col("taxable")).then(pl.col("tax_rate")).otherwise(pl.col("grocery_tax_rate")),
     ).with_columns(group=pl.col("dept_index") * len(TIERS) + pl.col("tier_index"))
-    promoted = pl.col("promotion_id").is_not_null()
-    on_deal = (pl.col("weight").filter(promoted).sum() / pl.col("weight").sum()).over("store_index")
-    lift = (PROMOTED_PICK_SHARE * (1 - on_deal) / (on_deal * (1 - PROMOTED_PICK_SHARE))).clip(1.0, MAX_PROMO_LIFT)
-    items = items.with_columns(weight=pl.when(promoted).then(pl.col("weight") * lift).otherwise(pl.col("weight")))
+    # Float sums by numpy in row order, so the odds are bit-identical whatever the thread count.
+    store = items["store_index"].to_numpy()
+    weight = items["weight"].to_numpy()
+    promoted = items["promotion_id"].is_not_null().to_numpy()
+    on_deal = (np.bincount(store, weights=np.where(promoted, weight, 0.0), minlength=stores.height)
+               / np.maximum(np.bincount(store, weights=weight, minlength=stores.height), 1e-300))
+    with np.errstate(divide="ignore"):
+        lift = np.clip(PROMOTED_PICK_SHARE * (1 - on_deal) / (on_deal * (1 - PROMOTED_PICK_SHARE)), 1.0, MAX_PROMO_LIFT)
+    items = items.with_columns(weight=pl.Series(np.where(promoted, weight * lift[store], weight)))
     items = items.sort("store_index", "group", "store_product_id")
     n_stores, n_groups = stores.height, len(departments) * len(TIERS)
 
@@ -310,9 +315,12 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
     counts = np.bincount(key, minlength=n_keys)
     group_first = np.cumsum(counts) - counts
     group_last = np.maximum(group_first + counts - 1, 0)
-    within = items.select(pl.col("weight").cum_sum().over(pl.col("store_index"), pl.col("group")))["weight"].to_numpy()
-    group_total = np.zeros(n_keys)
+    weight = items["weight"].to_numpy()
+    running = np.cumsum(weight)
     stocked = counts > 0
+    before_group = np.repeat(running[group_first[stocked]] - weight[group_first[stocked]], counts[stocked])
+    within = running - before_group
+    group_total = np.zeros(n_keys)
     group_total[stocked] = within[group_last[stocked]]
     item_cum = key + within / np.where(group_total[key] > 0, group_total[key], 1.0)
 
