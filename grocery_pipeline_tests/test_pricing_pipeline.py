@@ -3,6 +3,7 @@ real runs), then the ticks regenerated alone, read back, audited, and driven by 
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -116,6 +117,16 @@ def test_tick_prices_stay_between_cost_and_msrp_within_the_bound(demo):
     assert bad.height == 0
 
 
+def test_median_change_by_hour_is_highest_at_rush_hours_and_lowest_late_at_night(demo):
+    by_period = dict(_sql(demo, """
+        select case when hour(tick_at) in (7, 8, 18, 19) then 'rush'
+                    when hour(tick_at) in (23, 0, 1, 2, 3, 4, 5) then 'late night' else 'day' end as period,
+               median(change_pct) as median_change
+        from grocery.price_updates group by 1""").iter_rows())
+    assert by_period["rush"] > by_period["day"] > by_period["late night"]
+    assert by_period["rush"] > 0 > by_period["late night"]
+
+
 def test_valid_to_of_each_change_is_the_next_change_even_across_days(demo):
     chained = _sql(demo, """
         select valid_to, lead(valid_from) over (partition by store_product_id order by valid_from) next_from
@@ -227,3 +238,17 @@ def test_sensor_without_cursor_picks_up_after_the_latest_published_tick(demo):
     result, _ = _evaluate(demo, None, datetime(2025, 1, 4, 1, 30, tzinfo=timezone.utc))
     assert [r.partition_key for r in result.run_requests] == ["2025-01-04-00:00"]
     assert result.cursor == "2025-01-04-00:00"
+
+
+def test_the_sample_questions_in_the_pricing_docs_run_on_a_generated_warehouse(demo):
+    """docs/pricing.md stays true: its common part and each of its four questions run as written."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "pricing.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", text, flags=re.S)
+    common = next(b for b in blocks if b.startswith("with now as"))
+    questions = [b for b in blocks if re.match(r"-- [1-4]\. ", b)]
+    assert len(questions) == 4
+    for question in questions:
+        result = _sql(demo, common + question.rstrip().rstrip(";"))
+        assert result.width >= 4, question.splitlines()[0]
+    answers = _sql(demo, common + questions[3].rstrip().rstrip(";"))
+    assert answers["stores"][0] == 3 and answers["highest"][0] >= answers["lowest"][0]

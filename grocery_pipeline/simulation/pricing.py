@@ -300,13 +300,13 @@ def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
 
 def _scatter(state: pl.DataFrame, index: np.ndarray, changes: pl.DataFrame) -> pl.DataFrame:
     """The state with the reviewed rows (at `index`, in order) replaced by their changes."""
-    updated = {}
+    updated = []
     for column, source in (("price", "new_price"), ("price_since", "valid_from"), ("last_reason", "reason"),
                            ("next_review_at", "valid_to")):
-        values = state[column].to_numpy().copy()
-        values[index] = changes[source].to_numpy()
-        updated[column] = pl.Series(column, values, dtype=STATE_SCHEMA[column])
-    return state.with_columns(**updated)
+        values = state[column].clone()
+        values.scatter(index, changes[source])
+        updated.append(values)
+    return state.with_columns(updated)
 
 
 def _within_bounds(rules: PricingRules, price: np.ndarray, old: np.ndarray, msrp: np.ndarray,
