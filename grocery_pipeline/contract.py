@@ -40,9 +40,14 @@ FRESHNESS = {
     "hourly": {"warn_after": {"count": 2, "period": "hour"}, "error_after": {"count": 6, "period": "hour"}},
 }
 OPENING_TABLES = {"price_snapshots"}
-# Dimension partitions hold only the rows that came into being that day, so a day without a new
-# store or truck is not staleness. The calendar has exactly one row every day: the heartbeat.
+# Freshness reads the newest `_loaded_at`, so it only means something for tables that get rows
+# every business date. Dimension partitions hold only the rows that came into being that day (a
+# day without a new store is not staleness); the calendar, one row a day, is their heartbeat.
+# Replenishment happens only when stock runs low, so a day may have no shipment or DC movement
+# (the first days of a window never do); store_inventory and dc_inventory, a row per product
+# every day, are the supply chain's heartbeat.
 HEARTBEAT_DIMENSIONS = {"calendar"}
+EVENT_DRIVEN_TABLES = {"dc_inventory_txn", "shipments", "shipment_lines", "truck_moves"}
 
 HEADER = (
     "# Generated from grocery_pipeline/tables/ by `python -m grocery_pipeline.contract --write`;\n"
@@ -66,10 +71,14 @@ def landing(table: Table) -> str:
     return "nightly"
 
 
+def lands_every_day(table: Table) -> bool:
+    if table.group == "dimensions":
+        return table.name in HEARTBEAT_DIMENSIONS
+    return table.name not in EVENT_DRIVEN_TABLES
+
+
 def freshness(table: Table) -> dict | None:
-    if LOADED_AT.name not in table.column_names:
-        return None
-    if table.group == "dimensions" and table.name not in HEARTBEAT_DIMENSIONS:
+    if LOADED_AT.name not in table.column_names or not lands_every_day(table):
         return None
     return FRESHNESS[landing(table)]
 

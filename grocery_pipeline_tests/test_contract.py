@@ -110,11 +110,17 @@ def test_asset_keys_match_the_dagster_assets():
         assert "/".join(key) in defined, f"{name}: no Dagster asset {key}"
 
 
-def test_freshness_on_partitioned_tables_that_land_daily_and_none_elsewhere():
+def test_freshness_on_tables_that_land_every_day_and_none_elsewhere():
     tables = _source_tables(_committed())
+    every_day = {"calendar", "price_updates", "price_snapshots", "receipts", "orders", "store_inventory",
+                 "dc_inventory"}
+    assert every_day <= {n for n, t in TABLES.items() if contract.lands_every_day(t)}
+    assert not contract.lands_every_day(TABLES["stores"]) and not contract.lands_every_day(TABLES["shipments"])
+    for group in {t.group for t in TABLES.values()}:  # every group keeps a heartbeat
+        assert any(contract.lands_every_day(t) for t in TABLES.values() if t.group == group), group
     for name, table in TABLES.items():
         config = tables[name]["config"]
-        if name == "calendar" or table.group != "dimensions":
+        if contract.lands_every_day(table):
             assert config["loaded_at_field"] == "_loaded_at", name
             assert config["freshness"] == contract.FRESHNESS[contract.landing(table)], name
         else:
