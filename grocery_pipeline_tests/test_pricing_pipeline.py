@@ -252,3 +252,20 @@ def test_the_sample_questions_in_the_pricing_docs_run_on_a_generated_warehouse(d
         assert result.width >= 4, question.splitlines()[0]
     answers = _sql(demo, common + questions[3].rstrip().rstrip(";"))
     assert answers["stores"][0] == 3 and answers["highest"][0] >= answers["lowest"][0]
+
+
+def test_a_sensor_run_that_overtook_the_previous_tick_is_retried(demo, tmp_path, monkeypatch):
+    from grocery_pipeline.assets import pricing as pricing_assets
+
+    monkeypatch.setattr(pricing_assets, "SENSOR_RETRIES", 1)
+    monkeypatch.setattr(pricing_assets, "SENSOR_RETRY_SECONDS", 0)
+    data = tmp_path / "data"
+    shutil.copytree(demo, data)
+    Lake(data / "lake").partition_path("price_updates", SECOND, "0400").unlink()
+    result = dg.materialize(ALL_ASSETS, selection=dg.AssetSelection.assets(*price_ticks.keys),
+                            partition_key="2025-01-02-09:00", tags={"dagster/sensor_name": "price_tick_sensor"},
+                            resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(data))},
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    events = [e.event_type_value for e in result.all_events]
+    assert not result.success
+    assert "STEP_UP_FOR_RETRY" in events and events.count("STEP_FAILURE") == 1

@@ -29,12 +29,14 @@ from grocery_pipeline.partitions import DAILY, LOAD_SETTINGS, PRICE_TICKS, tick_
 from grocery_pipeline.resources import GrocerySettings
 from grocery_pipeline.simulation.pricing import PricingRules, price_tick
 from grocery_pipeline.storage import catalog
-from grocery_pipeline.storage.lake import Lake
+from grocery_pipeline.storage.lake import Lake, MissingPartitionError
 from grocery_pipeline.storage.prices import lake_tick, state_at_open, state_before
 from grocery_pipeline.tables import pricing as t
 
 CATALOG_TABLES = ("stores", "products", "store_products", "promotions")
 POOL = "grocery_chain_price_ticks"  # one tick at a time across runs (deploy/dagster.yaml pools)
+SENSOR_TAG = "dagster/sensor_name"
+SENSOR_RETRIES, SENSOR_RETRY_SECONDS = 5, 60
 
 
 def snapshot_frame(state: pl.DataFrame, tick_at: datetime, loaded_at: datetime) -> pl.DataFrame:
@@ -109,7 +111,13 @@ def price_ticks_asset(partitions_def: dg.TimeWindowPartitionsDefinition, per_day
             parts = []
             for tick_at in day_ticks:
                 carried = state if previous == tick_at - timedelta(minutes=rules.tick_minutes) else None
-                frames, state = tick_frames(rules, settings, lake, dictionaries, tick_at, carried)
+                try:
+                    frames, state = tick_frames(rules, settings, lake, dictionaries, tick_at, carried)
+                except MissingPartitionError as missing:
+                    if SENSOR_TAG in context.run.tags and missing.table in (t.PRICE_UPDATES.name, t.PRICE_SNAPSHOTS.name):
+                        # this sensor run overtook the run of the tick before it: try again once that lands
+                        raise dg.RetryRequested(max_retries=SENSOR_RETRIES, seconds_to_wait=SENSOR_RETRY_SECONDS) from missing
+                    raise
                 parts.append((lake_tick(tick_at), frames))
                 previous = tick_at
             try:
