@@ -25,6 +25,7 @@ DELIVERY_TRIP_MIX = np.array([0.40, 0.48, 0.09, 0.03])
 # Which of the three nearest stores fulfils an order (a farther one only when it is not much farther).
 STORE_RANK_ODDS = np.array([0.76, 0.12, 0.12])
 DETOUR_MILES = 4.0
+DELIVERY_RADIUS_MILES = 12.0     # stores deliver to homes within this straight-line distance
 CUSTOMER_CANCEL_SHARE = 0.02
 SUBSTITUTION_ACCEPTED = 0.80     # customers who allow a substitute when an item is out
 WINDOW_HOURS = 2
@@ -63,22 +64,36 @@ def recency_weight(days_since: np.ndarray) -> np.ndarray:
     return np.where(never, 0.45, w)
 
 
-def plan_orders(rng: np.random.Generator, business_date: date, customers: pl.DataFrame, state: pl.DataFrame,
-                assortment: Assortment, expected: float) -> pl.DataFrame:
-    """The day's delivery orders (one per customer at most), before stock is checked."""
+def delivering_stores(assortment: Assortment, drivers: pl.DataFrame) -> np.ndarray:
+    """Stores that deliver today: they sell something and have a driver based within reach."""
     stores = assortment.stores
     stocked = assortment.stocked_store_indexes
+    if not drivers.height:
+        return stocked[:0]
+    reach = road_miles(stores["lat"].to_numpy()[stocked, None], stores["lon"].to_numpy()[stocked, None],
+                       drivers["home_store_lat"].to_numpy()[None, :], drivers["home_store_lon"].to_numpy()[None, :])
+    return stocked[(reach <= DRIVER_REACH_MILES).any(axis=1)]
+
+
+def plan_orders(rng: np.random.Generator, business_date: date, customers: pl.DataFrame, state: pl.DataFrame,
+                assortment: Assortment, drivers: pl.DataFrame, expected: float) -> pl.DataFrame:
+    """The day's delivery orders (one per customer at most, from customers living within the
+    delivery radius of a delivering store), before stock is checked."""
+    stores = assortment.stores
+    stocked = delivering_stores(assortment, drivers)
     people = customers.select("customer_id", "segment", "lat", "lon", "delivery_propensity").join(
         state.select("customer_id", "last_order_on", "orders_placed"), on="customer_id", how="left").sort("customer_id")
     days_since = people.select((pl.lit(business_date) - pl.col("last_order_on")).dt.total_days()
                                .cast(pl.Float64).fill_null(np.nan).alias("days"))["days"].to_numpy()
-    weight = people["delivery_propensity"].to_numpy() * recency_weight(days_since)
+    near, miles = shopping.nearest_stores(people["lat"].to_numpy(), people["lon"].to_numpy(),
+                                          stores["lat"].to_numpy()[stocked], stores["lon"].to_numpy()[stocked], k=3)
+    in_zone = miles[:, 0] <= DELIVERY_RADIUS_MILES if len(stocked) else np.zeros(people.height, dtype=bool)
+    weight = people["delivery_propensity"].to_numpy() * recency_weight(days_since) * in_zone
     n = int(rng.poisson(expected)) if len(stocked) else 0
     who = shopping.weighted_sample_without_replacement(rng, weight, n)
     n = len(who)
     buyers = people[who]
-    near, miles = shopping.nearest_stores(buyers["lat"].to_numpy(), buyers["lon"].to_numpy(),
-                                          stores["lat"].to_numpy()[stocked], stores["lon"].to_numpy()[stocked], k=3)
+    near, miles = near[who], miles[who]
     odds = STORE_RANK_ODDS[: near.shape[1]]
     rank = rng.choice(near.shape[1], size=n, p=odds / odds.sum()) if n else np.zeros(0, np.int64)
     too_far = miles[np.arange(n), rank] > miles[:, 0] * 1.5 + DETOUR_MILES if n else np.zeros(0, bool)

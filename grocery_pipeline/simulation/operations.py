@@ -84,8 +84,9 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
     trips = sales.plan_trips(day.rng("operations", "trips"), world.customers, assortment,
                              settings.receipts_per_day * multiplier, d.isoweekday() >= 6).frame
     wanted = sales.basket_requests(day.rng("operations", "baskets"), trips, assortment)
+    drivers = drivers_on_duty(world)
     orders = delivery.plan_orders(day.rng("operations", "orders"), d, world.customers, yesterday.customers,
-                                  assortment, settings.delivery_orders_per_day * multiplier)
+                                  assortment, drivers, settings.delivery_orders_per_day * multiplier)
     habits = delivery.habits_long(yesterday.customers.join(orders.select("customer_id"), on="customer_id", how="semi"))
     cart = delivery.cart_requests(day.rng("operations", "carts"), d, orders, habits, assortment)
 
@@ -173,6 +174,13 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         "dc_inventory_txn": dc_txn, "dc_inventory": dc_inventory,
         "shipments": shipments, "shipment_lines": shipment_lines, "truck_moves": truck_moves,
     }
+
+
+def drivers_on_duty(world: World) -> pl.DataFrame:
+    """The day's drivers with their DC and the location of the store they work from."""
+    return world.drivers.join(world.stores.select(pl.col("store_id").alias("home_store_id"), "dc_id",
+                                                  home_store_lat="lat", home_store_lon="lon"),
+                              on="home_store_id").sort("driver_id")
 
 
 @dataclass(frozen=True)
@@ -279,9 +287,7 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
     per_bundle = per_bundle.with_columns(planned_dispatch=pl.max_horizontal(
         pl.col("window_start") - pl.col("first_leg") + pl.Series(rng.integers(0, 1200, per_bundle.height)),
         pl.col("last_placed") + delivery.PICKING_SECONDS))
-    drivers = world.drivers.join(world.stores.select(pl.col("store_id").alias("home_store_id"), "dc_id",
-                                                     home_store_lat="lat", home_store_lon="lon"),
-                                 on="home_store_id").sort("driver_id")
+    drivers = drivers_on_duty(world)
     runs = delivery.assign_drivers(per_bundle, drivers, stores).join(per_bundle, on="bundle").sort("bundle")
     bundle_ids = number * delivery.BUNDLE_ID_STRIDE + 1 + runs["bundle"].to_numpy()
     stops = stops.join(runs.select("bundle", "dispatched"), on="bundle").with_columns(
