@@ -1,12 +1,13 @@
-"""Pricing assets: price ticks on the finer tick partitions.
+"""Pricing assets: price ticks on the finer tick partitions, and the day-opening price state.
 
-One op writes both pricing tables: each tick's `price_updates` (its asset, tick-partitioned) and,
-with the day's first tick, the day-opening `price_snapshots` (a daily asset declared on its own,
-whose materializations and audits that op reports; one event per day instead of one per tick).
-Ticks are a state chain (each depends on the tick before it) and price the catalog published the
-day before, so a tick never waits for the nightly run of its own day. A range of ticks runs in
-one run, oldest first, carrying the price state in memory; a run of a single tick (the sensor's)
-reads the state from the day's snapshot and earlier ticks, never from older history.
+The `price_ticks` op materializes `price_updates`, one tick partition at a time. With the day's
+first tick it also writes (after auditing it) the day's `price_snapshots` partition, because the
+day's later ticks and sales read it before the day is over; the daily `price_snapshots` asset then
+re-audits and registers that partition in the daily graph. Ticks are a state chain (each depends
+on the tick before it) and price the catalog published the day before, so a tick never waits for
+the nightly run of its own day. A range of ticks runs in one run, oldest first, carrying the price
+state in memory; a run of a single tick (the sensor's) reads the state from the day's snapshot and
+earlier ticks, never from older history.
 """
 
 
@@ -25,7 +26,7 @@ from grocery_pipeline.assets.factory import (
     write_audit_publish_ticks,
 )
 from grocery_pipeline.dictionaries import load_dictionaries
-from grocery_pipeline.partitions import DAILY, LOAD_SETTINGS, PRICE_TICKS, tick_start, ticks_per_day
+from grocery_pipeline.partitions import DAILY, LOAD_SETTINGS, PRICE_TICKS, business_date, tick_start, ticks_per_day
 from grocery_pipeline.resources import GrocerySettings
 from grocery_pipeline.simulation.pricing import PricingRules, price_tick
 from grocery_pipeline.storage import catalog
@@ -65,18 +66,13 @@ def tick_frames(rules: PricingRules, settings, lake: Lake, dictionaries, tick_at
     return frames, state
 
 
-def _spec(table, deps, partitions_def=None, partitioning: str = "price_tick") -> dg.AssetSpec:
+def _spec(table, deps, partitioning: str = "price_tick") -> dg.AssetSpec:
     return dg.AssetSpec(
         key=asset_key(table.name), group_name=table.group, description=table.description, kinds=KINDS,
-        owners=list(table.owners), code_version="1", deps=deps, partitions_def=partitions_def,
+        owners=list(table.owners), code_version="1", deps=deps,
         metadata={"dagster/column_schema": column_schema(table), "grocery/primary_key": ", ".join(table.key),
                   "grocery/partitioning": partitioning},
     )
-
-
-def _as_evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
-    return dg.AssetCheckEvaluation(asset_key=result.asset_key, check_name=result.check_name, passed=result.passed,
-                                   metadata=result.metadata, severity=result.severity)
 
 
 def price_ticks_asset(partitions_def: dg.TimeWindowPartitionsDefinition, per_day: int) -> dg.AssetsDefinition:
@@ -85,7 +81,7 @@ def price_ticks_asset(partitions_def: dg.TimeWindowPartitionsDefinition, per_day
         # The first business date's ticks have no previous day's catalog: they price nothing.
         previous_day = dg.TimeWindowPartitionMapping(start_offset=-per_day, end_offset=-per_day,
                                                      allow_nonexistent_upstream_partitions=True)
-    updates_key, snapshots_key = asset_key(t.PRICE_UPDATES.name), asset_key(t.PRICE_SNAPSHOTS.name)
+    updates_key = asset_key(t.PRICE_UPDATES.name)
     deps = [*(dg.AssetDep(asset_key(name), partition_mapping=previous_day) for name in CATALOG_TABLES),
             dg.AssetDep(dictionary_key("departments")),
             dg.AssetDep(updates_key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))]
@@ -123,17 +119,11 @@ def price_ticks_asset(partitions_def: dg.TimeWindowPartitionsDefinition, per_day
             try:
                 outcomes += write_audit_publish_ticks(settings, lake, day, parts)
             except PartitionRejected as rejected:
-                yield from _check_events(context, outcomes + rejected.failed)
+                yield from _tick_check_results(outcomes + rejected.failed)
                 raise dg.Failure(description=f"price ticks of {day}: {rejected}", metadata={
                     "partition": day.isoformat(),
                     "failed_checks": dg.MetadataValue.json([o.audit.name for o in rejected.failed])}) from None
             rows += sum(frames[t.PRICE_UPDATES.name].height for _, frames in parts)
-            for _, frames in parts:
-                if t.PRICE_SNAPSHOTS.name in frames:
-                    context.log_event(dg.AssetMaterialization(
-                        asset_key=snapshots_key, partition=day.isoformat(),
-                        metadata={"dagster/row_count": frames[t.PRICE_SNAPSHOTS.name].height,
-                                  "path": dg.MetadataValue.path(str(lake.partition_path(t.PRICE_SNAPSHOTS.name, day)))}))
         context.log.info(f"{len(ticks)} tick(s) from {ticks[0]:%Y-%m-%d %H:%M}: {rows} price changes")
         catalog.ensure_views(settings.warehouse_path, lake, [t.PRICE_UPDATES.name, t.PRICE_SNAPSHOTS.name])
         yield dg.MaterializeResult(asset_key=updates_key, metadata={
@@ -143,49 +133,51 @@ def price_ticks_asset(partitions_def: dg.TimeWindowPartitionsDefinition, per_day
             "settings": dg.MetadataValue.json(settings.fingerprint()),
             "dictionaries_version": dictionaries.fingerprint,
         })
-        yield from _check_events(context, outcomes)
+        yield from _tick_check_results(outcomes)
 
     return _asset
 
 
-def _check_events(context: AssetExecutionContext, outcomes: list[CheckOutcome]):
-    """The op's own check results; the snapshot's audits (it is written by this op but is a daily
-    asset of its own) are reported as evaluations of its checks."""
-    for result in check_results(outcomes):
-        if result.asset_key == asset_key(t.PRICE_SNAPSHOTS.name):
-            context.log_event(_as_evaluation(result))
-        else:
-            yield result
+def _tick_check_results(outcomes: list[CheckOutcome]) -> list[dg.AssetCheckResult]:
+    """The op's checks; the snapshot a first tick stages is audited with it (a gate on publishing)
+    and reported by the price_snapshots asset."""
+    return [r for r in check_results(outcomes) if r.asset_key == asset_key(t.PRICE_UPDATES.name)]
 
 
-def price_snapshots_spec(daily: dg.PartitionsDefinition) -> dg.AssetSpec:
-    """The day-opening price state: written by the price-tick op with each day's first tick, so it
-    is declared here (external to any op) and its materializations are reported by that op."""
-    return _spec(t.PRICE_SNAPSHOTS, [asset_key(t.PRICE_UPDATES.name)], daily,
-                 "daily, written with the day's first price tick")
+def price_snapshots_asset(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """Registers each day's opening price state, which the day's first price tick writes (the
+    ticks need it before the day is over): re-audits the published partition and records it."""
+    table = t.PRICE_SNAPSHOTS
+    check_specs = [dg.AssetCheckSpec(a.name, asset=asset_key(table.name), description=a.description,
+                                     blocking=a.blocking) for a in audits.audits_for(table.name)]
 
-
-def price_snapshots_checks() -> dg.AssetChecksDefinition:
-    key = asset_key(t.PRICE_SNAPSHOTS.name)
-    specs = [dg.AssetCheckSpec(a.name, asset=key, description=a.description, blocking=a.blocking)
-             for a in audits.audits_for(t.PRICE_SNAPSHOTS.name)]
-
-    @dg.multi_asset_check(specs=specs, name="price_snapshots_audits")
-    def _checks(context: dg.AssetCheckExecutionContext, grocery: GrocerySettings):
-        """Re-audit the latest published day-opening snapshot (each was audited before it was published)."""
+    @dg.multi_asset(name=table.name, specs=[_spec(table, [asset_key(t.PRICE_UPDATES.name)],
+                                                  partitioning="daily, written with the day's first price tick")],
+                    check_specs=check_specs, partitions_def=daily,
+                    backfill_policy=dg.BackfillPolicy.single_run(), can_subset=False)
+    def _asset(context: AssetExecutionContext, grocery: GrocerySettings):
         settings = grocery.resolve()
         lake = Lake(settings.lake_dir)
-        days = lake.partition_dates(t.PRICE_SNAPSHOTS.name)
-        if not days:
-            raise dg.Failure(description="price_snapshots has no published partition yet; materialize "
-                                         "grocery/price_updates for a day's first tick first")
-        frame = lake.read_partition(t.PRICE_SNAPSHOTS.name, days[-1])
-        ctx = audits.AuditContext(settings, lake, days[-1], {t.PRICE_SNAPSHOTS.name: frame})
-        yield from check_results(run_audits([t.PRICE_SNAPSHOTS.name], ctx))
+        outcomes: list[CheckOutcome] = []
+        rows = 0
+        for key in sorted(context.partition_keys):
+            day = business_date(key)
+            frame = lake.read_partition(table.name, day)  # fails naming the day if its first tick has not run
+            outcomes += run_audits([table.name], audits.AuditContext(settings, lake, day, {table.name: frame}))
+            rows += frame.height
+        failed = [o for o in outcomes if o.audit.blocking and not o.finding.passed]
+        if failed:
+            yield from check_results(outcomes)
+            raise dg.Failure(description=str(PartitionRejected(failed[0].business_date, failed)))
+        catalog.ensure_views(settings.warehouse_path, lake, [table.name])
+        yield dg.MaterializeResult(asset_key=asset_key(table.name), metadata={
+            "dagster/row_count": rows, "partitions": len(context.partition_keys),
+            "path": dg.MetadataValue.path(str(lake.table_dir(table.name)))})
+        yield from check_results(outcomes)
 
-    return _checks
+    return _asset
 
 
 price_ticks = price_ticks_asset(PRICE_TICKS, ticks_per_day(LOAD_SETTINGS))
 
-PRICING_ASSETS = [price_ticks, price_snapshots_spec(DAILY), price_snapshots_checks()]
+PRICING_ASSETS = [price_ticks, price_snapshots_asset(DAILY)]
