@@ -38,7 +38,7 @@ test: install-test
 test-fast: install-test
 	$(BIN)/python -m pytest -q -m "not integration and not e2e"
 
-ui: install
+ui: install-dbt
 	mkdir -p .dagster_home
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 

@@ -21,7 +21,7 @@ class Column:
 
     @property
     def sql_type(self) -> str:
-        return _SQL_TYPES.get(type(self.dtype), str(self.dtype).upper())
+        return sql_type(self.dtype)
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,13 @@ _SQL_TYPES = {
     pl.Float32: "FLOAT", pl.Float64: "DOUBLE", pl.String: "VARCHAR", pl.Boolean: "BOOLEAN",
     pl.Date: "DATE", pl.Datetime: "TIMESTAMP",
 }
+
+def sql_type(dtype: pl.DataType) -> str:
+    """The DuckDB type a polars type is stored as in Parquet (lists as `INNER[]`)."""
+    if isinstance(dtype, pl.List):
+        return f"{sql_type(dtype.inner)}[]"
+    return _SQL_TYPES.get(type(dtype), str(dtype).upper())
+
 
 # Shared columns every partitioned table carries.
 BUSINESS_DATE = Column("business_date", pl.Date(), "The business date (daily partition) this row belongs to.")
