@@ -239,3 +239,22 @@ def test_tick_grid_follows_the_cron():
     rules = _rules(price_tick_cron="*/15 * * * *")
     ticks = rules.ticks_of(DAY)
     assert len(ticks) == 96 and ticks[1] - ticks[0] == timedelta(minutes=15)
+
+
+def test_store_list_prices_follow_store_format_and_stay_within_the_spread(tiny_day):
+    from grocery_pipeline.simulation import catalog
+
+    products = catalog.generate_products(tiny_day)
+    banner = tiny_day.dictionaries.banners.filter(pl.col("price_index") == 1.0)["banner"][0]
+    stores = pl.DataFrame({"store_id": [1, 2, 3], "traffic_weight": [1.0, 1.0, 1.0],
+                           "profile": ["FLAGSHIP", "LOW", "KIOSK"], "banner": [banner] * 3,
+                           "business_date": [tiny_day.business_date] * 3})
+    listed = catalog.generate_store_products(tiny_day, stores, products).join(
+        products.select("product_id", "base_price", "msrp", "unit_cost"), on="product_id")
+    ratio = dict(listed.group_by("store_id").agg((pl.col("list_price") / pl.col("base_price")).mean()).iter_rows())
+    assert ratio[1] > ratio[2] and ratio[3] > ratio[2]  # flagship and kiosk above the low-price format
+    assert ((listed["list_price"] - listed["base_price"]).abs() <= 0.15 * listed["base_price"] + 0.005).all()
+    share = listed["unit_cost"] / listed["list_price"]
+    assert share.min() >= 0.50 and share.max() <= 0.85
+    same_product = listed.filter(pl.col("product_id").is_in(listed.filter(pl.col("store_id") == 3)["product_id"].implode()))
+    assert same_product.group_by("product_id").agg(pl.col("list_price").n_unique())["list_price"].mean() > 1.5
