@@ -151,12 +151,13 @@ def within_group_rank(group: np.ndarray) -> np.ndarray:
 
 
 def local_miles(lat1, lon1, lat2, lon2) -> np.ndarray:
-    """Distance in miles on a local flat map (equirectangular): within a metro area it is as good
-    as the great circle and several times cheaper; arguments broadcast like numpy arrays."""
+    """Distance in miles on a flat map around the first point (equirectangular): within a metro
+    area it is as good as the great circle and several times cheaper; arguments broadcast like
+    numpy arrays, and the cosine is taken once per first point."""
     lat1, lat2 = np.asarray(lat1, dtype=np.float64), np.asarray(lat2, dtype=np.float64)
     dy = (lat2 - lat1) * MILES_PER_DEGREE_LAT
     dx = (np.asarray(lon2, dtype=np.float64) - np.asarray(lon1, dtype=np.float64)) \
-        * (MILES_PER_DEGREE_LAT * np.cos(np.radians((lat1 + lat2) * 0.5)))
+        * (MILES_PER_DEGREE_LAT * np.cos(np.radians(lat1)))
     return np.sqrt(dx * dx + dy * dy)
 
 
