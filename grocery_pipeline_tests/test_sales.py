@@ -150,3 +150,26 @@ def test_lines_the_shelf_could_not_serve_are_dropped_and_empty_baskets_leave_no_
     per_receipt = lines.group_by("receipt_id").agg(pl.col("line_total").sum().round(2).alias("s"))
     joined = receipts.join(per_receipt, on="receipt_id")
     assert ((joined["subtotal"] - joined["s"]).abs() < 1e-9).all()
+
+
+def test_holidays_and_weekdays_move_traffic_and_stores_differ_strongly(world, assortment):
+    from grocery_pipeline.simulation import calendar
+
+    eve = date(2025, 11, 26)                      # the day before Thanksgiving
+    ordinary = date(2025, 11, 12)                 # a Wednesday two weeks before
+    busy = [sales.plan_trips(rng_for(1, "test", d), world.customers, assortment,
+                             3_000 * calendar.traffic_multiplier(d), False).frame.height for d in (eve, ordinary)]
+    assert 1.75 < busy[0] / busy[1] < 2.0
+    assert calendar.traffic_multiplier(date(2025, 11, 24)) < calendar.traffic_multiplier(date(2025, 11, 22))  # Mon < Sat
+
+
+
+def test_store_volumes_are_strongly_uneven(tiny_settings, dictionaries):
+    from grocery_pipeline.settings import replace
+
+    small = replace(tiny_settings, preset="small", stores=10, customers=5_000, products=600, drivers=40)
+    world = Dimensions().grow(Day(small, dictionaries, START))
+    assortment = shopping.build_assortment(world.stores, world.store_products, world.products, world.promotions)
+    trips = sales.plan_trips(rng_for(1, "test", "stores"), world.customers, assortment, 30_000, False).frame
+    per_store = trips.group_by("store_id").len()["len"].to_numpy()
+    assert len(per_store) == 10 and per_store.std() / per_store.mean() > 0.6
