@@ -1,5 +1,5 @@
-"""The audits' fast paths (packed integer keys, constant key columns, sorted keys) find exactly
-the rows the plain definitions find."""
+"""Fast paths give exactly what the plain definitions give: the key audit's packed integer keys,
+constant key columns and sorted keys; retail price endings by counting instead of searching."""
 
 from datetime import date, datetime, timedelta
 
@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from grocery_pipeline.checks.keys import duplicated_keys
+from grocery_pipeline.simulation.catalog import PRICE_ENDINGS, price_point
 
 
 def _reference(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
@@ -41,3 +42,15 @@ def test_duplicate_keys_match_the_plain_definition(key, with_nulls):
         unique = frame.unique(subset=key, keep="first", maintain_order=True)
         assert duplicated_keys(unique, key).equals(_reference(unique, key)), (key, n)
         assert duplicated_keys(unique.sort(key), key).height == 0
+
+
+def test_price_points_match_the_search_over_endings():
+    rng = np.random.default_rng(11)
+    cents = np.arange(0, 100_000) / 100
+    prices = np.concatenate([rng.lognormal(1, 1.5, 200_000), cents, cents + 1e-9, cents - 1e-9, [0.0, -3.0, 0.995]])
+    clipped = np.maximum(prices, 0.29)
+    dollars = np.floor(clipped)
+    idx = np.searchsorted(PRICE_ENDINGS, clipped - dollars - 1e-9)
+    ending = PRICE_ENDINGS[np.minimum(idx, len(PRICE_ENDINGS) - 1)]
+    expected = np.round(np.where(idx >= len(PRICE_ENDINGS), dollars + 1 + PRICE_ENDINGS[0], dollars + ending), 2)
+    assert np.array_equal(price_point(prices), expected)
