@@ -225,6 +225,8 @@ def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
     Returns the tick's changes (the price_updates rows without partition columns) and the state
     after them. Cost is proportional to the store products in the state, never to history.
     """
+    if not state["store_product_id"].is_sorted():
+        state = state.sort("store_product_id")  # the draws go to store products in id order
     due_index = np.flatnonzero((state["next_review_at"] <= tick_at).to_numpy())
     due = state[due_index]
     n = due.height
@@ -332,7 +334,7 @@ def apply_changes(state: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
         price_since=pl.coalesce("_since", "price_since"),
         last_reason=pl.coalesce("_reason", "last_reason"),
         next_review_at=pl.coalesce("_next", "next_review_at"),
-    ).select(STATE_SCHEMA.keys())
+    ).select(STATE_SCHEMA.keys()).sort("store_product_id")
 
 
 # -- reading prices ---------------------------------------------------------------------------
