@@ -62,44 +62,42 @@ class DayCosts:
                 for (a, d), s in sorted(self.seconds.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
 
 
-def _published_tick_costs(costs: DayCosts, observed: set[str]) -> None:
-    """Per-day cost of assets the factory does not observe (price ticks run their own loop): the
-    time between the last publish of one business date and the last publish of the next, measured
-    by timing `Lake.publish`; the first date runs from the first staged file."""
+def _running_asset() -> str | None:
+    import dagster as dg
+
+    try:
+        return dg.AssetExecutionContext.get().op_def.name
+    except Exception:  # outside a step (the Dagster-free loop)
+        return None
+
+
+def _time_unobserved_assets(costs: DayCosts):
+    """Per-day cost of assets that do not run through the factory's loop (price ticks run their
+    own): the time from one business date's last publish to the next date's last publish, in the
+    running step, by timing `Lake.publish`; a step's first date counts from its first staged file.
+    Returns the function that books the last date of each step."""
     from grocery_pipeline.assets import factory
     from grocery_pipeline.storage.lake import Lake
 
-    owner = {}  # table -> asset name, for tables no factory generator writes
-    from grocery_pipeline.definitions import ALL_ASSETS
-    for asset in ALL_ASSETS:
-        name = getattr(asset, "node_def", None) and asset.node_def.name
-        if name and name not in factory.GENERATORS:
-            for key in getattr(asset, "keys", ()):
-                owner[key.path[-1]] = name
-    marks: dict[str, dict] = defaultdict(lambda: {"first_stage": None, "last": None, "day": None, "rows": {}})
+    marks: dict[str, dict] = {}
     original_stage, original_publish = Lake.stage, Lake.publish
 
     def stage(self, table, frame, business_date, tick=None):
-        asset = owner.get(table.name)
-        if asset is not None:
-            mark = marks[asset]
-            if mark["first_stage"] is None:
-                mark["first_stage"] = time.perf_counter()
+        asset = _running_asset()
+        if asset is not None and asset not in factory.GENERATORS and asset not in marks:
+            marks[asset] = {"opened": time.perf_counter(), "day": None, "rows": {}}
         return original_stage(self, table, frame, business_date, tick)
 
     def publish(staged):
         path = original_publish(staged)
-        asset = owner.get(staged.table)
-        if asset is not None:
-            now = time.perf_counter()
-            mark = marks[asset]
+        asset = _running_asset()
+        mark = marks.get(asset) if asset is not None else None
+        if mark is not None:
             day = staged.business_date.isoformat()
             if mark["day"] is not None and mark["day"] != day:
                 costs.add(asset, mark["day"], mark["closed"] - mark["opened"], mark["rows"])
                 mark["opened"], mark["rows"] = mark["closed"], {}
-            elif mark["day"] is None:
-                mark["opened"] = mark["first_stage"]
-            mark["day"], mark["closed"] = day, now
+            mark["day"], mark["closed"] = day, time.perf_counter()
             mark["rows"][staged.table] = mark["rows"].get(staged.table, 0) + staged.rows
         return path
 
@@ -107,10 +105,26 @@ def _published_tick_costs(costs: DayCosts, observed: set[str]) -> None:
         for asset, mark in marks.items():
             if mark["day"] is not None:
                 costs.add(asset, mark["day"], mark["closed"] - mark["opened"], mark["rows"])
+        marks.clear()
 
     Lake.stage, Lake.publish = stage, staticmethod(publish)
-    observed.update(owner.values())
     return flush
+
+
+def _time_steps(step_seconds: dict[str, float]) -> None:
+    """Record every step's duration (all assets, whatever their loop) from its success event."""
+    import dagster as dg
+
+    original = dg.materialize
+
+    def materialize(*args, **kwargs):
+        result = original(*args, **kwargs)
+        for event in result.all_events:
+            if event.event_type_value == "STEP_SUCCESS":
+                step_seconds[event.step_key] = round(event.event_specific_data.duration_ms / 1000, 3)
+        return result
+
+    dg.materialize = materialize
 
 
 def run_e2e(args: argparse.Namespace, start: date, end: date) -> dict:
@@ -120,7 +134,9 @@ def run_e2e(args: argparse.Namespace, start: date, end: date) -> dict:
 
     costs = DayCosts()
     factory.PARTITION_OBSERVERS.append(lambda asset, key, rows, seconds: costs.add(asset, key, seconds, rows))
-    flush = _published_tick_costs(costs, set())
+    flush = _time_unobserved_assets(costs)
+    step_seconds: dict[str, float] = {}
+    _time_steps(step_seconds)
     started = time.perf_counter()
     outcome = runner.materialize_window(start, end)
     wall = time.perf_counter() - started
@@ -134,6 +150,7 @@ def run_e2e(args: argparse.Namespace, start: date, end: date) -> dict:
         "checks_failed": outcome.checks_failed,
         "rows": runner.window_rows(settings, start, end),
         "days": costs.as_json(),
+        "step_seconds": step_seconds,
     }
 
 
