@@ -62,7 +62,9 @@ class GroceryDbtTranslator(DagsterDbtTranslator):
         return ANALYTICS
 
 
-TRANSLATOR = GroceryDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True))
+# Source tests stay in `dbt build`, not checks on the grocery assets: checks that another code
+# location attaches to this project's assets make the grocery location's backfills fail.
+TRANSLATOR = GroceryDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=False))
 
 
 def _with_data_dir() -> None:
