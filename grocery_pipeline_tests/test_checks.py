@@ -333,3 +333,21 @@ def test_history_dependent_targets_wait_for_the_warm_up(lake):
     late = evaluate(reorders, AuditContext(settings, lake, DAY + timedelta(days=90), {}))
     assert early.passed and "warming up" in early.detail["reason"]
     assert not late.passed and late.detail["measured"] == 0.1
+
+
+# -- in Dagster -------------------------------------------------------------------------------
+
+@pytest.mark.integration
+def test_a_one_partition_run_files_its_check_results_under_the_partition(tmp_path):
+    import dagster as dg
+
+    from grocery_pipeline.assets.dimensions import calendar_asset
+    from grocery_pipeline.resources import GrocerySettings
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([calendar_asset], partition_key="2025-01-02", instance=instance,
+                                resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path))})
+    evaluations = result.get_asset_check_evaluations()
+    assert {e.check_name for e in evaluations} == {a.name for a in checks.audits_for("calendar")}
+    assert all(e.passed and e.partition == "2025-01-02" for e in evaluations)
+    assert all(e.metadata["offending_rows"].value == 0 for e in evaluations)
