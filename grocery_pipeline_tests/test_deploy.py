@@ -189,13 +189,13 @@ def launch_layers() -> list[list[tuple[list[dg.AssetKey], list[str] | tuple[str,
     while len(done) < len(assets):
         ready = sorted(n for n in assets if n not in done and parents[n] <= done)
         assert ready, f"the asset graph has a cycle among {sorted(set(assets) - done)}"
-        runs = []
-        if parallel := [n for n in ready if n in out_of_order]:
-            runs.append((keys_of(parallel), DAILY.get_partition_keys_in_time_window(window)))
+        runs = []  # the long range runs first, so the queue starts them first
         for name in ready:
             if name not in out_of_order:
                 keys = assets[name].partitions_def.get_partition_keys_in_time_window(window)
                 runs.append((keys_of([name]), (keys[0], keys[-1])))
+        if parallel := [n for n in ready if n in out_of_order]:
+            runs.append((keys_of(parallel), DAILY.get_partition_keys_in_time_window(window)))
         layers.append(runs)
         done |= set(ready)
     return layers
