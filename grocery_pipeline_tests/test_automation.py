@@ -13,6 +13,7 @@ from grocery_pipeline import automation
 from grocery_pipeline.definitions import defs
 from grocery_pipeline.partitions import LOAD_SETTINGS
 from grocery_pipeline.settings import SettingsError
+from grocery_pipeline.tables import TABLES
 
 warnings.filterwarnings("ignore", message=".*get_schedule_def.*")
 
@@ -70,11 +71,13 @@ def test_bad_nightly_configuration_fails_naming_the_variable(env, named):
 
 def test_daily_graph_covers_every_daily_table_and_no_price_ticks():
     job = defs.get_job_def("daily_graph")
-    selected = {key for key in job.asset_layer.selected_asset_keys if key.path[0] == "grocery"}
-    graph = defs.resolve_asset_graph()
-    for key in graph.get_all_asset_keys():
-        if key.path[0] != "grocery":
-            continue
-        group = graph.get(key).group_name
-        assert (key in selected) == (group != "pricing"), key
+    selected = {key.path[1] for key in job.asset_layer.selected_asset_keys if key.path[0] == "grocery"}
+    assert selected == {name for name, table in TABLES.items() if table.partitioning == "daily"}
+    assert "price_updates" not in selected and "price_snapshots" in selected
     assert date.fromisoformat(job.partitions_def.get_first_partition_key()) == LOAD_SETTINGS.start_date
+
+
+def test_price_ticks_have_their_own_sensor_stopped_until_switched_on():
+    sensor = defs.get_sensor_def("price_tick_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert {k.path[1] for k in sensor.asset_selection.resolve(defs.resolve_asset_graph())} == {"price_updates"}
