@@ -281,7 +281,10 @@ def run_generate(args: argparse.Namespace, start: date, end: date) -> dict:
             for table, count in rows.items():
                 entry["rows"][table] += count
             days.append({"asset": name, "date": day.isoformat(), "seconds": round(done - gen_started, 4),
-                         "generate_seconds": round(generated - gen_started, 4), "rows": dict(rows)})
+                         "generate_seconds": round(generated - gen_started, 4), "rows": dict(rows),
+                         # the process's peak so far: where it jumps is the step that needs the memory
+                         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+            print(f"{day} {name}: {done - gen_started:.2f}s, peak RSS {days[-1]['peak_rss_mb']:.0f} MB", flush=True)
         day += timedelta(days=1)
     catalog_started = time.perf_counter()
     catalog.ensure_views(settings.warehouse_path, lake._lake, [t for a in per_asset.values() for t in a["rows"]])

@@ -140,15 +140,21 @@ def generate_store_products(day: Day, stores: pl.DataFrame, products: pl.DataFra
     active_products = products.filter((pl.col("launched_on") <= d)
                                       & (pl.col("discontinued_on").is_null() | (pl.col("discontinued_on") > d)))
     new_store = pl.col("business_date") == d
+    banner_index = dict(day.dictionaries.banners.select("banner", "price_index").iter_rows())
+    # Store figures are worked out once per store and joined to its pairs: an xl first day has
+    # millions of pairs, and repeating a store's strings on each costs memory and time.
+    store_figures = stores.select(
+        "store_id", "traffic_weight", kiosk=pl.col("profile") == "KIOSK",
+        position=pl.col("profile").replace_strict(PROFILE_PRICE, return_dtype=pl.Float64)
+        * pl.col("banner").replace_strict(banner_index, default=1.0, return_dtype=pl.Float64))
     pairs = pl.concat([
-        stores.filter(new_store).select("store_id", "traffic_weight", "profile", "banner")
-        .join(active_products.select("product_id"), how="cross"),
-        stores.filter(~new_store).select("store_id", "traffic_weight", "profile", "banner")
+        stores.filter(new_store).select("store_id").join(active_products.select("product_id"), how="cross"),
+        stores.filter(~new_store).select("store_id")
         .join(active_products.filter(pl.col("business_date") == d).select("product_id"), how="cross"),
-    ]).sort("store_id", "product_id")
+    ]).sort("store_id", "product_id").join(store_figures, on="store_id", how="left", maintain_order="left")
     rng = day.rng("store_products")
     n = pairs.height
-    share = np.where((pairs["profile"] == "KIOSK").to_numpy(), settings.store_assortment_share * 0.45,
+    share = np.where(pairs["kiosk"].to_numpy(), settings.store_assortment_share * 0.45,
                      settings.store_assortment_share)
     pairs = pairs.filter(pl.Series(rng.random(n) < share))
     n = pairs.height
@@ -158,10 +164,7 @@ def generate_store_products(day: Day, stores: pl.DataFrame, products: pl.DataFra
     base = prices["base_price"].to_numpy()
     low = np.ceil(base * (1 - spread) * 100 - 1e-6) / 100
     high = np.floor(np.minimum(base * (1 + spread), prices["msrp"].to_numpy()) * 100 + 1e-6) / 100
-    banner_index = dict(day.dictionaries.banners.select("banner", "price_index").iter_rows())
-    position = (prices["profile"].replace_strict(PROFILE_PRICE, return_dtype=pl.Float64)
-                * prices["banner"].replace_strict(banner_index, default=1.0, return_dtype=pl.Float64)).to_numpy()
-    raw = price_point(base * position * rng.uniform(1 - spread * 0.5, 1 + spread * 0.5, n))
+    raw = price_point(base * prices["position"].to_numpy() * rng.uniform(1 - spread * 0.5, 1 + spread * 0.5, n))
     list_price = np.clip(raw, low, high)
 
     # Replenishment levels from the expected unit sales of the pair.
