@@ -65,3 +65,15 @@ def test_two_lakes_do_not_share_rows(tmp_path):
     _publish(second, START, multiplier=2.0)
     assert first.read_as_of("calendar", START)["traffic_multiplier"].to_list() == [1.0]
     assert second.read_as_of("calendar", START)["traffic_multiplier"].to_list() == [2.0]
+
+
+def test_nothing_published_since_gives_the_very_same_frame(tmp_path):
+    """load_world reuses the day's world while its dimension frames are the same objects."""
+    lake = Lake(tmp_path / "lake")
+    for i in range(2):
+        _publish(lake, START + timedelta(days=i))
+    last = START + timedelta(days=1)
+    first_read = read_as_of_cached(lake, "calendar", last)
+    assert read_as_of_cached(lake, "calendar", last) is first_read
+    _publish(lake, last, multiplier=3.0)
+    assert read_as_of_cached(lake, "calendar", last) is not first_read

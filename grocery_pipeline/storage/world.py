@@ -4,6 +4,7 @@ backfill that walks the days in order reads each partition once."""
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 
@@ -23,6 +24,20 @@ def read_as_of_cached(lake: Lake, table: str, business_date: date) -> pl.DataFra
     return read_files_cached(lake, table, files)
 
 
+# The last world built, with the dimension frames it was built from: the day's simulation and the
+# audits of the same day (prices in effect) ask for the same world; one is kept, so memory is bounded.
+_LAST_WORLD: dict[tuple[Path, date], tuple[dict[str, pl.DataFrame], World]] = {}
+
+
 def load_world(lake: Lake, business_date: date) -> World:
     """The dimensions live on `business_date`; fails naming any dimension partition not yet published."""
-    return world_on(business_date, {t: read_as_of_cached(lake, t, business_date) for t in DIMENSIONS})
+    tables = {t: read_as_of_cached(lake, t, business_date) for t in DIMENSIONS}
+    key = (lake.root, business_date)
+    last = _LAST_WORLD.get(key)
+    # the same frame objects mean no partition was published or replaced since
+    if last is not None and all(last[0][t] is tables[t] for t in DIMENSIONS):
+        return last[1]
+    world = world_on(business_date, tables)
+    _LAST_WORLD.clear()
+    _LAST_WORLD[key] = (tables, world)
+    return world
