@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import time
 import uuid
 from dataclasses import dataclass
@@ -88,17 +89,39 @@ class Lake:
         return self.partition_path(table, business_date, tick).is_file()
 
     def partition_dates(self, table: str) -> list[date]:
-        root = self.table_dir(table)
-        if not root.is_dir():
+        try:
+            entries = os.scandir(self.table_dir(table))  # names only: far cheaper than Path objects
+        except (FileNotFoundError, NotADirectoryError):
             return []
         out = []
-        for child in root.iterdir():
-            if child.name.startswith("date="):
-                try:
-                    out.append(date.fromisoformat(child.name[5:]))
-                except ValueError:
-                    continue
+        with entries:
+            for entry in entries:
+                if entry.name.startswith("date="):
+                    try:
+                        out.append(date.fromisoformat(entry.name[5:]))
+                    except ValueError:
+                        continue
         return sorted(out)
+
+    def published_through(self, table: str, business_date: date) -> tuple[list[date], list[str], list[tuple]]:
+        """The published partitions of a daily table up to a date, oldest first: their dates, files
+        and signatures (path, inode, mtime, size), with one stat per file. Called for every parent
+        of every audit of every day, so it stays on strings and `os.stat`."""
+        root = str(self.table_dir(table))
+        days, files, signatures = [], [], []
+        for d in self.partition_dates(table):
+            if d > business_date:
+                break
+            path = os.path.join(root, f"date={d.isoformat()}", f"{table}.parquet")
+            try:
+                status = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat.S_ISREG(status.st_mode):
+                days.append(d)
+                files.append(path)
+                signatures.append((path, status.st_ino, status.st_mtime_ns, status.st_size))
+        return days, files, signatures
 
     def read_partition(self, table: str, business_date: date, columns: list[str] | None = None,
                        tick: str | None = None) -> pl.DataFrame:
@@ -114,14 +137,13 @@ class Lake:
         run for a later day that started before an earlier day was written) would silently drop
         rows, so it fails naming the missing days instead.
         """
-        days = [d for d in self.partition_dates(table)
-                if d <= business_date and self.partition_path(table, d).is_file()]
+        days, files, signatures = self.published_through(table, business_date)
         if not days:
             raise MissingPartitionError(table, [f"any partition on or before {business_date}"])
         missing = _missing_days(days, business_date)
         if missing:
             raise MissingPartitionError(table, [d.isoformat() for d in missing])
-        frame = read_files_cached(self, table, [self.partition_path(table, d) for d in days])
+        frame = read_files_cached(self, table, files, signatures)
         return frame.select(columns) if columns else frame
 
 
@@ -138,15 +160,17 @@ class _History:
 _AS_OF_CACHE: dict[tuple[Path, str], _History] = {}
 
 
-def _signature(path: Path) -> tuple:
-    stat = path.stat()
-    return (str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size)
+def _signature(path: Path | str) -> tuple:
+    status = os.stat(path)
+    return (str(path), status.st_ino, status.st_mtime_ns, status.st_size)
 
 
-def read_files_cached(lake: "Lake", table: str, files: list[Path]) -> pl.DataFrame:
+def read_files_cached(lake: "Lake", table: str, files: list[Path] | list[str],
+                      signatures: list[tuple] | None = None) -> pl.DataFrame:
     """The rows of `files` (a table's partitions, oldest first), reading only files not read
     before in this process; a file replaced since (a re-materialized partition) is read again."""
-    signatures = [_signature(f) for f in files]
+    if signatures is None:
+        signatures = [_signature(f) for f in files]
     key = (lake.root, table)
     seen = _AS_OF_CACHE.get(key)
     if seen is not None and seen.signatures[: len(signatures)] == signatures:

@@ -17,11 +17,10 @@ DIMENSIONS = ("calendar", "distribution_centers", "stores", "trucks", "products"
 
 def read_as_of_cached(lake: Lake, table: str, business_date: date) -> pl.DataFrame:
     """All rows of a daily table published for dates up to `business_date`."""
-    files = [lake.partition_path(table, d) for d in lake.partition_dates(table) if d <= business_date]
-    files = [f for f in files if f.is_file()]
-    if not lake.has_partition(table, business_date):
+    days, files, signatures = lake.published_through(table, business_date)
+    if not days or days[-1] != business_date:
         raise MissingPartitionError(table, [business_date.isoformat()])
-    return read_files_cached(lake, table, files)
+    return read_files_cached(lake, table, files, signatures)
 
 
 # The last world built, with the dimension frames it was built from: the day's simulation and the
