@@ -54,6 +54,8 @@ MEDIUM_FACT_ROWS_PER_S = 1.5e6
 DEMO_SECONDS = 60.0
 FLATNESS = 0.20
 
+DEFAULT_MAX_RSS_MB = 3 * XL_PEAK_MB
+
 DIMENSION_GROUP = "dimensions"
 TPCH_ROWS_PER_SF = 8_661_245  # all eight tables at scale factor 1
 
@@ -71,6 +73,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results-dir", default=str(HERE / "results"))
     parser.add_argument("--work-dir", default=None, help="where the generated data goes (default: a temp dir)")
     parser.add_argument("--keep-data", action="store_true", help="keep the generated data")
+    parser.add_argument("--max-rss-mb", type=float, default=DEFAULT_MAX_RSS_MB,
+                        help=f"stop a measurement whose memory passes this, 0 for no bound "
+                             f"(default {DEFAULT_MAX_RSS_MB:.0f}: three times the xl target, on a shared machine)")
     parser.add_argument("--write-docs", action="store_true",
                         help="replace the latest-figures table in docs/benchmarks.md with this run's")
     return parser.parse_args(argv)
@@ -107,7 +112,18 @@ def machine() -> dict:
 
 # -- running one measurement ------------------------------------------------------------------
 
-def measure(mode: str, preset: str, days: int, start: str, work: Path, results: Path, profile: bool) -> dict:
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def measure(mode: str, preset: str, days: int, start: str, work: Path, results: Path, profile: bool,
+            max_rss_mb: float | None = None) -> dict:
     """Run measure.py in a fresh process; adds its peak RSS and CPU seconds from the kernel."""
     data_dir = work / f"{preset}-{mode}"
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -119,11 +135,23 @@ def measure(mode: str, preset: str, days: int, start: str, work: Path, results: 
     print(f"  {mode:8s} {preset}: {days} day(s) ...", end="", flush=True)
     started = time.perf_counter()
     log = results / f"{preset}-{mode}.log"
+    killed_at_mb = None
     with log.open("w") as stream:
         process = subprocess.Popen(command, cwd=PROJECT, stdout=stream, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            rss = _rss_mb(process.pid)
+            if max_rss_mb and rss > max_rss_mb:  # 0 or None: no bound
+                killed_at_mb = rss
+                process.kill()  # this measurement's own process, by pid
+            time.sleep(0.25)
         process.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - started
+    if killed_at_mb is not None:
+        print(f" stopped: RSS {killed_at_mb:.0f} MB passed --max-rss-mb {max_rss_mb}")
+        return {"mode": mode, "preset": preset, "killed_at_rss_mb": killed_at_mb, "process_seconds": round(elapsed, 1)}
     if not out.is_file():
         print(" failed")
         raise SystemExit(f"benchmark run failed ({mode} {preset}); see {log}:\n" + log.read_text()[-3000:])
@@ -237,7 +265,8 @@ def summarize(preset: str, e2e: dict | None, generate: dict | None, groups: dict
         wall = e2e["wall_seconds"]
         series = day_series(e2e)
         out["e2e"] = {
-            "days": e2e["days_in_window"], "success": e2e["success"], "wall_seconds": wall,
+            "days": e2e["days_in_window"], "success": e2e["success"], "failure": _stopping_failure(e2e["failures"]),
+            "wall_seconds": wall,
             "cpu_seconds": e2e["cpu_seconds"], "import_seconds": e2e["import_seconds"],
             "peak_rss_mb": e2e["peak_rss_mb"], "data_mb": e2e["data_mb"],
             "rows": total, "fact_rows": facts,
@@ -260,6 +289,12 @@ def summarize(preset: str, e2e: dict | None, generate: dict | None, groups: dict
     return out
 
 
+def _stopping_failure(failures: list[str]) -> str | None:
+    """The step failure that stopped the run (its checks' failures are listed before it)."""
+    steps = [f for f in failures if f.startswith("step ")]
+    return (steps or failures or [None])[0]
+
+
 def _asset_seconds(e2e: dict) -> dict[str, float]:
     out: dict[str, float] = {}
     for entry in e2e["days"]:
@@ -271,7 +306,7 @@ def targets(preset: str, s: dict) -> dict[str, dict]:
     """The issue's targets that this preset's figures can decide."""
     out = {}
     e2e = s.get("e2e")
-    if not e2e:
+    if not e2e or not e2e["success"]:  # a run stopped by a failed check has partial figures
         return out
     if preset == "xl":
         day = e2e["last_day_seconds"] if e2e["days"] > 1 else e2e["first_day_seconds"]
@@ -319,6 +354,9 @@ def print_preset(s: dict, groups: dict[str, str]) -> None:
         e = s["e2e"]
         gen_assets = s.get("generate", {}).get("assets", {})
         rate_of = {t: a["rows_per_s"] for a in gen_assets.values() for t in a["tables"]}
+        if not e["success"]:
+            print(f"END-TO-END RUN FAILED (a blocking check stopped it; the figures below are partial): "
+                  f"{e['failure']}")
         print(f"end to end ({e['days']} day(s), Dagster single-run backfill, Parquet, checks, catalog): "
               f"{e['rows']:,} rows ({e['fact_rows']:,} fact) in {e['wall_seconds']:.1f}s "
               f"(+{e['import_seconds']:.1f}s imports; CPU {e['cpu_seconds']:.1f}s) = {fmt_rate(e['rows_per_s'])} rows/s, "
@@ -359,6 +397,8 @@ def scaling(summaries: list[dict]) -> list[str]:
 
 def summary_line(s: dict) -> str:
     parts = [f"SUMMARY {s['preset']}:"]
+    for mode, mb in s.get("stopped_for_memory", {}).items():
+        parts.append(f"{mode} stopped at {mb:.0f} MB RSS (--max-rss-mb)")
     e = s.get("e2e")
     if e:
         parts.append(f"e2e {e['days']}d {e['wall_seconds']:.1f}s ({e['seconds_per_day']:.2f} s/day), "
@@ -372,6 +412,8 @@ def summary_line(s: dict) -> str:
         parts.append(f"x{t['e2e_ratio']:.2f} tpchgen")
     for name, target in s["targets"].items():
         parts.append(f"{name}={target['value']} ({target['limit']}: {'PASS' if target['pass'] else 'FAIL'})")
+    if e and not e["success"]:
+        parts.append(f"RUN FAILED, figures partial, targets not judged: {e['failure']}")
     return " | ".join([parts[0] + " " + parts[1]] + parts[2:]) if len(parts) > 1 else parts[0]
 
 
@@ -429,11 +471,18 @@ def main(argv: list[str] | None = None) -> int:
             plan = PLANS[preset]
             e2e_days = args.days if args.days is not None else plan.e2e_days
             gen_days = args.generate_days if args.generate_days is not None else plan.generate_days
-            generate = measure("generate", preset, gen_days, args.start, work, results, args.profile) \
-                if gen_days > 0 else None
-            e2e = measure("e2e", preset, e2e_days, args.start, work, results, args.profile) if e2e_days > 0 else None
+            generate = measure("generate", preset, gen_days, args.start, work, results, args.profile,
+                               args.max_rss_mb) if gen_days > 0 else None
+            # a preset whose generation alone outgrew the memory bound is not run end to end
+            over = generate is not None and "killed_at_rss_mb" in generate
+            e2e = measure("e2e", preset, e2e_days, args.start, work, results, args.profile,
+                          args.max_rss_mb) if e2e_days > 0 and not over else None
+            stopped = [m for m in (generate, e2e) if m and "killed_at_rss_mb" in m]
+            generate, e2e = [None if m in stopped else m for m in (generate, e2e)]
             tpch = None if args.no_tpch or not e2e else tpch_reference(sum(e2e["rows"].values()), work)
             summary = summarize(preset, e2e, generate, groups, tpch)
+            if stopped:
+                summary["stopped_for_memory"] = {m["mode"]: m["killed_at_rss_mb"] for m in stopped}
             summaries.append(summary)
             print_preset(summary, groups)
             if not args.keep_data:
