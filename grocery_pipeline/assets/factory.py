@@ -109,6 +109,16 @@ def check_results(outcomes: list[CheckOutcome]) -> list[dg.AssetCheckResult]:
     return [_check_result(table, name, group) for (table, name), group in grouped.items()]
 
 
+def log_partition_results(context: AssetExecutionContext, outcomes: list[CheckOutcome]) -> None:
+    """File each partition's result under its partition when a run covers several: Dagster files a
+    yielded result under the partition only in a one-partition run."""
+    for o in outcomes:
+        result = _check_result(o.audit.table, o.audit.name, [o])
+        context.log_event(dg.AssetCheckEvaluation(
+            asset_key=result.asset_key, check_name=o.audit.name, passed=result.passed, metadata=result.metadata,
+            severity=result.severity, blocking=o.audit.blocking, partition=o.business_date.isoformat()))
+
+
 class PartitionRejected(Exception):
     def __init__(self, day: date, failed: list[CheckOutcome]):
         self.day = day
@@ -217,6 +227,8 @@ def daily_tables_asset(
             try:
                 outcomes += write_audit_publish(settings, lake, day, frames)
             except PartitionRejected as rejected:
+                if len(keys) > 1:
+                    log_partition_results(context, outcomes + rejected.failed)
                 for result in check_results(outcomes + rejected.failed):
                     yield result
                 raise dg.Failure(description=str(rejected), metadata={
@@ -241,6 +253,8 @@ def daily_tables_asset(
                 "settings": dg.MetadataValue.json(settings.fingerprint()),
                 "dictionaries_version": dictionaries.fingerprint,
             })
+        if len(keys) > 1:
+            log_partition_results(context, outcomes)
         for result in check_results(outcomes):
             yield result
 
