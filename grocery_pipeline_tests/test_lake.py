@@ -54,3 +54,15 @@ def test_catalog_views_are_created_once_and_readable_read_only(tmp_path):
     assert catalog.ensure_views(path, lake, ["calendar"]) == []
     with duckdb.connect(str(path), read_only=True) as conn:
         assert conn.execute("select day_name from grocery.calendar").fetchone() == ("Wednesday",)
+
+
+def test_discarding_a_first_version_leaves_no_empty_partition_folder(tmp_path):
+    lake = Lake(tmp_path / "lake")
+    staged = lake.stage(CALENDAR, _calendar_row(1.0), DAY)
+    lake.discard(staged)
+    assert not lake.partition_dir("calendar", DAY).exists()
+    assert lake.partition_dates("calendar") == []
+    # a published partition keeps its folder when a later version is discarded
+    lake.publish(lake.stage(CALENDAR, _calendar_row(1.0), DAY))
+    lake.discard(lake.stage(CALENDAR, _calendar_row(2.0), DAY))
+    assert lake.read_partition("calendar", DAY)["traffic_multiplier"][0] == 1.0

@@ -69,7 +69,12 @@ class Lake:
         remove_abandoned_staging(final)
         writer = f"{socket.gethostname()}.{os.getpid()}"
         staged = final.with_name(f".{final.name}.{writer}.{uuid.uuid4().hex}.staging")
-        frame.write_parquet(staged, compression="zstd", statistics=True)
+        try:
+            frame.write_parquet(staged, compression="zstd", statistics=True)
+        except FileNotFoundError:
+            # a concurrent discard removed the (then empty) folder between mkdir and write
+            final.parent.mkdir(parents=True, exist_ok=True)
+            frame.write_parquet(staged, compression="zstd", statistics=True)
         return StagedPartition(table.name, business_date, tick, staged, final, frame.height)
 
     @staticmethod
@@ -82,7 +87,15 @@ class Lake:
 
     @staticmethod
     def discard(staged: StagedPartition) -> None:
+        """Drop a staged file; a partition folder left empty (never published) goes too."""
         staged.staged_path.unlink(missing_ok=True)
+        folder = staged.staged_path.parent
+        for _ in range(2 if staged.tick is not None else 1):
+            try:
+                folder.rmdir()
+            except OSError:
+                return  # not empty: a published version or another writer's file lives there
+            folder = folder.parent
 
     # -- reading -----------------------------------------------------------------------------
     def has_partition(self, table: str, business_date: date, tick: str | None = None) -> bool:
