@@ -42,8 +42,15 @@ ui: install-dbt
 	mkdir -p .dagster_home
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-bench: install-test
-	$(BIN)/python benchmarks/run.py
+# BENCH_ARGS: e.g. "--presets small --no-tpch" (all options: docs/benchmarks.md)
+BENCH_ARGS ?=
+
+$(VENV)/.installed-bench: $(VENV)/.installed-test
+	$(BIN)/pip install --quiet -e ".[test,bench]"
+	touch $@
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data .dagster_home

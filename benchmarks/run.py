@@ -419,7 +419,7 @@ def summary_line(s: dict) -> str:
 
 def markdown_table(summaries: list[dict], info: dict, stamp: str) -> str:
     lines = [
-        f"Taken {stamp} on {info['cpus']} CPUs ({info['cpu_model']}), {info['ram_gb']} GB RAM, "
+        f"Taken {datetime.strptime(stamp, '%Y%m%d-%H%M%S'):%Y-%m-%d %H:%M} on {info['cpus']} CPUs ({info['cpu_model']}), {info['ram_gb']} GB RAM, "
         f"load average at start {info['load_average'][0]:.1f}; Python {info['python']}, polars {info['polars']}, "
         f"duckdb {info['duckdb']}, dagster {info['dagster']}.",
         "",
@@ -429,12 +429,18 @@ def markdown_table(summaries: list[dict], info: dict, stamp: str) -> str:
     ]
     for s in summaries:
         e, g, t = s.get("e2e", {}), s.get("generate", {}), s.get("tpch", {})
-        growth = e.get("growth", {})
+        if not e:
+            why = ", ".join(f"{mode} stopped at {mb:.0f} MB RSS" for mode, mb in s.get("stopped_for_memory", {}).items())
+            lines.append(f"| {s['preset']} | not measured end to end{': ' + why if why else ''} |"
+                         f" | | | | | {fmt_rate(g.get('rows_per_s'))} | | | |")
+            continue
+        growth = {int(d): p for d, p in e.get("growth", {}).items()}  # JSON keys are strings
         last = max((d for d in growth if d > 2), default=None)
         curve = (f"{growth[2]['us_per_row']:.2f} → {growth[last]['us_per_row']:.2f}"
                  if last and 2 in growth else "-")
         lines.append(
-            f"| {s['preset']} | {e.get('days', '-')} d | {e.get('wall_seconds', 0):.1f} s | "
+            f"| {s['preset']} | {e['days']} d{'' if e['success'] else ' (run failed: partial)'} | "
+            f"{e.get('wall_seconds', 0):.1f} s | "
             f"{e.get('seconds_per_day', 0):.2f} | {e.get('rows', 0) / 1e6:.2f}M | {fmt_rate(e.get('rows_per_s'))} | "
             f"{fmt_rate(e.get('fact_rows_per_s'))} | {fmt_rate(g.get('rows_per_s'))} | "
             f"{e.get('peak_rss_mb', 0):.0f} MB | {curve} | {t.get('e2e_ratio', '-')} |")
