@@ -111,7 +111,8 @@ def window_rows(settings: Settings, start: date, end: date) -> dict[str, int]:
     for name in TABLES:
         files = [p for d in lake.partition_dates(name) if start <= d <= end
                  for p in lake.partition_dir(name, d).rglob(f"{name}.parquet")]
-        out[name] = sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in files) if files else 0
+        # one scan of all the files reads their footers together, far faster than one scan each
+        out[name] = pl.scan_parquet(files).select(pl.len()).collect().item() if files else 0
     return out
 
 
