@@ -27,7 +27,8 @@ def test_bench_measures_every_table_end_to_end_and_without_dagster(tmp_path):
     assert summary["machine"]["cpus"] >= 1
     tiny = summary["presets"][0]
     e2e, generate = tiny["e2e"], tiny["generate"]
-    assert e2e["success"] and e2e["checks_failed"] == 0
+    assert e2e["success"], e2e.get("failure")
+    assert e2e["checks_passed"] > 0
     assert set(e2e["tables"]) == set(TABLES)          # a new table is measured without editing the bench
     assert e2e["peak_rss_mb"] > 0 and e2e["rows"] > 0
     # The Dagster-free loop runs the same generators: the same partition has the same rows.
