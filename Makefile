@@ -13,6 +13,7 @@ help:
 	@echo "make test   - install with test extras and run the test suite"
 	@echo "make ui     - start the Dagster UI (dagster dev) on http://127.0.0.1:3000"
 	@echo "make bench  - run the benchmarks (rows/s, peak memory)"
+	@echo "make dbt-build - dbt build and source freshness on ./data (after make demo)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
