@@ -24,3 +24,15 @@ def test_readme_documents_every_setting():
     text = README.read_text()
     missing = [f.name for f in fields(Settings) if f"`{f.name}`" not in text]
     assert not missing, f"README does not document settings: {missing}"
+
+
+def test_readme_documents_every_environment_variable_the_code_reads():
+    import re
+
+    package = README.parent / "grocery_pipeline"
+    used = set()
+    for path in package.rglob("*.py"):
+        used |= set(re.findall(r"\"(GROCERY_[A-Z_]+)\"", path.read_text()))
+    text = README.read_text()
+    missing = sorted(v for v in used if v not in text)
+    assert not missing, f"README does not document: {missing}"
