@@ -1,12 +1,13 @@
 """Stock and the supply chain at the simulation level: the shelf through the day, replenishment,
 truck loads and trips, DC allocation and supplier receipts, shrink, and the state chain."""
 
-from datetime import date
+from datetime import date, datetime, time
 
 import numpy as np
 import polars as pl
 import pytest
 
+from grocery_pipeline.checks.lifecycle import double_booked
 from grocery_pipeline.simulation import inventory, supply_chain
 from grocery_pipeline.simulation.chain import run_days
 from grocery_pipeline.simulation.inventory import StockLedger
@@ -115,6 +116,25 @@ def test_a_big_need_is_split_across_loads_and_late_loads_wait_for_the_next_day(n
     assert loads.height > 2
     assert (loads["completed"] <= supply_chain.LAST_COMPLETION_SECONDS).all()
     assert lines["cases"].sum() < needs["cases"].sum()   # what did not fit today is left for tomorrow
+
+
+def test_a_truck_back_after_midnight_from_a_far_store_loads_again_only_once_it_is_back(network):
+    stores, dcs, trucks, products, store_products = network
+    far = stores.with_columns(lat=pl.Series([28.1, 34.5]))     # store 2 some 560 road miles out
+    stock = pl.DataFrame({"store_product_id": store_products["store_product_id"], "on_hand": [0] * 5})
+    needs = supply_chain.replenishment_needs(stock, store_products, far, products)
+    shipments = []
+    for offset in range(2):
+        today = date.fromordinal(DAY.toordinal() + offset)
+        away = supply_chain.trucks_away(shipments[-1], today) if shipments else None
+        loads, lines = supply_chain.plan_shipments(needs, far, dcs, trucks, today, 5 + offset, away)
+        shipments.append(supply_chain.shipment_tables(loads, lines, today, datetime(2025, 2, 1))[0])
+    yesterday, today = shipments
+    late = yesterday.filter(pl.col("truck_back_at") > datetime.combine(today["business_date"][0], time(2)))
+    assert late.height and late["truck_id"].is_in(today["truck_id"].implode()).any()
+    offenders = double_booked(today, "truck_id", "loading_at", "truck_back_at", "shipment_id", yesterday)
+    assert offenders.is_empty()
+    assert supply_chain.trucks_away(today.head(0), DAY).is_empty()
 
 
 def test_dc_allocates_no_more_than_it_holds_and_suppliers_refill_what_runs_low(network):

@@ -38,7 +38,8 @@ def read_yesterday(lake: Lake, day: Day) -> Yesterday:
         return Yesterday.before_first_day()
     previous = day.business_date - timedelta(days=1)
     frames = {name: lake.read_partition(name, previous).cast(TABLES[name].polars_schema) for name in STATE_TABLES}
-    return Yesterday(frames["store_inventory"], frames["dc_inventory"], frames["delivery_customers"])
+    trips = lake.read_partition("shipments", previous, columns=["truck_id", "truck_back_at"])
+    return Yesterday(frames["store_inventory"], frames["dc_inventory"], frames["delivery_customers"], trips)
 
 
 def produce_operations(day: Day, lake: Lake) -> dict[str, pl.DataFrame]:

@@ -57,6 +57,6 @@ def run_days(settings: Settings, dictionaries: Dictionaries, days: int, start: d
         frames = operations.simulate_day(day, world, PriceBook.from_list_prices(day.business_date,
                                                                                 world.store_products), yesterday)
         yesterday = operations.Yesterday(frames["store_inventory"], frames["dc_inventory"],
-                                         frames["delivery_customers"])
+                                         frames["delivery_customers"], frames["shipments"])
         if day.business_date >= first:
             yield day, world, frames

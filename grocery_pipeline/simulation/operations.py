@@ -9,7 +9,7 @@ yesterday's state. Every random stream comes from (seed, "operations", date, str
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 import numpy as np
@@ -37,6 +37,9 @@ class Yesterday:
     store_stock: pl.DataFrame   # store_inventory rows of d-1
     dc_stock: pl.DataFrame      # dc_inventory rows of d-1
     customers: pl.DataFrame     # delivery_customers rows of d-1
+    # shipments rows of d-1 (truck_id, truck_back_at at least): a truck back after midnight loads later
+    shipments: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
+        schema={"truck_id": pl.Int64, "truck_back_at": pl.Datetime("us")}))
 
     @classmethod
     def before_first_day(cls) -> "Yesterday":
@@ -96,7 +99,8 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         yesterday.store_stock.select("store_product_id", "on_hand"), world.store_products, world.stores,
         world.products)
     loads, planned_lines = supply_chain.plan_shipments(needs, world.stores, world.distribution_centers,
-                                                       world.trucks, d, number)
+                                                       world.trucks, d, number,
+                                                       supply_chain.trucks_away(yesterday.shipments, d))
     dc = supply_chain.dc_opening(yesterday.dc_stock, supply_chain.dc_levels(world.store_products, world.stores))
     supplier = supply_chain.supplier_receipts(dc)
     dc_ledger, filled = supply_chain.allocate(dc, supplier, loads, planned_lines)

@@ -98,13 +98,26 @@ def _loads(needs: pl.DataFrame, trucks: pl.DataFrame) -> pl.DataFrame:
               // (pl.col("capacity") - pl.col("cases").max().over(group))))
 
 
+def trucks_away(previous_shipments: pl.DataFrame, business_date: date) -> pl.DataFrame:
+    """Trucks still out on a trip of an earlier day at today's midnight, with the second of today
+    from which each may load again (back at the DC plus the turnaround). `previous_shipments`:
+    truck_id, truck_back_at of the previous day's shipments."""
+    midnight = datetime.combine(business_date, time())
+    return (previous_shipments.group_by("truck_id").agg(back=pl.col("truck_back_at").max())
+            .select("truck_id", free_at=(pl.col("back") - pl.lit(midnight)).dt.total_seconds() + TURNAROUND_SECONDS)
+            .filter(pl.col("free_at") > 0)
+            .sort("truck_id"))
+
+
 def plan_shipments(needs: pl.DataFrame, stores: pl.DataFrame, dcs: pl.DataFrame, trucks: pl.DataFrame,
-                   business_date: date, day_number: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+                   business_date: date, day_number: int, away: pl.DataFrame | None = None) \
+        -> tuple[pl.DataFrame, pl.DataFrame]:
     """Truck loads for today and their trips: (shipments, lines) before DC allocation.
 
     Loads go to the trucks of their pool round robin, the most urgent stores first; each truck runs
-    its trips back to back from 02:00. A load that would finish unloading after 21:00 is left for
-    the next day's plan.
+    its trips back to back from 02:00, or from its return when yesterday's last trip (to a far
+    store) brings it back later (`away`: truck_id, free_at, see `trucks_away`). A load that would
+    finish unloading after 21:00 is left for the next day's plan.
     """
     if not needs.height or not trucks.height:
         return _empty_shipments(), _empty_lines()
@@ -128,9 +141,14 @@ def plan_shipments(needs: pl.DataFrame, stores: pl.DataFrame, dcs: pl.DataFrame,
     trip_seconds = load_s + drive + DOCK_WAIT_SECONDS + unload_s + drive + TURNAROUND_SECONDS
     loads = loads.with_columns(distance_miles=miles, drive=drive, load_s=load_s, unload_s=unload_s,
                                trip_seconds=trip_seconds)
+    if away is None:
+        away = pl.DataFrame(schema={"truck_id": pl.Int64, "free_at": pl.Int64})
+    loads = loads.join(away.select("truck_id", pl.col("free_at").cast(pl.Int64)), on="truck_id", how="left",
+                       maintain_order="left")
+    first_slot = FIRST_LOADING_SECONDS + pl.col("truck_rank") * TRUCK_STAGGER_SECONDS
     loads = loads.with_columns(
-        loading=(FIRST_LOADING_SECONDS + pl.col("truck_rank") * TRUCK_STAGGER_SECONDS
-                 + (pl.col("trip_seconds").cum_sum() - pl.col("trip_seconds")).over("truck_id")))
+        loading=(pl.max_horizontal(first_slot, pl.col("free_at").fill_null(0))
+                 + (pl.col("trip_seconds").cum_sum() - pl.col("trip_seconds")).over("truck_id"))).drop("free_at")
     loads = loads.with_columns(departed=pl.col("loading") + pl.col("load_s")) \
         .with_columns(arrived=pl.col("departed") + pl.col("drive")) \
         .with_columns(unloading=pl.col("arrived") + DOCK_WAIT_SECONDS) \
