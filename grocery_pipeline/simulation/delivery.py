@@ -291,7 +291,6 @@ def assign_drivers(bundles: pl.DataFrame, drivers: pl.DataFrame, stores: pl.Data
     b = bundles.sort("bundle")
     b_store = b["store_index"].to_numpy()
     s_lat, s_lon = stores["lat"].to_numpy()[b_store], stores["lon"].to_numpy()[b_store]
-    b_dc = stores["dc_id"].to_numpy()[b_store]
     c_lat, c_lon = b["centroid_lat"].to_numpy(), b["centroid_lon"].to_numpy()
     planned = b["planned_dispatch"].to_numpy()
     round_trip = b["round_trip_seconds"].to_numpy()
@@ -301,9 +300,12 @@ def assign_drivers(bundles: pl.DataFrame, drivers: pl.DataFrame, stores: pl.Data
     if n and not drivers.height:
         raise ValueError("no active driver on the day: delivery bundles cannot be dispatched")
     # Drivers of stores within reach of the bundle's store; a store with none borrows from its DC,
-    # and a DC with none from the whole chain.
-    local = road_miles(s_lat[:, None], s_lon[:, None], home_lat[None, :], home_lon[None, :]) <= DRIVER_REACH_MILES
-    same_dc = b_dc[:, None] == d_dc[None, :]
+    # and a DC with none from the whole chain. Who may drive depends only on the store, so the
+    # candidates are worked out once per store: a bundles x drivers matrix runs to gigabytes at xl.
+    served, bundle_store = np.unique(b_store, return_inverse=True)
+    local = road_miles(stores["lat"].to_numpy()[served][:, None], stores["lon"].to_numpy()[served][:, None],
+                       home_lat[None, :], home_lon[None, :]) <= DRIVER_REACH_MILES
+    same_dc = stores["dc_id"].to_numpy()[served][:, None] == d_dc[None, :]
     allowed = np.where(local.any(axis=1, keepdims=True), local,
                        np.where(same_dc.any(axis=1, keepdims=True), same_dc, True))
     wave_end = int(planned.min(initial=0)) + WAVE_SECONDS
@@ -312,7 +314,7 @@ def assign_drivers(bundles: pl.DataFrame, drivers: pl.DataFrame, stores: pl.Data
         if not len(waiting):
             wave_end = int(planned[driver_of < 0].min()) + WAVE_SECONDS
             continue
-        rows, pd = np.nonzero(allowed[waiting])
+        rows, pd = np.nonzero(allowed[bundle_store[waiting]])
         pb = waiting[rows]
         ready = free_at[pd] + drive_seconds(road_miles(pos_lat[pd], pos_lon[pd], s_lat[pb], s_lon[pb]))
         ok = ready <= wave_end
