@@ -145,7 +145,7 @@ def test_a_promotion_pins_the_price_to_the_list_price_until_it_ends():
     assert (started["valid_to"] == datetime(2025, 1, 6)).all()
     quiet, _ = price_tick(rules, 1, datetime(2025, 1, 4, 12), state)
     assert quiet.height == 0
-    ended, _ = price_tick(rules, 1, datetime(2025, 1, 6), state.with_columns(promotion_until=pl.lit(None, pl.Date)))
+    ended, _ = price_tick(rules, 1, datetime(2025, 1, 6), state.frame().with_columns(promotion_until=pl.lit(None, pl.Date)))
     assert set(ended["reason"]) == {"PROMOTION_END"} and ended.height == 200
 
 
@@ -153,7 +153,32 @@ def test_state_after_a_tick_is_the_state_rebuilt_from_its_changes():
     rules, at = _rules(), datetime(2025, 1, 2, 10)
     state = _state(at)
     changes, after = price_tick(rules, 1, at, state)
-    assert after.equals(apply_changes(state, changes).sort("store_product_id"))
+    assert after.frame().equals(apply_changes(state, changes).sort("store_product_id"))
+
+
+def test_carried_state_reprices_like_a_state_rebuilt_from_the_lake_at_every_tick():
+    """The state carried through ticks (updated in place, queued by tick per day) selects and prices
+    exactly what the frame rebuilt from the opening and the changes so far would, across midnight
+    and off the tick grid."""
+    rules = _rules(price_tick_cron="*/30 * * * *")
+    midnight = datetime.combine(DAY, datetime.min.time())
+    opened = _state(midnight, n=600).with_columns(
+        next_review_at=pl.Series([midnight + timedelta(minutes=2 * i) for i in range(600)]))
+    carried, rebuilt, made = opened, opened, []
+    day_ticks = rules.ticks_of(DAY)
+    ticks = [*day_ticks[:2], midnight + timedelta(minutes=45), *day_ticks[2:],
+             *rules.ticks_of(DAY + timedelta(days=1))[:6], datetime(2025, 1, 3, 3, 10)]
+    for tick_at in ticks:
+        changes, carried = price_tick(rules, 1, tick_at, carried)
+        again, _ = price_tick(rules, 1, tick_at, rebuilt)
+        assert changes.equals(again), tick_at
+        made.append(changes)
+        rebuilt = apply_changes(rebuilt, changes)
+        assert carried.frame().equals(rebuilt), tick_at
+    reviewed = pl.concat(made)["store_product_id"]
+    assert reviewed.n_unique() == 600 and reviewed.len() > 600  # every one reviewed, some again
+    assert opened.equals(_state(midnight, n=600).with_columns(
+        next_review_at=pl.Series([midnight + timedelta(minutes=2 * i) for i in range(600)])))  # left as it was
 
 
 def _catalog(promotions: pl.DataFrame | None = None) -> Catalog:

@@ -21,7 +21,7 @@ from grocery_pipeline.resources import GrocerySettings
 from grocery_pipeline.settings import load_settings
 from grocery_pipeline.storage.catalog import query_catalog
 from grocery_pipeline.storage.lake import Lake, MissingPartitionError
-from grocery_pipeline.storage.prices import load_pricebook, read_ticks
+from grocery_pipeline.storage.prices import cached_pricebook, load_pricebook, read_ticks
 from grocery_pipeline.simulation.pricing import PricingRules
 from grocery_pipeline.storage.world import load_world
 
@@ -182,6 +182,25 @@ def test_a_day_with_an_unpublished_tick_fails_naming_the_tick(demo, tmp_path):
     lake.partition_path("price_updates", SECOND, "1700").unlink()
     with pytest.raises(MissingPartitionError, match="2025-01-02 tick 0500, 2025-01-02 tick 1700"):
         load_pricebook(lake, load_world(lake, SECOND), _settings(data))
+
+
+def test_both_line_tables_share_the_day_price_book_until_a_price_file_changes(demo, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(demo, data)
+    lake, settings = Lake(data / "lake"), _settings(data)
+    world = load_world(lake, SECOND)
+    book = cached_pricebook(lake, world, settings)
+    assert cached_pricebook(lake, world, settings) is book
+    tick = lake.partition_path("price_updates", SECOND, "1300")
+    changes = pl.read_parquet(tick)
+    assert changes.height > 0
+    changes.with_columns(new_price=pl.col("new_price") + 1).write_parquet(tick)  # a re-materialized tick
+    again = cached_pricebook(lake, world, settings)
+    assert again is not book and again.changes.equals(load_pricebook(lake, world, settings).changes)
+    assert not again.changes.equals(book.changes)
+    tick.unlink()
+    with pytest.raises(MissingPartitionError, match="2025-01-02 tick 1300"):
+        cached_pricebook(lake, world, settings)
 
 
 def _parent_keys(child_partition: str, parent: dg.AssetKey, child: dg.AssetKey) -> list[str]:

@@ -28,7 +28,7 @@ from grocery_pipeline.assets.factory import (
 from grocery_pipeline.dictionaries import load_dictionaries
 from grocery_pipeline.partitions import DAILY, LOAD_SETTINGS, PRICE_TICKS, business_date, tick_start, ticks_per_day
 from grocery_pipeline.resources import GrocerySettings
-from grocery_pipeline.simulation.pricing import PricingRules, price_tick
+from grocery_pipeline.simulation.pricing import PriceState, PricingRules, price_tick
 from grocery_pipeline.storage import catalog
 from grocery_pipeline.storage.lake import Lake, MissingPartitionError
 from grocery_pipeline.storage.prices import lake_tick, state_at_open, state_before
@@ -46,11 +46,11 @@ def snapshot_frame(state: pl.DataFrame, tick_at: datetime, loaded_at: datetime) 
 
 
 def tick_frames(rules: PricingRules, settings, lake: Lake, dictionaries, tick_at: datetime,
-                state: pl.DataFrame | None) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+                state: PriceState | None) -> tuple[dict[str, pl.DataFrame], PriceState]:
     """The tables one tick publishes and the price state after it.
 
-    `state` is the state just before the tick when the caller carried it from the previous tick,
-    else None and it is read from the lake.
+    `state` is the state just before the tick when the caller carried it from the previous tick
+    (it is updated in place), else None and it is read from the lake.
     """
     loaded_at = tick_at + timedelta(minutes=rules.tick_minutes)  # a tick lands when it closes
     frames: dict[str, pl.DataFrame] = {}

@@ -11,7 +11,7 @@ import polars as pl
 from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from
 from grocery_pipeline.simulation.pricing import price_mismatches
 from grocery_pipeline.storage.lake import MissingPartitionError
-from grocery_pipeline.storage.prices import SNAPSHOTS, load_pricebook
+from grocery_pipeline.storage.prices import SNAPSHOTS, cached_pricebook
 
 TOLERANCE = 1e-9
 _SNAPSHOT_CACHE: dict[Path, tuple[int, pl.DataFrame]] = {}
@@ -103,12 +103,13 @@ def line_prices_match(ctx: AuditContext, table: str, at: str = "priced_at") -> F
     """A fact table's lines each carry the unit price in effect at `at` (for the checks engineer:
     `Audit("receipt_lines_price_in_effect", "receipt_lines", ..., lambda c: line_prices_match(c, "receipt_lines"))`).
 
-    Joins the lines to the day's price history (opening snapshot + ticks) as of their timestamp.
+    Joins the lines to the day's price history (opening snapshot + ticks) as of their timestamp;
+    the day's price book is read once for both line tables while its files stay the same.
     """
     from grocery_pipeline.storage.world import load_world
 
     lines = ctx.frame(table)
-    book = load_pricebook(ctx.lake, load_world(ctx.lake, ctx.business_date), ctx.settings)
+    book = cached_pricebook(ctx.lake, load_world(ctx.lake, ctx.business_date), ctx.settings)
     wrong = price_mismatches(lines, book, at)
     key = [c for c in ("receipt_id", "order_id", "line_number", "store_product_id") if c in lines.columns][:2]
     return finding_from(wrong, key, lines_checked=lines.height)

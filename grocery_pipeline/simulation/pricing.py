@@ -176,7 +176,7 @@ def _hold_hours(rules: PricingRules, classes: pl.Series, u: np.ndarray) -> np.nd
         return np.where(rate > 0, -np.log1p(-u) / np.where(rate > 0, rate, 1.0), MAX_HOLD_HOURS)
 
 
-def open_day(rules: PricingRules, seed: int, business_date: date, previous_close: pl.DataFrame,
+def open_day(rules: PricingRules, seed: int, business_date: date, previous_close: "pl.DataFrame | PriceState",
              catalog: Catalog | None) -> pl.DataFrame:
     """The price state at 00:00 of a business date.
 
@@ -186,6 +186,7 @@ def open_day(rules: PricingRules, seed: int, business_date: date, previous_close
     """
     if catalog is None:
         return empty_state()
+    previous_close = as_frame(previous_close)
     d = business_date
     products = catalog.products.filter(
         (pl.col("launched_on") <= d) & (pl.col("discontinued_on").is_null() | (pl.col("discontinued_on") > d))
@@ -218,30 +219,146 @@ def open_day(rules: PricingRules, seed: int, business_date: date, previous_close
 
 
 # -- one tick ---------------------------------------------------------------------------------
+# Every reason a review can give, so the state can hold a row's last reason as a small code.
+REASONS = ("DISCOUNT", "LATE_NIGHT", "PROMOTION_END", "PROMOTION_START", "RUSH_HOUR", "SURGE", "VOLATILITY")
+_REASON_NAMES = np.array(REASONS)
+assert list(REASONS) == sorted(REASONS), "REASONS must stay sorted: codes are found by binary search"
+_NEVER = np.iinfo(np.int64).max
+
+
+def _micros(moment: datetime) -> np.int64:
+    return np.datetime64(moment, "us").astype(np.int64)
+
+
+class PriceState:
+    """The price state through a run of ticks.
+
+    The frame the run opened with stays as it was; the columns a review changes are held as numpy
+    arrays updated in place, and the rows due before the end of the current day are kept apart,
+    so a tick costs what it reprices, not the size of the state. The whole state is scanned once
+    per day, and the frame is rebuilt only when asked for (`frame()`: the day's close).
+    """
+
+    STATIC = ("store_product_id", "list_price", "msrp", "unit_cost", "volatility_class", "promotion_until")
+
+    def __init__(self, opened: pl.DataFrame):
+        if not opened["store_product_id"].is_sorted():
+            opened = opened.sort("store_product_id")  # the draws go to store products in id order
+        self._opened = opened
+        self.reviewed = opened.select(self.STATIC)
+        self.price = opened["price"].to_numpy().astype(np.float64, copy=True)
+        # a row with no review time is never due
+        self.next_review = opened["next_review_at"].dt.epoch("us").fill_null(_NEVER).to_numpy().copy()
+        self.locked = (opened["last_reason"] == "PROMOTION_START").fill_null(False).to_numpy().copy()
+        self._since = np.zeros(opened.height, dtype=np.int64)
+        self._reason = np.full(opened.height, -1, dtype=np.int8)  # -1: not reviewed since opening
+        self._day: date | None = None    # the day the queue below covers
+        self._queue: list[list[np.ndarray]] = []  # per tick of that day: positions whose review falls due there
+        self._frame: pl.DataFrame | None = opened
+
+    @property
+    def height(self) -> int:
+        return self._opened.height
+
+    def _tick_of(self, moments: np.ndarray) -> np.ndarray:
+        """For each review time, the day's first tick (0-based) at or after it; before the day: 0."""
+        waited = np.maximum(moments - self._midnight, 0)
+        return -(-waited // self._step)
+
+    def _enqueue(self, index: np.ndarray) -> None:
+        tick = self._tick_of(self.next_review[index])
+        keep = tick < len(self._queue)  # later reviews wait for their own day's pass
+        index, tick = index[keep], tick[keep].astype(np.int16)
+        order = np.argsort(tick, kind="stable")  # radix sort; keeps each tick's positions ascending
+        bounds = np.cumsum(np.bincount(tick, minlength=len(self._queue)))[:-1]
+        for queued, part in zip(self._queue, np.split(index[order], bounds)):
+            if len(part):
+                queued.append(part)
+
+    def due(self, tick_at: datetime, tick_minutes: int) -> np.ndarray:
+        """Positions (ascending) of the rows whose review falls due at the tick (they leave the queue).
+
+        The state is scanned once per day, to queue the day's reviews by tick; a tick then takes
+        only what is queued up to it.
+        """
+        at = _micros(tick_at)
+        if tick_at.date() != self._day:
+            self._day, self._step = tick_at.date(), np.int64(tick_minutes) * 60_000_000
+            self._midnight = _micros(datetime.combine(self._day, time()))
+            self._queue = [[] for _ in range(-(-24 * 60 // tick_minutes))]
+            horizon = _micros(datetime.combine(self._day + timedelta(days=1), time()))
+            self._enqueue(np.flatnonzero(self.next_review < horizon))
+        last = min(int(self._tick_of(np.array([at]))[0]), len(self._queue) - 1)
+        waiting = [part for queued in self._queue[:last + 1] for part in queued]
+        for queued in self._queue[:last + 1]:
+            queued.clear()
+        if not waiting:
+            return np.empty(0, dtype=np.int64)
+        candidates = np.concatenate(waiting)
+        now = self.next_review[candidates] <= at
+        if not now.all():  # a tick off the grid: the rest wait in the next tick's queue
+            self._queue[last].append(np.sort(candidates[~now]))
+        return np.sort(candidates[now])
+
+    def review(self, index: np.ndarray, tick_at: datetime, new_price: np.ndarray, reason: np.ndarray,
+               next_review: np.ndarray) -> None:
+        """Record the reviews of the rows at `index` (ascending), made at `tick_at`."""
+        self.price[index] = new_price
+        self._since[index] = _micros(tick_at)
+        self._reason[index] = np.searchsorted(_REASON_NAMES, reason)
+        self.locked[index] = reason == "PROMOTION_START"
+        self.next_review[index] = next_review
+        self._enqueue(index)
+        self._frame = None
+
+    def frame(self) -> pl.DataFrame:
+        """The state as a frame (STATE_SCHEMA columns, sorted by store_product_id)."""
+        if self._frame is None:
+            index = np.flatnonzero(self._reason >= 0)
+            values = {
+                "price": pl.Series(self.price[index], dtype=pl.Float64),
+                "price_since": pl.Series(self._since[index].astype("datetime64[us]"), dtype=pl.Datetime("us")),
+                "last_reason": pl.Series(_REASON_NAMES[self._reason[index]], dtype=pl.String),
+                "next_review_at": pl.Series(self.next_review[index].astype("datetime64[us]"),
+                                            dtype=pl.Datetime("us")),
+            }
+            updated = []
+            for column, changed in values.items():
+                column_values = self._opened[column].clone()
+                column_values.scatter(index, changed)
+                updated.append(column_values)
+            self._frame = self._opened.with_columns(updated)
+        return self._frame
+
+
+def as_frame(state: pl.DataFrame | PriceState) -> pl.DataFrame:
+    return state.frame() if isinstance(state, PriceState) else state
+
+
 def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
-               state: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+               state: pl.DataFrame | PriceState) -> tuple[pl.DataFrame, PriceState]:
     """Reprice every store product whose review falls due at this tick.
 
     Returns the tick's changes (the price_updates rows without partition columns) and the state
-    after them. Cost is proportional to the store products in the state, never to history.
+    after them. A PriceState is updated in place and returned (a frame is left as it was). Cost is
+    proportional to the store products repriced, plus one pass over the state per day.
     """
-    if not state["store_product_id"].is_sorted():
-        state = state.sort("store_product_id")  # the draws go to store products in id order
-    due_index = np.flatnonzero((state["next_review_at"] <= tick_at).to_numpy())
-    due = state[due_index]
-    n = due.height
+    if not isinstance(state, PriceState):
+        state = PriceState(state)
+    due_index = state.due(tick_at, rules.tick_minutes)
+    n = len(due_index)
     if n == 0:
         return empty_changes(), state
+    due = state.reviewed[due_index]
     rng = rng_for(seed, TABLE, tick_at.isoformat())
     u_event, noise, u_depth, u_hold = rng.random(n), rng.standard_normal(n), rng.random(n), rng.random(n)
 
-    old = due["price"].to_numpy()
+    old = state.price[due_index]
     anchor = due["list_price"].to_numpy()
     msrp, cost = due["msrp"].to_numpy(), due["unit_cost"].to_numpy()
     classes = due["volatility_class"]
-    locked = due["last_reason"].to_numpy() == "PROMOTION_START"
+    locked = state.locked[due_index]
     promoted = due["promotion_until"].is_not_null().to_numpy()
-
     hour = tick_at.hour
     market = ("RUSH_HOUR" if hour in rules.rush_hours
               else "LATE_NIGHT" if hour in rules.late_night_hours else "VOLATILITY")
@@ -297,18 +414,8 @@ def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
         "valid_from": tick,
         "valid_to": next_review,
     }, schema=CHANGE_SCHEMA)
-    return changes, _scatter(state, due_index, changes)
-
-
-def _scatter(state: pl.DataFrame, index: np.ndarray, changes: pl.DataFrame) -> pl.DataFrame:
-    """The state with the reviewed rows (at `index`, in order) replaced by their changes."""
-    updated = []
-    for column, source in (("price", "new_price"), ("price_since", "valid_from"), ("last_reason", "reason"),
-                           ("next_review_at", "valid_to")):
-        values = state[column].clone()
-        values.scatter(index, changes[source])
-        updated.append(values)
-    return state.with_columns(updated)
+    state.review(due_index, tick_at, new, reason, changes["valid_to"].dt.epoch("us").to_numpy())
+    return changes, state
 
 
 def _within_bounds(rules: PricingRules, price: np.ndarray, old: np.ndarray, msrp: np.ndarray,

@@ -4,6 +4,7 @@ most that day's ticks, however long the history."""
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime, timedelta
 
 import polars as pl
@@ -11,7 +12,8 @@ import polars as pl
 from grocery_pipeline.dictionaries import Dictionaries
 from grocery_pipeline.settings import Settings, load_settings
 from grocery_pipeline.simulation.pricing import (
-    CHANGE_SCHEMA, STATE_SCHEMA, Catalog, PriceBook, PricingRules, apply_changes, empty_changes, open_day,
+    CHANGE_SCHEMA, STATE_SCHEMA, Catalog, PriceBook, PricingRules, PriceState, apply_changes, empty_changes,
+    open_day,
 )
 from grocery_pipeline.simulation.world import World
 from grocery_pipeline.storage.lake import Lake, MissingPartitionError
@@ -63,7 +65,8 @@ def catalog_as_of(lake: Lake, dictionaries: Dictionaries, business_date: date) -
 
 
 def state_at_open(lake: Lake, rules: PricingRules, seed: int, first_date: date, business_date: date,
-                  dictionaries: Dictionaries, previous_close: pl.DataFrame | None = None) -> pl.DataFrame:
+                  dictionaries: Dictionaries, previous_close: pl.DataFrame | PriceState | None = None,
+                  ) -> pl.DataFrame:
     """The price state at 00:00 of a business date, from the previous day's close and catalog.
 
     The first business date has no earlier catalog, so its state is empty (list prices all day).
@@ -82,6 +85,41 @@ def state_before(lake: Lake, rules: PricingRules, tick_at: datetime) -> pl.DataF
     plus the day's earlier ticks (never more than one day of files)."""
     earlier = [t for t in rules.ticks_of(tick_at.date()) if t < tick_at]
     return apply_changes(read_opening(lake, tick_at.date()), read_ticks(lake, earlier))
+
+
+# The last price book built, with what it was built from: the audits of both line tables of a day
+# (receipt_lines, order_items) ask for the same book; one is kept, so memory is bounded.
+_LAST_BOOK: dict[tuple, tuple[World, PriceBook]] = {}
+
+
+def _day_files_signature(lake: Lake, rules: PricingRules, business_date: date) -> tuple | None:
+    """(path, inode, mtime, size) of the day's snapshot and tick files; None if any is missing."""
+    paths = [lake.partition_path(SNAPSHOTS, business_date),
+             *(lake.partition_path(UPDATES, business_date, lake_tick(t)) for t in rules.ticks_of(business_date))]
+    signature = []
+    for path in paths:
+        try:
+            status = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        signature.append((str(path), status.st_ino, status.st_mtime_ns, status.st_size))
+    return tuple(signature)
+
+
+def cached_pricebook(lake: Lake, world: World, settings: Settings) -> PriceBook:
+    """`load_pricebook`, reused while the world and the day's price files are the very same."""
+    rules = PricingRules.from_settings(settings)
+    signature = _day_files_signature(lake, rules, world.business_date)
+    if signature is None:
+        return load_pricebook(lake, world, settings)  # fails naming what is missing
+    key = (lake.root, world.business_date, rules.tick_minutes, signature)
+    last = _LAST_BOOK.get(key)
+    if last is not None and last[0] is world:
+        return last[1]
+    book = load_pricebook(lake, world, settings)
+    _LAST_BOOK.clear()
+    _LAST_BOOK[key] = (world, book)
+    return book
 
 
 def load_pricebook(lake: Lake, world: World, settings: Settings | None = None) -> PriceBook:
