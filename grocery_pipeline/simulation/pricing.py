@@ -160,13 +160,13 @@ def _review_after(rules: PricingRules, start: datetime, hours: np.ndarray) -> pl
 
 
 def _by_class(figures: dict[str, float], classes: pl.Series) -> np.ndarray:
-    names = classes.to_numpy()
-    out = np.full(len(names), np.nan)
-    for cls, value in figures.items():
-        out[names == cls] = value
-    if np.isnan(out).any():
-        raise ValueError(f"volatility_class {names[np.isnan(out)][0]!r} is not one of {', '.join(figures)}")
-    return out
+    names = list(figures)
+    unknown = classes.filter(~classes.is_in(names).fill_null(False))
+    if unknown.len():
+        raise ValueError(f"volatility_class {unknown[0]!r} is not one of {', '.join(figures)}")
+    # as categories, so a tick of hundreds of thousands of reviews never compares strings
+    codes = classes.cast(pl.Enum(names)).to_physical().to_numpy()
+    return np.array([figures[name] for name in names], dtype=np.float64)[codes]
 
 
 def _hold_hours(rules: PricingRules, classes: pl.Series, u: np.ndarray) -> np.ndarray:
@@ -221,8 +221,8 @@ def open_day(rules: PricingRules, seed: int, business_date: date, previous_close
 # -- one tick ---------------------------------------------------------------------------------
 # Every reason a review can give, so the state can hold a row's last reason as a small code.
 REASONS = ("DISCOUNT", "LATE_NIGHT", "PROMOTION_END", "PROMOTION_START", "RUSH_HOUR", "SURGE", "VOLATILITY")
-_REASON_NAMES = np.array(REASONS)
-assert list(REASONS) == sorted(REASONS), "REASONS must stay sorted: codes are found by binary search"
+_REASON_NAMES = pl.Series("reason", REASONS, dtype=pl.String)
+DISCOUNT, LATE_NIGHT, PROMOTION_END, PROMOTION_START, RUSH_HOUR, SURGE, VOLATILITY = range(len(REASONS))
 _NEVER = np.iinfo(np.int64).max
 
 
@@ -302,11 +302,12 @@ class PriceState:
 
     def review(self, index: np.ndarray, tick_at: datetime, new_price: np.ndarray, reason: np.ndarray,
                next_review: np.ndarray) -> None:
-        """Record the reviews of the rows at `index` (ascending), made at `tick_at`."""
+        """Record the reviews of the rows at `index` (ascending), made at `tick_at`; `reason` as
+        positions in REASONS."""
         self.price[index] = new_price
         self._since[index] = _micros(tick_at)
-        self._reason[index] = np.searchsorted(_REASON_NAMES, reason)
-        self.locked[index] = reason == "PROMOTION_START"
+        self._reason[index] = reason
+        self.locked[index] = reason == PROMOTION_START
         self.next_review[index] = next_review
         self._enqueue(index)
         self._frame = None
@@ -318,7 +319,7 @@ class PriceState:
             values = {
                 "price": pl.Series(self.price[index], dtype=pl.Float64),
                 "price_since": pl.Series(self._since[index].astype("datetime64[us]"), dtype=pl.Datetime("us")),
-                "last_reason": pl.Series(_REASON_NAMES[self._reason[index]], dtype=pl.String),
+                "last_reason": _REASON_NAMES.gather(self._reason[index]),
                 "next_review_at": pl.Series(self.next_review[index].astype("datetime64[us]"),
                                             dtype=pl.Datetime("us")),
             }
@@ -360,27 +361,27 @@ def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
     locked = state.locked[due_index]
     promoted = due["promotion_until"].is_not_null().to_numpy()
     hour = tick_at.hour
-    market = ("RUSH_HOUR" if hour in rules.rush_hours
-              else "LATE_NIGHT" if hour in rules.late_night_hours else "VOLATILITY")
-    hour_adjustment = {"RUSH_HOUR": rules.rush_adjustment, "LATE_NIGHT": rules.late_night_adjustment,
-                       "VOLATILITY": 0.0}[market]
+    market = (RUSH_HOUR if hour in rules.rush_hours
+              else LATE_NIGHT if hour in rules.late_night_hours else VOLATILITY)
+    hour_adjustment = {RUSH_HOUR: rules.rush_adjustment, LATE_NIGHT: rules.late_night_adjustment,
+                       VOLATILITY: 0.0}[market]
     discount = u_event < rules.discount_probability
     surge = ~discount & (u_event < rules.discount_probability + rules.surge_probability)
-    reason = np.where(locked, "PROMOTION_END", np.where(
-        promoted, "PROMOTION_START", np.where(discount, "DISCOUNT", np.where(surge, "SURGE", market))))
+    reason = np.where(locked, PROMOTION_END, np.where(
+        promoted, PROMOTION_START, np.where(discount, DISCOUNT, np.where(surge, SURGE, market)))).astype(np.int8)
 
     sigma = _by_class(rules.volatility, classes) * rules.volatility_scale
     drift = rules.mean_reversion * np.log(anchor / old) + sigma * noise
     lo, hi = rules.discount_depth
     slo, shi = rules.surge_depth
     log_change = np.select(
-        [reason == "DISCOUNT", reason == "SURGE", reason == "PROMOTION_END"],
+        [reason == DISCOUNT, reason == SURGE, reason == PROMOTION_END],
         [np.log1p(-(lo + u_depth * (hi - lo))), np.log1p(slo + u_depth * (shi - slo)), drift],
         default=drift + hour_adjustment,
     )
-    raw = np.where(reason == "PROMOTION_START", anchor, old * np.exp(log_change))
+    raw = np.where(reason == PROMOTION_START, anchor, old * np.exp(log_change))
     new = _within_bounds(rules, tick_price_point(raw), old, msrp, cost)
-    new = np.where(reason == "PROMOTION_START", _within_bounds(rules, anchor, old, msrp, cost), new)
+    new = np.where(reason == PROMOTION_START, _within_bounds(rules, anchor, old, msrp, cost), new)
 
     # A review always moves the price (bar a promotion start at the list price already), so each
     # row is a real change; the move goes the way the market pushed, else back toward the list.
@@ -388,19 +389,19 @@ def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
     direction = np.where(direction == 0, np.sign(anchor - old), direction)
     direction = np.where(direction == 0, np.where(u_depth < 0.5, -1.0, 1.0), direction)
     for attempt in (direction, -direction):
-        unchanged = (new == old) & (reason != "PROMOTION_START")
+        unchanged = (new == old) & (reason != PROMOTION_START)
         if not unchanged.any():
             break
         stepped = _within_bounds(rules, _neighbour(old, attempt), old, msrp, cost)
         new = np.where(unchanged, stepped, new)
 
-    event = (reason == "DISCOUNT") | (reason == "SURGE")
+    event = (reason == DISCOUNT) | (reason == SURGE)
     hold = np.where(event, -np.log1p(-u_hold) * rules.event_hours, _hold_hours(rules, classes, u_hold))
     next_review = _review_after(rules, tick_at, hold)
     if promoted.any() or locked.any():
         # A promotion pins the price until the first tick after its last day.
         promo_end = due["promotion_until"].to_numpy().astype("datetime64[us]") + np.timedelta64(1, "D")
-        next_review = pl.Series(np.where(reason == "PROMOTION_START", promo_end,
+        next_review = pl.Series(np.where(reason == PROMOTION_START, promo_end,
                                          next_review.to_numpy()), dtype=pl.Datetime("us"))
 
     tick = pl.Series(np.full(n, np.datetime64(tick_at, "us")), dtype=pl.Datetime("us"))
@@ -410,7 +411,7 @@ def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
         "old_price": old,
         "new_price": new,
         "change_pct": np.round((new / old - 1) * 100, 2),
-        "reason": reason,
+        "reason": _REASON_NAMES.gather(reason),
         "valid_from": tick,
         "valid_to": next_review,
     }, schema=CHANGE_SCHEMA)
