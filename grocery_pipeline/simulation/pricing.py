@@ -202,20 +202,24 @@ def open_day(rules: PricingRules, seed: int, business_date: date, previous_close
             .join(products.select("product_id", "msrp", "unit_cost", "volatility_class"), on="product_id")
             .join(promotion_until(catalog, d), on="product_id", how="left")
             .sort("store_product_id"))
-    dynamic = ["price", "price_since", "last_reason", "next_review_at"]
-    kept = live.join(previous_close.select("store_product_id", *dynamic), on="store_product_id", how="inner")
-    entering = live.join(previous_close.select("store_product_id"), on="store_product_id", how="anti")
+    carried = previous_close.select("store_product_id", "price", "price_since", "last_reason", "next_review_at")
+    # one join in id order, no concatenation and re-sort of the whole state
+    state = live.join(carried.with_columns(_carried=pl.lit(True)), on="store_product_id", how="left",
+                      maintain_order="left")
+    entering = state["_carried"].is_null()
     rng = rng_for(seed, TABLE, d, "listed")
     midnight = datetime.combine(d, time())
-    hours = _hold_hours(rules, entering["volatility_class"], rng.random(entering.height))
-    entering = entering.with_columns(
-        price=pl.col("list_price"),
-        price_since=pl.col("listed_on").cast(pl.Datetime("us")),
-        last_reason=pl.lit(LIST_PRICE),
-        next_review_at=_review_after(rules, midnight, hours),
+    hours = _hold_hours(rules, state["volatility_class"].filter(entering), rng.random(int(entering.sum())))
+    next_review = state["next_review_at"].cast(pl.Datetime("us"))
+    next_review.scatter(np.flatnonzero(entering.to_numpy()), _review_after(rules, midnight, hours))
+    listed = pl.col("_carried").is_null()
+    state = state.with_columns(
+        price=pl.when(listed).then(pl.col("list_price")).otherwise(pl.col("price")),
+        price_since=pl.when(listed).then(pl.col("listed_on").cast(pl.Datetime("us"))).otherwise(pl.col("price_since")),
+        last_reason=pl.when(listed).then(pl.lit(LIST_PRICE)).otherwise(pl.col("last_reason")),
+        next_review_at=next_review,
     )
-    state = pl.concat([kept.select(STATE_SCHEMA.keys()), entering.select(STATE_SCHEMA.keys())])
-    return state.cast(STATE_SCHEMA).sort("store_product_id")
+    return state.select(STATE_SCHEMA.keys()).cast(STATE_SCHEMA).set_sorted("store_product_id")
 
 
 # -- one tick ---------------------------------------------------------------------------------
