@@ -207,6 +207,18 @@ def test_opening_lists_new_store_products_at_list_price_and_drops_discontinued_o
     assert carried["price"].to_list() == [2.29, 2.29]
 
 
+def test_next_opening_from_a_carried_state_equals_the_one_from_its_frame():
+    rules, next_day = _rules(), DAY + timedelta(days=1)
+    opened = open_day(rules, 1, DAY, empty_state(), _catalog())
+    for tick_at in rules.ticks_of(DAY):
+        _, opened = price_tick(rules, 1, tick_at, opened)
+    closed = opened.frame()
+    assert closed["last_reason"].is_in(["LIST_PRICE"]).not_().any()  # every one was repriced at least once
+    expected = open_day(rules, 1, next_day, closed, _catalog())
+    assert open_day(rules, 1, next_day, opened, _catalog()).equals(expected)
+    assert expected["price"].to_list() == closed["price"].to_list()
+
+
 def test_opening_marks_products_under_a_category_promotion():
     promotions = pl.DataFrame({"promotion_id": [7], "scope": ["CATEGORY"], "product_id": pl.Series([None], dtype=pl.Int64),
                                "department": ["Produce"], "category": ["Fruit"],

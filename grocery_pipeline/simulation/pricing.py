@@ -182,11 +182,15 @@ def open_day(rules: PricingRules, seed: int, business_date: date, previous_close
 
     Store products live on the date keep yesterday's closing price and review schedule; those
     newly listed start at their list price with a first review drawn from their class's rate; those
-    no longer live (discontinued, or no catalog yet on the first business date) leave.
+    no longer live (discontinued, or no catalog yet on the first business date) leave. A PriceState
+    given as the previous close is spent (see `PriceState.close`).
     """
     if catalog is None:
         return empty_state()
-    previous_close = as_frame(previous_close)
+    if isinstance(previous_close, PriceState):
+        previous_close = previous_close.close()
+    carried = previous_close.select("store_product_id", "price", "price_since", "last_reason", "next_review_at")
+    del previous_close
     d = business_date
     products = catalog.products.filter(
         (pl.col("launched_on") <= d) & (pl.col("discontinued_on").is_null() | (pl.col("discontinued_on") > d))
@@ -202,7 +206,6 @@ def open_day(rules: PricingRules, seed: int, business_date: date, previous_close
             .join(products.select("product_id", "msrp", "unit_cost", "volatility_class"), on="product_id")
             .join(promotion_until(catalog, d), on="product_id", how="left")
             .sort("store_product_id"))
-    carried = previous_close.select("store_product_id", "price", "price_since", "last_reason", "next_review_at")
     # one join in id order, no concatenation and re-sort of the whole state
     state = live.join(carried.with_columns(_carried=pl.lit(True)), on="store_product_id", how="left",
                       maintain_order="left")
@@ -336,8 +339,14 @@ class PriceState:
         return self._frame
 
 
-def as_frame(state: pl.DataFrame | PriceState) -> pl.DataFrame:
-    return state.frame() if isinstance(state, PriceState) else state
+    def close(self) -> pl.DataFrame:
+        """The state as a frame, after which this state is spent: the next day's opening keeps only
+        the columns it carries, so the rest of the day's state can go before the new one is built."""
+        frame = self.frame()
+        self._opened = self._frame = self.reviewed = None
+        self.price = self.next_review = self.locked = self._since = self._reason = None
+        self._queue = []
+        return frame
 
 
 def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
