@@ -96,6 +96,21 @@ def test_substitute_is_the_best_stocked_product_of_the_same_subcategory():
     assert chosen.tolist() == [2, -1, -1]   # the store's best-stocked milk; none with 10 units; no other bread
 
 
+def test_the_indexed_substitute_shelf_agrees_with_a_plain_search():
+    rng = np.random.default_rng(3)
+    n = 400
+    items = pl.DataFrame({"store_product_id": np.arange(n) + 1, "store_id": rng.integers(1, 4, n),
+                          "subcategory": rng.choice(["milk", "bread", "eggs", "tea"], n)})
+    on_hand = rng.integers(0, 6, n + 1)
+    wanted, quantity = rng.integers(0, n, 300), rng.integers(1, 5, 300)
+    chosen = delivery.SubstituteShelf(items).choose(wanted, quantity, lambda ids: on_hand[ids])
+    rows = items.rows()
+    for w, q, c in zip(wanted, quantity, chosen):
+        fits = [(-on_hand[sp], i) for i, (sp, store, sub) in enumerate(rows)
+                if i != w and (store, sub) == rows[w][1:] and on_hand[sp] >= q]
+        assert c == (min(fits)[1] if fits else -1)
+
+
 def test_bundles_join_orders_of_one_store_and_window_up_to_five():
     n = 12
     orders = pl.DataFrame({

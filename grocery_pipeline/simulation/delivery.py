@@ -180,25 +180,47 @@ def cart_requests(rng: np.random.Generator, business_date: date, orders: pl.Data
 
 # -- substitutes -----------------------------------------------------------------------------
 
+class SubstituteShelf:
+    """The day's items grouped by store and subcategory, indexed once: substitutes are looked up
+    hour after hour, and joining the whole assortment on its strings each time cost gigabytes at xl."""
+
+    def __init__(self, items: pl.DataFrame):
+        self.store_product_ids = items["store_product_id"].to_numpy()
+        # dense ranks only group equal (store, subcategory) pairs; their values never reach the data
+        self.key = items.select(pl.struct("store_id", "subcategory").rank("dense").cast(pl.Int64))
+        self.key = self.key.to_series().to_numpy()
+        self.order = np.argsort(self.key, kind="stable")     # item rows of each group, in item order
+        self.sorted_key = self.key[self.order]
+
+    def choose(self, wanted_item: np.ndarray, quantity: np.ndarray, on_hand_of) -> np.ndarray:
+        """For each wanted item, the item of the same store and subcategory with the most stock
+        (at least the quantity; the lowest item on a tie), or -1 when there is none."""
+        wanted_item = np.asarray(wanted_item, dtype=np.int64)
+        quantity = np.asarray(quantity, dtype=np.int64)
+        out = np.full(len(wanted_item), -1, dtype=np.int64)
+        if not len(wanted_item):
+            return out
+        group = self.key[wanted_item]
+        lo = np.searchsorted(self.sorted_key, group, side="left")
+        counts = np.searchsorted(self.sorted_key, group, side="right") - lo
+        line = np.repeat(np.arange(len(wanted_item)), counts)
+        item = self.order[np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts - lo, counts)]
+        other = item != wanted_item[line]
+        line, item = line[other], item[other]
+        stock = on_hand_of(self.store_product_ids[item])
+        enough = stock >= quantity[line]
+        line, item, stock = line[enough], item[enough], stock[enough]
+        best = np.lexsort((item, -stock, line))
+        first = best[np.r_[True, line[best][1:] != line[best][:-1]]] if len(best) else best
+        out[line[first]] = item[first]
+        return out
+
+
 def choose_substitutes(items: pl.DataFrame, wanted_item: np.ndarray, quantity: np.ndarray,
                        on_hand_of) -> np.ndarray:
     """For each wanted item, the item of the same store and subcategory with the most stock
     (at least the quantity), or -1 when there is none."""
-    if not len(wanted_item):
-        return np.zeros(0, dtype=np.int64)
-    shelf = items.select("store_id", "subcategory").with_row_index("item").with_columns(pl.col("item").cast(pl.Int64))
-    wanted = pl.DataFrame({"line": np.arange(len(wanted_item)), "wanted": wanted_item, "quantity": quantity}) \
-        .join(shelf.rename({"item": "wanted"}), on="wanted")
-    pairs = wanted.join(shelf, on=["store_id", "subcategory"]).filter(pl.col("item") != pl.col("wanted"))
-    if not pairs.height:
-        return np.full(len(wanted_item), -1, dtype=np.int64)
-    stock = on_hand_of(items["store_product_id"].to_numpy()[pairs["item"].to_numpy()])
-    best = (pairs.with_columns(stock=stock).filter(pl.col("stock") >= pl.col("quantity"))
-            .sort(["line", "stock", "item"], descending=[False, True, False])
-            .group_by("line", maintain_order=True).first())
-    out = np.full(len(wanted_item), -1, dtype=np.int64)
-    out[best["line"].to_numpy()] = best["item"].to_numpy()
-    return out
+    return SubstituteShelf(items).choose(wanted_item, quantity, on_hand_of)
 
 
 # -- bundles, drivers and routes -------------------------------------------------------------

@@ -121,14 +121,18 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
     substitute_granted = np.zeros(cart.height, dtype=np.int64)
     accepts = orders["accepts_substitutes"].to_numpy()
 
+    substitutes: list[delivery.SubstituteShelf] = []   # indexed on the first shortfall only
+
     def pick_substitutes(short: np.ndarray, granted_short: np.ndarray, ledger: StockLedger) -> None:
         online = short >= n_walk_in
         rows = live_cart_rows[short[online] - n_walk_in]
         rows = rows[(granted_short[online] == 0) & accepts[cart_order[rows]]]
         if not len(rows):
             return
-        chosen = delivery.choose_substitutes(items, cart["item"].to_numpy()[rows], cart["quantity"].to_numpy()[rows],
-                                             ledger.on_hand_of)
+        if not substitutes:
+            substitutes.append(delivery.SubstituteShelf(items))
+        chosen = substitutes[0].choose(cart["item"].to_numpy()[rows], cart["quantity"].to_numpy()[rows],
+                                       ledger.on_hand_of)
         rows, chosen = rows[chosen >= 0], chosen[chosen >= 0]
         substitute[rows] = chosen
         substitute_granted[rows] = ledger.serve(sp_of_item[chosen], cart["quantity"].to_numpy()[rows])
