@@ -51,17 +51,38 @@ def _recorded_views(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:
         return {}
 
 
+# catalog path -> (the file's signature when last read or written here, the views it then held).
+# Every step of a run ends by ensuring its views; while the file is unchanged since, this process
+# already knows them and need not open the catalog again.
+_KNOWN_VIEWS: dict[Path, tuple[tuple, dict[str, str]]] = {}
+
+
+def _file_signature(path: Path) -> tuple | None:
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return (status.st_ino, status.st_mtime_ns, status.st_size)
+
+
 def ensure_views(catalog_path: Path, lake: Lake, tables: list[str]) -> list[str]:
     """Create or refresh the views of tables that have published files; returns those changed."""
-    wanted = {t: view_sql(lake, t) for t in tables if _has_files(lake, t)}
+    signature = _file_signature(catalog_path)
+    known = _KNOWN_VIEWS.get(catalog_path)
+    recorded = known[1] if known is not None and signature is not None and known[0] == signature else None
+    # a view already recorded exactly as wanted exists, so its table has files: no glob needed
+    wanted = {t: view_sql(lake, t) for t in tables}
+    wanted = {t: sql for t, sql in wanted.items()
+              if (recorded is not None and recorded.get(t) == sql) or _has_files(lake, t)}
     if not wanted:
         return []
-    catalog_path.parent.mkdir(parents=True, exist_ok=True)
-    if catalog_path.exists():
+    if recorded is None and signature is not None:
         with connect_with_retry(catalog_path, read_only=True) as conn:
             recorded = _recorded_views(conn)
-        if all(recorded.get(t) == sql for t, sql in wanted.items()):
-            return []
+        _KNOWN_VIEWS[catalog_path] = (signature, recorded)
+    if recorded is not None and all(recorded.get(t) == sql for t, sql in wanted.items()):
+        return []
+    catalog_path.parent.mkdir(parents=True, exist_ok=True)
     with connect_with_retry(catalog_path) as conn:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         conn.execute(f"CREATE TABLE IF NOT EXISTS main.grocery_catalog_views "
@@ -72,6 +93,10 @@ def ensure_views(catalog_path: Path, lake: Lake, tables: list[str]) -> list[str]
             conn.execute(wanted[table])
             conn.execute(f"INSERT OR REPLACE INTO main.grocery_catalog_views VALUES (?, ?)",
                          [table, wanted[table]])
+        recorded = _recorded_views(conn)
+    signature = _file_signature(catalog_path)
+    if signature is not None:
+        _KNOWN_VIEWS[catalog_path] = (signature, recorded)
     return changed
 
 
