@@ -25,9 +25,18 @@ class AuditContext:
     lake: Lake
     business_date: date
     frames: dict[str, pl.DataFrame]  # every table staged in the same step, by name
+    # tables read as of the audited date: nothing is published while a partition is audited, and
+    # a dozen audits of a day ask for the same parents (stores, products)
+    _as_of: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
 
     def frame(self, table: str) -> pl.DataFrame:
         return self.frames[table]
+
+    def published_as_of(self, table: str) -> pl.DataFrame:
+        """Every published row of a daily table as of the audited date (`Lake.read_as_of`)."""
+        if table not in self._as_of:
+            self._as_of[table] = self.lake.read_as_of(table, self.business_date)
+        return self._as_of[table]
 
     def same_day(self, table: str) -> pl.DataFrame | None:
         """Another table's rows of the audited date: staged alongside, else published, else None."""

@@ -83,7 +83,7 @@ def parent_keys(ctx: AuditContext, parent: str, column: str) -> pl.Series:
     if parent in ctx.frames:
         return ctx.frames[parent][column]
     try:
-        published = ctx.lake.read_as_of(parent, ctx.business_date, [column])[column]
+        published = ctx.published_as_of(parent)[column]
     except MissingPartitionError:
         published = pl.Series(column, [], dtype=TABLES[parent].column(column).dtype)
     return published
