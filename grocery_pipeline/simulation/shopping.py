@@ -286,16 +286,20 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
     """The day's assortment of the open stores, with promotion lift and shelf-group odds."""
     stores = stores.sort("store_id").with_row_index("store_index").with_columns(pl.col("store_index").cast(pl.Int64))
     departments = sorted(products["department"].unique().to_list())
+    dept_index = {d: i for i, d in enumerate(departments)}
+    # Shelf groups are numbered per product, and the product's names are joined to the store
+    # products only once they are in their final order: carried through every join and the sort,
+    # the strings of 8M store products cost gigabytes at xl.
+    shelf = products.select(
+        "product_id", "popularity", "taxable", "refrigerated", "perishable",
+        dept_index=pl.col("department").replace_strict(dept_index, return_dtype=pl.Int64),
+        tier_index=pl.col("brand_tier").replace_strict({t: i for i, t in enumerate(TIERS)}, return_dtype=pl.Int64))
     items = (store_products.select("store_product_id", "store_id", "product_id", "list_price")
-             .join(products.select("product_id", "department", "category", "subcategory", "brand_tier",
-                                   "popularity", "taxable", "refrigerated", "perishable"), on="product_id")
+             .join(shelf, on="product_id")
              .join(stores.select("store_id", "store_index", "tax_rate", "grocery_tax_rate"), on="store_id"))
     items = items.join(best_promotions(products, promotions), on="product_id", how="left")
-    dept_index = {d: i for i, d in enumerate(departments)}
     items = items.with_columns(
         weight=pl.col("popularity") * (pl.col("list_price") / pl.col("list_price").median()) ** -PRICE_ELASTICITY,
-        dept_index=pl.col("department").replace_strict(dept_index, return_dtype=pl.Int64),
-        tier_index=pl.col("brand_tier").replace_strict({t: i for i, t in enumerate(TIERS)}, return_dtype=pl.Int64),
         tax_rate=pl.when(pl.col("taxable")).then(pl.col("tax_rate")).otherwise(pl.col("grocery_tax_rate")),
     ).with_columns(group=pl.col("dept_index") * len(TIERS) + pl.col("tier_index"))
     # Float sums by numpy in row order, so the odds are bit-identical whatever the thread count.
@@ -345,9 +349,15 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
         "tax_rate": items["tax_rate"].to_numpy(),
         "department_index": items["dept_index"].to_numpy(), "perishable": items["perishable"].to_numpy(),
     }
+    named = items.select("store_product_id", "store_id", "product_id", "list_price").join(
+        products.select("product_id", "department", "category", "subcategory"), on="product_id", how="left",
+        maintain_order="left")
+    items = items.select(pl.all().exclude("store_product_id", "store_id", "product_id", "list_price"))
     return Assortment(
-        stores, items.drop("dept_index", "tier_index", "group", "popularity", "weight",
-                           "grocery_tax_rate", "brand_tier"),
+        stores, pl.concat([named, items], how="horizontal").select(
+            "store_product_id", "store_id", "product_id", "list_price", "department", "category", "subcategory",
+            "taxable", "refrigerated", "perishable", "store_index", "tax_rate", "promotion_id", "discount_value",
+            "deal"),
         departments, item_cum, group_first, group_last, group_cum, ids[order], order, shelf,
         promotions.select("promotion_id", "promo_code").unique("promotion_id").sort("promotion_id"))
 
