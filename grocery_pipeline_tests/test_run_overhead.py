@@ -58,3 +58,27 @@ def test_the_catalog_is_opened_again_only_when_its_file_changed(tmp_path, monkey
     path.unlink()  # a new catalog file: what this process knew of the old one no longer holds
     assert catalog.ensure_views(path, lake, ["calendar"]) == ["calendar"]
     assert catalog.query_catalog(path, 'SELECT count(*) AS n FROM grocery."calendar"')["n"][0] == 1
+
+
+@pytest.mark.integration
+def test_the_days_world_is_built_once_even_when_later_days_were_read(tmp_path):
+    """A range run publishes every dimension day before the facts read them, so the as-of reader is
+    ahead of the day asked for; the simulation and the audits of that day still share one world
+    (and through it one price book)."""
+    from datetime import date
+
+    import dagster as dg
+
+    from grocery_pipeline.assets.dimensions import DIMENSION_ASSETS
+    from grocery_pipeline.resources import GrocerySettings
+    from grocery_pipeline.storage import world as worlds
+    from grocery_pipeline.storage.lake import Lake as LakeOf
+
+    result = dg.materialize(DIMENSION_ASSETS, instance=dg.DagsterInstance.ephemeral(), tags=RANGE,
+                            resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path))})
+    assert result.success
+    lake = LakeOf(tmp_path / "lake")
+    worlds.load_world(lake, date(2025, 1, 3))  # the as-of reader now holds all three days
+    first = worlds.load_world(lake, date(2025, 1, 2))
+    assert worlds.load_world(lake, date(2025, 1, 2)) is first
+    assert first.business_date == date(2025, 1, 2)

@@ -15,28 +15,39 @@ DIMENSIONS = ("calendar", "distribution_centers", "stores", "trucks", "products"
               "customers", "drivers", "promotions")
 
 
-def read_as_of_cached(lake: Lake, table: str, business_date: date) -> pl.DataFrame:
-    """All rows of a daily table published for dates up to `business_date`."""
+def _through(lake: Lake, table: str, business_date: date) -> tuple[list[str], list[tuple]]:
+    """The files of a daily table up to `business_date` and their signatures; fails unless that
+    day itself is published."""
     days, files, signatures = lake.published_through(table, business_date)
     if not days or days[-1] != business_date:
         raise MissingPartitionError(table, [business_date.isoformat()])
+    return files, signatures
+
+
+def read_as_of_cached(lake: Lake, table: str, business_date: date) -> pl.DataFrame:
+    """All rows of a daily table published for dates up to `business_date`."""
+    files, signatures = _through(lake, table, business_date)
     return read_files_cached(lake, table, files, signatures)
 
 
-# The last world built, with the dimension frames it was built from: the day's simulation and the
-# audits of the same day (prices in effect) ask for the same world; one is kept, so memory is bounded.
-_LAST_WORLD: dict[tuple[Path, date], tuple[dict[str, pl.DataFrame], World]] = {}
+# The last world built, with the signatures of the dimension files it was built from: the day's
+# simulation and the audits of the same day (prices in effect) ask for the same world, and the
+# price book is shared while the world is the very same object; one is kept, so memory is bounded.
+_LAST_WORLD: dict[tuple[Path, date], tuple[dict[str, list[tuple]], World]] = {}
 
 
 def load_world(lake: Lake, business_date: date) -> World:
     """The dimensions live on `business_date`; fails naming any dimension partition not yet published."""
-    tables = {t: read_as_of_cached(lake, t, business_date) for t in DIMENSIONS}
+    through = {t: _through(lake, t, business_date) for t in DIMENSIONS}
+    signatures = {t: sigs for t, (_, sigs) in through.items()}
     key = (lake.root, business_date)
     last = _LAST_WORLD.get(key)
-    # the same frame objects mean no partition was published or replaced since
-    if last is not None and all(last[0][t] is tables[t] for t in DIMENSIONS):
+    # by file signatures, not frame identity: the as-of reader hands out a fresh slice when it has
+    # read past `business_date` (a range run publishes every dimension day before the facts)
+    if last is not None and last[0] == signatures:
         return last[1]
+    tables = {t: read_files_cached(lake, t, files, sigs) for t, (files, sigs) in through.items()}
     world = world_on(business_date, tables)
     _LAST_WORLD.clear()
-    _LAST_WORLD[key] = (tables, world)
+    _LAST_WORLD[key] = (signatures, world)
     return world
