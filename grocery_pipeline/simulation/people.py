@@ -19,19 +19,22 @@ VEHICLES = np.array(["car", "van", "e-bike", "scooter"])
 VEHICLE_SHARES = np.array([0.60, 0.15, 0.15, 0.10])
 
 
-def _open_stores(stores: pl.DataFrame, day: Day) -> pl.DataFrame:
-    return stores.filter(pl.col("opened_on") <= day.business_date).sort("store_id")
+def _born_near_stores(day: Day, stores: pl.DataFrame, table: str):
+    """The day's new people of `table`: their first id, random stream, the open stores, and for
+    each person the index of the store they live or work near (busier stores draw more)."""
+    n = growth.rows_born(day.settings, table, day.business_date)
+    first = growth.first_id(day.settings, table, day.business_date)
+    rng = day.rng(table)
+    open_stores = stores.filter(pl.col("opened_on") <= day.business_date).sort("store_id")
+    weights = open_stores["traffic_weight"].to_numpy()
+    anchor = rng.choice(open_stores.height, size=n, p=weights / weights.sum())
+    return n, first, rng, open_stores, anchor
 
 
 def generate_customers(day: Day, stores: pl.DataFrame) -> pl.DataFrame:
     """Customers who sign up on the day, living around stores in proportion to store traffic."""
-    settings, dicts = day.settings, day.dictionaries
-    n = growth.rows_born(settings, "customers", day.business_date)
-    first = growth.first_id(settings, "customers", day.business_date)
-    rng = day.rng("customers")
-    open_stores = _open_stores(stores, day)
-    weights = open_stores["traffic_weight"].to_numpy()
-    anchor = rng.choice(open_stores.height, size=n, p=weights / weights.sum())
+    dicts = day.dictionaries
+    n, first, rng, open_stores, anchor = _born_near_stores(day, stores, "customers")
     home = open_stores[anchor]
     lat, lon = geography.scatter_around(home["lat"].to_numpy(), home["lon"].to_numpy(), rng,
                                         CUSTOMER_MEAN_MILES)
@@ -67,13 +70,8 @@ def generate_customers(day: Day, stores: pl.DataFrame) -> pl.DataFrame:
 
 def generate_drivers(day: Day, stores: pl.DataFrame) -> pl.DataFrame:
     """Drivers hired on the day: the initial crew covers every store, busier stores get more."""
-    settings, dicts = day.settings, day.dictionaries
-    n = growth.rows_born(settings, "drivers", day.business_date)
-    first = growth.first_id(settings, "drivers", day.business_date)
-    rng = day.rng("drivers")
-    open_stores = _open_stores(stores, day)
-    weights = open_stores["traffic_weight"].to_numpy()
-    zone = rng.choice(open_stores.height, size=n, p=weights / weights.sum())
+    dicts = day.dictionaries
+    n, first, rng, open_stores, zone = _born_near_stores(day, stores, "drivers")
     if day.is_initial:
         zone[: min(n, open_stores.height)] = np.arange(min(n, open_stores.height))
     home = open_stores[zone]
