@@ -141,6 +141,11 @@ def production(postgres_url, tmp_path_factory):
     try:
         _wait_for_code_location(port, web)
         with dg.DagsterInstance.from_config(str(home)) as instance:
+            # As a deployment does once (docs/deployment.md): create every pool with its limit up
+            # front. Dagster creates a default-limit pool lazily on its first claim, and two runs
+            # claiming a brand-new pool in the same instant can both get a slot.
+            for pool in sorted({pool for a in _materializable() for pool in a.node_def.pools}):
+                instance.event_log_storage.set_concurrency_slots(pool, 1)
             yield {"port": port, "instance": instance, "data": data, "home": home,
                    "logs": [logs / "daemon.log", logs / "webserver.log", pg_log]}
     finally:
