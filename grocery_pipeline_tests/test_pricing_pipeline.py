@@ -259,9 +259,9 @@ def test_sensor_without_cursor_picks_up_after_the_latest_published_tick(demo):
     assert result.cursor == "2025-01-04-00:00"
 
 
-def test_the_sample_questions_in_the_pricing_docs_run_on_a_generated_warehouse(demo):
-    """docs/pricing.md stays true: its common part and each of its four questions run as written."""
-    text = (Path(__file__).resolve().parent.parent / "docs" / "pricing.md").read_text()
+def test_the_sample_price_questions_in_the_readme_run_on_a_generated_warehouse(demo):
+    """The README stays true: the common part and each of the four price questions run as written."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     blocks = re.findall(r"```sql\n(.*?)```", text, flags=re.S)
     common = next(b for b in blocks if b.startswith("with now as"))
     questions = [b for b in blocks if re.match(r"-- [1-4]\. ", b)]
