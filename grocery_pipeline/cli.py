@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

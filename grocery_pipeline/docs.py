@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from grocery_pipeline.settings import PROJECT_ROOT
 from grocery_pipeline.tables import TABLES

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import polars as pl
 
 from grocery_pipeline.checks import Audit, AuditContext, Finding
 from grocery_pipeline.simulation import calendar

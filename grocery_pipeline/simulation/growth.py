@@ -49,8 +49,3 @@ def first_id(settings: Settings, table: str, day: date) -> int:
         raise ValueError(f"{day} is before the start date {settings.start_date}")
     year_end = date(day.year, 12, 31)
     return _offsets(settings, table, max(year_end, day))[index]
-
-
-def population_size(settings: Settings, table: str, day: date) -> int:
-    """How many rows of `table` exist at the end of `day`."""
-    return first_id(settings, table, day) + rows_born(settings, table, day) - 1

@@ -208,7 +208,6 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
                   world: World, number: int, landed: datetime) -> Deliveries:
     d = day.business_date
     rng = day.rng("operations", "settle")
-    items = assortment.items
     n_orders = orders.height
     order_of = cart["order"].to_numpy()
     wanted_qty = cart["quantity"].to_numpy()

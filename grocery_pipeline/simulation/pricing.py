@@ -520,7 +520,3 @@ def price_mismatches(lines: pl.DataFrame, book: PriceBook, at: str, unit_price: 
     priced = priced.with_columns(price_in_effect=pl.Series(expected, dtype=pl.Float64))
     wrong = priced.filter((pl.col(unit_price) - pl.col("price_in_effect")).abs() > 0.005)
     return pl.concat([wrong, unpriced.with_columns(price_in_effect=pl.lit(None, dtype=pl.Float64))])
-
-
-def end_of_day(business_date: date) -> datetime:
-    return datetime.combine(business_date, datetime.max.time())

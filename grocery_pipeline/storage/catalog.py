@@ -46,7 +46,7 @@ def connect_with_retry(path: Path, read_only: bool = False,
 def _recorded_views(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """The view definitions this catalog was last built with (empty for a new catalog)."""
     try:
-        return dict(conn.execute(f"SELECT view_name, definition FROM main.grocery_catalog_views").fetchall())
+        return dict(conn.execute("SELECT view_name, definition FROM main.grocery_catalog_views").fetchall())
     except duckdb.CatalogException:
         return {}
 
@@ -85,13 +85,13 @@ def ensure_views(catalog_path: Path, lake: Lake, tables: list[str]) -> list[str]
     catalog_path.parent.mkdir(parents=True, exist_ok=True)
     with connect_with_retry(catalog_path) as conn:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS main.grocery_catalog_views "
+        conn.execute("CREATE TABLE IF NOT EXISTS main.grocery_catalog_views "
                      "(view_name VARCHAR PRIMARY KEY, definition VARCHAR)")
         recorded = _recorded_views(conn)
         changed = [t for t, sql in wanted.items() if recorded.get(t) != sql]
         for table in changed:
             conn.execute(wanted[table])
-            conn.execute(f"INSERT OR REPLACE INTO main.grocery_catalog_views VALUES (?, ?)",
+            conn.execute("INSERT OR REPLACE INTO main.grocery_catalog_views VALUES (?, ?)",
                          [table, wanted[table]])
         recorded = _recorded_views(conn)
     signature = _file_signature(catalog_path)
