@@ -2,7 +2,7 @@
 
 For each preset it runs, each in a fresh process (so the peak RSS is that run's own):
   generate  the generators alone, without Dagster (each asset's `produce`, timed apart from the
-            Parquet write and the audits that follow it),
+            Parquet write and the audits that run beside it),
   e2e       the window end to end as `grocery-pipeline generate` runs it: Dagster single-run
             backfills, Parquet written, audits run, DuckDB catalog updated;
 then, optionally, `tpchgen-cli` at a comparable row count as a reference. It prints the figures,

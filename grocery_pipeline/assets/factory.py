@@ -7,13 +7,14 @@ store or an order is.
 """
 
 
-
+import contextvars
 import time
 import warnings
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import dagster as dg
 from dagster import AssetExecutionContext
@@ -135,6 +136,13 @@ class PartitionRejected(Exception):
         super().__init__(f"partition {day} failed blocking check(s): {names}; nothing was published")
 
 
+def prepare(settings: Settings, frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """A partition's frames as they will be written: deliberate faults (off by default) injected,
+    then conformed to their tables' schemas."""
+    frames = faults.inject(settings.faults, frames)  # deliberate corruption (demos, gate tests)
+    return {name: TABLES[name].conform(frame) for name, frame in frames.items()}
+
+
 def write_audit_publish(settings: Settings, lake: Lake, day: date, frames: dict[str, pl.DataFrame],
                         tick: str | None = None) -> list[CheckOutcome]:
     """Stage every table of the partition, audit them together, then publish all or none."""
@@ -146,28 +154,101 @@ def write_audit_publish_ticks(settings: Settings, lake: Lake, day: date,
     """Write-audit-publish several partitions of one business date at once (a day's price ticks):
     stage each part's files, audit each table's rows of all parts together, publish all or none.
     A daily table carried by a tick part (the day-opening price snapshot) is staged at its daily path."""
-    staged: list[StagedPartition] = []
+    return publish_prepared(settings, lake, day, [(tick, prepare(settings, frames)) for tick, frames in parts])
+
+
+def _submit(pool: ThreadPoolExecutor, fn: Callable, *args) -> Future:
+    """Run `fn` in the pool within a copy of the caller's context (the running Dagster step's)."""
+    return pool.submit(contextvars.copy_context().run, fn, *args)
+
+
+def publish_prepared(settings: Settings, lake: Lake, day: date,
+                     parts: Sequence[tuple[str | None, dict[str, pl.DataFrame]]]) -> list[CheckOutcome]:
+    """`write_audit_publish_ticks` of frames already `prepare`d. The files are written in a second
+    thread while the audits run on the frames in memory (both mostly outside the GIL)."""
     by_table: dict[str, list[pl.DataFrame]] = defaultdict(list)
+    writes: list[Future] = []
+    published = False
     try:
-        for tick, frames in parts:
-            frames = faults.inject(settings.faults, frames)  # deliberate corruption (demos, gate tests), off by default
-            for name, frame in frames.items():
-                table = TABLES[name]
-                conformed = table.conform(frame)
-                staged.append(lake.stage(table, conformed, day, tick if table.partitioning == "price_tick" else None))
-                by_table[name].append(conformed)
-        audited = {name: pl.concat(frames) if len(frames) > 1 else frames[0] for name, frames in by_table.items()}
-        outcomes = run_audits(audited, audits.AuditContext(settings, lake, day, audited))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as writer:
+            for tick, frames in parts:
+                for name, frame in frames.items():
+                    table = TABLES[name]
+                    writes.append(_submit(writer, lake.stage, table, frame, day,
+                                          tick if table.partitioning == "price_tick" else None))
+                    by_table[name].append(frame)
+            audited = {name: pl.concat(frames) if len(frames) > 1 else frames[0] for name, frames in by_table.items()}
+            outcomes = run_audits(audited, audits.AuditContext(settings, lake, day, audited))
+        staged: list[StagedPartition] = [write.result() for write in writes]
         failed = [o for o in outcomes if o.audit.blocking and not o.finding.passed]
         if failed:
             raise PartitionRejected(day, failed)
         for s in staged:
             lake.publish(s)
-        staged = []
+        published = True
         return outcomes
     finally:
-        for s in staged:
-            lake.discard(s)
+        if not published:  # every write has ended here (the pool waited for them)
+            for write in writes:
+                if write.exception() is None:
+                    lake.discard(write.result())
+
+
+@dataclass(frozen=True)
+class PublishedPartition:
+    key: str
+    frames: dict[str, pl.DataFrame]
+    outcomes: list[CheckOutcome]
+    seconds: float  # since the previous partition of the run was published (or the run started)
+
+
+def publish_partitions(settings: Settings, dictionaries, lake: Lake, keys: Sequence[str], produce: Produce,
+                       overlap: bool) -> Iterator[PublishedPartition]:
+    """Generate and write-audit-publish each daily partition, oldest first.
+
+    With `overlap`, day d+1 is generated while day d is written and audited in a second thread:
+    the generator reads day d's frames through the lake's pending partitions (`Lake.hold_pending`)
+    as it would read them once published. Publishing stays in date order, and a day that fails its
+    audits raises `PartitionRejected` before any later day is published. Only for generators that
+    read the previous day solely through `Lake.read_partition`.
+    """
+    clock = time.perf_counter()
+    pending: tuple[str, date, dict[str, pl.DataFrame], Future] | None = None
+
+    def finish() -> PublishedPartition:
+        nonlocal clock, pending
+        key, day, frames, future = pending
+        pending = None
+        try:
+            outcomes = future.result()
+        finally:
+            lake.release_pending(day, frames)
+        now = time.perf_counter()
+        published = PublishedPartition(key, frames, outcomes, now - clock)
+        clock = now
+        return published
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish") as publisher:
+        for key in keys:
+            day = business_date(key)
+            try:
+                frames = prepare(settings, produce(Day(settings, dictionaries, day), lake))
+            except BaseException:
+                if pending is not None:
+                    finish()  # the day before failing its audits is the cause to report
+                raise
+            if pending is not None:
+                yield finish()
+            if overlap:
+                lake.hold_pending(day, frames)
+                pending = (key, day, frames, _submit(publisher, publish_prepared, settings, lake, day, [(None, frames)]))
+            else:
+                outcomes = publish_prepared(settings, lake, day, [(None, frames)])
+                now = time.perf_counter()
+                yield PublishedPartition(key, frames, outcomes, now - clock)
+                clock = now
+        if pending is not None:
+            yield finish()
 
 
 def _preview(frame: pl.DataFrame) -> str:
@@ -188,8 +269,11 @@ def daily_tables_asset(
     self_dependent: bool = False,
     code_version: str = "1",
     pool: str | None = None,
+    overlap: bool = False,
 ) -> dg.AssetsDefinition:
-    """A multi-asset that generates `tables` for each daily partition of a run, oldest first."""
+    """A multi-asset that generates `tables` for each daily partition of a run, oldest first
+    (`overlap`: generate each day while the one before is written and audited; see
+    `publish_partitions`)."""
     GENERATORS[name] = Generator(name, tuple(tables), produce)
 
     def as_dep(d):
@@ -227,32 +311,30 @@ def daily_tables_asset(
         keys = sorted(context.partition_keys)
         outcomes: list[CheckOutcome] = []
         rows = {t.name: 0 for t in tables}
-        last: dict[str, pl.DataFrame] = {}
-        for key in keys:
-            day = business_date(key)
-            started = time.perf_counter()
-            frames = produce(Day(settings, dictionaries, day), lake)
-            try:
-                outcomes += write_audit_publish(settings, lake, day, frames)
-            except PartitionRejected as rejected:
-                if files_partition_results(context):
-                    log_partition_results(context, outcomes + rejected.failed)
-                for result in check_results(outcomes + rejected.failed):
-                    yield result
-                raise dg.Failure(description=str(rejected), metadata={
-                    "partition": key, "failed_checks": dg.MetadataValue.json(
-                        [o.audit.name for o in rejected.failed])}) from None
-            for table, frame in frames.items():
-                rows[table] += frame.height
-                last[table] = frame
-            seconds = time.perf_counter() - started
-            context.log.info(f"{key}: published " + ", ".join(f"{t}={f.height}" for t, f in frames.items())
-                             + f" in {seconds:.2f}s")
-            for observe in PARTITION_OBSERVERS:
-                observe(name, key, {t: f.height for t, f in frames.items()}, seconds)
+        preview: dict[str, pl.DataFrame] = {}
+        try:
+            for published in publish_partitions(settings, dictionaries, lake, keys, produce, overlap):
+                outcomes += published.outcomes
+                for table, frame in published.frames.items():
+                    rows[table] += frame.height
+                    preview[table] = frame.head(PREVIEW_ROWS)
+                context.log.info(f"{published.key}: published "
+                                 + ", ".join(f"{t}={f.height}" for t, f in published.frames.items())
+                                 + f" in {published.seconds:.2f}s")
+                for observe in PARTITION_OBSERVERS:
+                    observe(name, published.key, {t: f.height for t, f in published.frames.items()},
+                            published.seconds)
+        except PartitionRejected as rejected:
+            if files_partition_results(context):
+                log_partition_results(context, outcomes + rejected.failed)
+            for result in check_results(outcomes + rejected.failed):
+                yield result
+            raise dg.Failure(description=str(rejected), metadata={
+                "partition": rejected.day.isoformat(), "failed_checks": dg.MetadataValue.json(
+                    [o.audit.name for o in rejected.failed])}) from None
         catalog.ensure_views(settings.warehouse_path, lake, [t.name for t in tables])
         for table in tables:
-            frame = last.get(table.name, table.empty())
+            frame = preview.get(table.name, table.empty())
             yield dg.MaterializeResult(asset_key=asset_key(table.name), metadata={
                 "dagster/row_count": rows[table.name],
                 "partitions": len(keys),

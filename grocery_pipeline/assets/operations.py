@@ -22,7 +22,7 @@ from grocery_pipeline.simulation import operations
 from grocery_pipeline.simulation.context import Day
 from grocery_pipeline.simulation.operations import Yesterday
 from grocery_pipeline.storage.lake import Lake
-from grocery_pipeline.storage.prices import load_pricebook
+from grocery_pipeline.storage.prices import cached_pricebook
 from grocery_pipeline.storage.world import load_world
 from grocery_pipeline.tables import TABLES, delivery, sales, supply_chain
 
@@ -44,7 +44,7 @@ def read_yesterday(lake: Lake, day: Day) -> Yesterday:
 
 def produce_operations(day: Day, lake: Lake) -> dict[str, pl.DataFrame]:
     world = load_world(lake, day.business_date)
-    prices = load_pricebook(lake, world, day.settings)
+    prices = cached_pricebook(lake, world, day.settings)  # the line-price audits ask for the same book
     return operations.simulate_day(day, world, prices, read_yesterday(lake, day))
 
 
@@ -56,6 +56,7 @@ def _price_deps() -> list[dg.AssetDep]:
 
 daily_operations = daily_tables_asset(
     "daily_operations", OPERATIONS_TABLES, produce_operations, DAILY,
-    deps=[*DIMENSIONS, dictionary_key("departments"), *_price_deps()], self_dependent=True)
+    deps=[*DIMENSIONS, dictionary_key("departments"), *_price_deps()], self_dependent=True,
+    overlap=True)  # the next day reads this one's state only through Lake.read_partition
 
 OPERATIONS_ASSETS = [daily_operations]

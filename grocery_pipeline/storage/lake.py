@@ -14,9 +14,10 @@ import socket
 import stat
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Iterable
 
 import polars as pl
 
@@ -38,11 +39,22 @@ class StagedPartition:
     staged_path: Path
     final_path: Path
     rows: int
+    frame: pl.DataFrame | None = field(default=None, compare=False, repr=False)
+
+
+# (lake root, table) -> (path, signature, frame) of the partition this process published last: the
+# next day of a state chain reads it back (yesterday's closing state, the day's price snapshot), and
+# a partition is served from memory while its file is still the very one written. One per table,
+# so memory stays bounded to about a day of output.
+_PUBLISHED: dict[tuple[Path, str], tuple[Path, tuple, pl.DataFrame]] = {}
 
 
 class Lake:
     def __init__(self, root: Path | str):
         self.root = Path(root).resolve()
+        # partitions generated but not yet published, readable by this Lake only: the next day of a
+        # state chain is generated while this one is still being written and audited
+        self._pending: dict[tuple[str, date, str | None], pl.DataFrame] = {}
 
     # -- paths -------------------------------------------------------------------------------
     def table_dir(self, table: str) -> Path:
@@ -75,15 +87,26 @@ class Lake:
             # a concurrent discard removed the (then empty) folder between mkdir and write
             final.parent.mkdir(parents=True, exist_ok=True)
             frame.write_parquet(staged, compression="zstd", statistics=True)
-        return StagedPartition(table.name, business_date, tick, staged, final, frame.height)
+        return StagedPartition(table.name, business_date, tick, staged, final, frame.height, frame)
 
-    @staticmethod
-    def publish(staged: StagedPartition) -> Path:
+    def publish(self, staged: StagedPartition) -> Path:
         """Atomically replace the partition with the staged file."""
         if os.environ.get(PAUSE_BEFORE_PUBLISH_ENV) == staged.business_date.isoformat():
             time.sleep(PAUSE_BEFORE_PUBLISH_SECONDS)
         os.replace(staged.staged_path, staged.final_path)
+        if staged.frame is not None:
+            _PUBLISHED[(self.root, staged.table)] = (staged.final_path, _signature(staged.final_path), staged.frame)
         return staged.final_path
+
+    def hold_pending(self, business_date: date, frames: dict[str, pl.DataFrame]) -> None:
+        """Let this Lake's readers see a day's frames before they are published (see `read_partition`);
+        they must be exactly what will be written (conformed)."""
+        for name, frame in frames.items():
+            self._pending[(name, business_date, None)] = frame
+
+    def release_pending(self, business_date: date, tables: Iterable[str]) -> None:
+        for name in tables:
+            self._pending.pop((name, business_date, None), None)
 
     @staticmethod
     def discard(staged: StagedPartition) -> None:
@@ -138,10 +161,22 @@ class Lake:
 
     def read_partition(self, table: str, business_date: date, columns: list[str] | None = None,
                        tick: str | None = None) -> pl.DataFrame:
+        """One partition's rows: a pending one held by this Lake, else the published file (from
+        memory when this process published it and the file has not changed since)."""
+        frame = self._pending.get((table, business_date, tick))
         path = self.partition_path(table, business_date, tick)
-        if not path.is_file():
-            raise MissingPartitionError(table, [business_date.isoformat() + (f" tick {tick}" if tick else "")])
-        return pl.read_parquet(path, columns=columns)
+        if frame is None:
+            remembered = _PUBLISHED.get((self.root, table))
+            try:
+                signature = _signature(path)
+            except (FileNotFoundError, NotADirectoryError):
+                raise MissingPartitionError(
+                    table, [business_date.isoformat() + (f" tick {tick}" if tick else "")]) from None
+            if remembered is not None and remembered[0] == path and remembered[1] == signature:
+                frame = remembered[2]
+            else:
+                return pl.read_parquet(path, columns=columns)
+        return frame.select(columns) if columns is not None else frame
 
     def read_as_of(self, table: str, business_date: date, columns: list[str] | None = None) -> pl.DataFrame:
         """Every row of a (daily) table that existed on `business_date`: all partitions up to it.

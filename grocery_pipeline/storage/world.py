@@ -3,6 +3,7 @@ backfill that walks the days in order reads each partition once."""
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -30,10 +31,13 @@ def read_as_of_cached(lake: Lake, table: str, business_date: date) -> pl.DataFra
     return read_files_cached(lake, table, files, signatures)
 
 
-# The last world built, with the signatures of the dimension files it was built from: the day's
+# The last worlds built, with the signatures of the dimension files they were built from: the day's
 # simulation and the audits of the same day (prices in effect) ask for the same world, and the
-# price book is shared while the world is the very same object; one is kept, so memory is bounded.
+# price book is shared while the world is the very same object. Two are kept (the day being
+# generated and the day before, audited meanwhile), so memory is bounded.
 _LAST_WORLD: dict[tuple[Path, date], tuple[dict[str, list[tuple]], World]] = {}
+WORLDS_KEPT = 2
+_WORLD_LOCK = threading.Lock()
 
 
 def load_world(lake: Lake, business_date: date) -> World:
@@ -48,6 +52,9 @@ def load_world(lake: Lake, business_date: date) -> World:
         return last[1]
     tables = {t: read_files_cached(lake, t, files, sigs) for t, (files, sigs) in through.items()}
     world = world_on(business_date, tables)
-    _LAST_WORLD.clear()
-    _LAST_WORLD[key] = (signatures, world)
+    with _WORLD_LOCK:  # the day's audits and the next day's generation may both be here
+        _LAST_WORLD.pop(key, None)
+        while len(_LAST_WORLD) >= WORLDS_KEPT:
+            _LAST_WORLD.pop(next(iter(_LAST_WORLD)))
+        _LAST_WORLD[key] = (signatures, world)
     return world

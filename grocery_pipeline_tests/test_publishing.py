@@ -1,0 +1,107 @@
+"""Publishing a run's days: the next day generated while the previous one is written and audited,
+and partitions read back from memory only while their file is the one this process wrote."""
+
+import os
+from datetime import date, timedelta
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from grocery_pipeline.assets import factory
+from grocery_pipeline.settings import load_settings
+from grocery_pipeline.simulation.calendar import generate_calendar
+from grocery_pipeline.storage import lake as lake_module
+from grocery_pipeline.storage.lake import Lake, MissingPartitionError
+from grocery_pipeline.tables import TABLES
+
+# The tiny 3-day window of the warehouse tests (its fixture runs once for this module too).
+from grocery_pipeline_tests.test_warehouse import START, generated  # noqa: F401
+
+CALENDAR = TABLES["calendar"]
+KEYS = [(START + timedelta(days=i)).isoformat() for i in range(3)]
+
+
+def _calendar(day: date) -> pl.DataFrame:
+    return CALENDAR.conform(generate_calendar(day))
+
+
+@pytest.mark.integration
+def test_a_partition_served_from_memory_is_exactly_its_file(generated):
+    data, _, _ = generated
+    root = (data / "lake").resolve()
+    remembered = {table: entry for (r, table), entry in lake_module._PUBLISHED.items() if r == root}
+    assert set(remembered) >= {t for t in TABLES if t != "price_updates"}  # the run's last partition of each
+    for table, (path, _, frame) in remembered.items():
+        assert_frame_equal(frame, pl.read_parquet(path), check_dtypes=True)  # schema and rows, in order
+
+
+def test_a_partition_replaced_by_another_writer_is_read_from_its_file(tmp_path):
+    lake = Lake(tmp_path / "lake")
+    lake.publish(lake.stage(CALENDAR, _calendar(START), START))
+    assert lake.read_partition("calendar", START) is lake_module._PUBLISHED[(lake.root, "calendar")][2]
+    replaced = _calendar(START).with_columns(traffic_multiplier=pl.lit(7.0))
+    path = lake.partition_path("calendar", START)
+    replaced.write_parquet(str(path) + ".other")
+    os.replace(str(path) + ".other", path)  # another process re-materialized the day
+    assert lake.read_partition("calendar", START)["traffic_multiplier"].to_list() == [7.0]
+    path.unlink()
+    with pytest.raises(MissingPartitionError, match="calendar"):
+        lake.read_partition("calendar", START)
+
+
+def test_pending_frames_are_seen_only_by_their_lake_and_only_until_released(tmp_path):
+    lake, other = Lake(tmp_path / "lake"), Lake(tmp_path / "lake")
+    lake.hold_pending(START, {"calendar": _calendar(START)})
+    assert lake.read_partition("calendar", START, columns=["date"]).columns == ["date"]
+    with pytest.raises(MissingPartitionError):
+        other.read_partition("calendar", START)
+    lake.release_pending(START, ["calendar"])
+    with pytest.raises(MissingPartitionError):
+        lake.read_partition("calendar", START)
+
+
+def _run(tmp_path, produce, overlap: bool):
+    settings = load_settings(env={}, preset="tiny", data_dir=tmp_path / "data")
+    lake = Lake(settings.lake_dir)
+    return lake, list(factory.publish_partitions(settings, None, lake, KEYS, produce, overlap))
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_days_publish_in_order_and_the_next_day_reads_the_previous_one(tmp_path, overlap):
+    seen = []
+
+    def produce(day, lake):
+        if not day.is_initial:  # yesterday: pending (overlap) or published, identical either way
+            seen.append(lake.read_partition("calendar", day.business_date - timedelta(days=1)).height)
+        return {"calendar": _calendar(day.business_date)}
+
+    lake, published = _run(tmp_path, produce, overlap)
+    assert [p.key for p in published] == KEYS and seen == [1, 1]
+    assert all(p.outcomes and all(o.finding.passed for o in p.outcomes) for p in published)
+    assert [lake.read_partition("calendar", START + timedelta(days=i)).height for i in range(3)] == [1, 1, 1]
+    assert not lake._pending
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_a_rejected_day_publishes_neither_itself_nor_any_later_day(tmp_path, overlap):
+    produced = []
+
+    def produce(day, lake):
+        produced.append(day.business_date)
+        frame = _calendar(day.business_date)
+        return {"calendar": pl.concat([frame, frame]) if day.business_date == START + timedelta(days=1) else frame}
+
+    lake = None
+    with pytest.raises(factory.PartitionRejected, match="2025-01-02") as rejected:
+        settings = load_settings(env={}, preset="tiny", data_dir=tmp_path / "data")
+        lake = Lake(settings.lake_dir)
+        for _ in factory.publish_partitions(settings, None, lake, KEYS, produce, overlap):
+            pass
+    assert [o.audit.name for o in rejected.value.failed] == ["calendar_keys_unique"]
+    assert lake.has_partition("calendar", START)
+    assert not lake.has_partition("calendar", START + timedelta(days=1))
+    assert not lake.has_partition("calendar", START + timedelta(days=2))
+    assert not list((tmp_path / "data" / "lake").rglob("*.staging")) and not lake._pending
+    # with overlap the third day was generated while the second was audited, then thrown away
+    assert len(produced) == (3 if overlap else 2)
