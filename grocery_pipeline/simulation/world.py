@@ -26,28 +26,39 @@ class World:
         return float(self.calendar["traffic_multiplier"][0])
 
 
+def _where(frame: pl.DataFrame, predicate: pl.Expr) -> pl.DataFrame:
+    """The rows where the predicate holds: the frame itself (no copy) when all of them do."""
+    mask = frame.select(predicate.alias("keep")).to_series()
+    return frame if mask.all() else frame.filter(mask)
+
+
+def _by(frame: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Sorted by the key (and flagged so): without a copy when it already is (ids grow with the partitions)."""
+    return frame.with_columns(pl.col(key).set_sorted()) if frame[key].is_sorted() else frame.sort(key)
+
+
 def world_on(business_date: date, tables: dict[str, pl.DataFrame]) -> World:
-    """Filter every dimension (all rows published up to the date) to what is live that day."""
+    """Filter every dimension (all rows published up to the date) to what is live that day. A
+    table whose rows are all live is the very frame it was read as, so the world costs no copy."""
     d = business_date
-    products = tables["products"].filter(
-        (pl.col("launched_on") <= d) & (pl.col("discontinued_on").is_null() | (pl.col("discontinued_on") > d)))
-    stores = tables["stores"].filter(pl.col("opened_on") <= d)
-    store_products = tables["store_products"].filter(
-        (pl.col("listed_on") <= d)
-        & pl.col("store_id").is_in(stores["store_id"].implode())
-        & pl.col("product_id").is_in(products["product_id"].implode()))
-    drivers = tables["drivers"].filter(
-        (pl.col("hired_on") <= d) & (pl.col("left_on").is_null() | (pl.col("left_on") > d)))
-    promotions = tables["promotions"].filter((pl.col("start_date") <= d) & (pl.col("end_date") >= d))
+    products = _where(tables["products"],
+                      (pl.col("launched_on") <= d) & (pl.col("discontinued_on").is_null() | (pl.col("discontinued_on") > d)))
+    stores = _where(tables["stores"], pl.col("opened_on") <= d)
+    store_products = _where(tables["store_products"],
+                            (pl.col("listed_on") <= d)
+                            & pl.col("store_id").is_in(stores["store_id"].implode())
+                            & pl.col("product_id").is_in(products["product_id"].implode()))
+    drivers = _where(tables["drivers"], (pl.col("hired_on") <= d) & (pl.col("left_on").is_null() | (pl.col("left_on") > d)))
+    promotions = _where(tables["promotions"], (pl.col("start_date") <= d) & (pl.col("end_date") >= d))
     return World(
         business_date=d,
         calendar=tables["calendar"].filter(pl.col("date") == d),
         distribution_centers=tables["distribution_centers"],
-        stores=stores.sort("store_id"),
-        trucks=tables["trucks"].sort("truck_id"),
-        products=products.sort("product_id"),
-        store_products=store_products.sort("store_product_id"),
-        customers=tables["customers"].filter(pl.col("signup_date") <= d).sort("customer_id"),
-        drivers=drivers.sort("driver_id"),
-        promotions=promotions.sort("promotion_id"),
+        stores=_by(stores, "store_id"),
+        trucks=_by(tables["trucks"], "truck_id"),
+        products=_by(products, "product_id"),
+        store_products=_by(store_products, "store_product_id"),
+        customers=_by(_where(tables["customers"], pl.col("signup_date") <= d), "customer_id"),
+        drivers=_by(drivers, "driver_id"),
+        promotions=_by(promotions, "promotion_id"),
     )
