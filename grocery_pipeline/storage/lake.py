@@ -42,10 +42,9 @@ class StagedPartition:
     frame: pl.DataFrame | None = field(default=None, compare=False, repr=False)
 
 
-# (lake root, table) -> (path, signature, frame) of the partition this process published last: the
-# next day of a state chain reads it back (yesterday's closing state, the day's price snapshot), and
-# a partition is served from memory while its file is still the very one written. One per table,
-# so memory stays bounded to about a day of output.
+# (lake root, table) -> (path, signature, frame) of the partition of a `read_back` table this process
+# published last: the next day of a state chain reads it back (yesterday's closing state, the day's
+# price snapshot), served from memory while its file is still the very one written. One per table.
 _PUBLISHED: dict[tuple[Path, str], tuple[Path, tuple, pl.DataFrame]] = {}
 
 
@@ -94,7 +93,7 @@ class Lake:
         if os.environ.get(PAUSE_BEFORE_PUBLISH_ENV) == staged.business_date.isoformat():
             time.sleep(PAUSE_BEFORE_PUBLISH_SECONDS)
         os.replace(staged.staged_path, staged.final_path)
-        if staged.frame is not None:
+        if staged.frame is not None and TABLES[staged.table].read_back:
             _PUBLISHED[(self.root, staged.table)] = (staged.final_path, _signature(staged.final_path), staged.frame)
         return staged.final_path
 

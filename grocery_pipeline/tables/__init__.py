@@ -33,6 +33,9 @@ class Table:
     key: tuple[str, ...]
     partitioning: str = "daily"  # daily | price_tick
     owners: tuple[str, ...] = field(default=("team:data-platform",))
+    # the next day reads this partition back (a state chain's state, or the history an audit of
+    # the next day compares with): the lake keeps the last one it published in memory
+    read_back: bool = False
 
     @property
     def column_names(self) -> list[str]:

@@ -109,6 +109,7 @@ BUNDLES = Table(
         BUSINESS_DATE, LOADED_AT,
     ),
     key=("bundle_id",),
+    read_back=True,
 )
 
 BUNDLE_STOPS = Table(
@@ -145,6 +146,7 @@ DELIVERY_CUSTOMERS = Table(
         BUSINESS_DATE, LOADED_AT,
     ),
     key=("customer_id", "business_date"),
+    read_back=True,
 )
 
 TABLES = (ORDERS, ORDER_ITEMS, ORDER_EVENTS, BUNDLES, BUNDLE_STOPS, DELIVERY_CUSTOMERS)

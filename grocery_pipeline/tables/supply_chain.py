@@ -52,6 +52,7 @@ STORE_INVENTORY = Table(
         BUSINESS_DATE, LOADED_AT,
     ),
     key=("store_product_id", "business_date"),
+    read_back=True,
 )
 
 DC_INVENTORY_TXN = Table(
@@ -84,6 +85,7 @@ DC_INVENTORY = Table(
         BUSINESS_DATE, LOADED_AT,
     ),
     key=("dc_id", "product_id", "business_date"),
+    read_back=True,
 )
 
 SHIPMENTS = Table(
@@ -111,6 +113,7 @@ SHIPMENTS = Table(
         BUSINESS_DATE, LOADED_AT,
     ),
     key=("shipment_id",),
+    read_back=True,
 )
 
 SHIPMENT_LINES = Table(
