@@ -186,8 +186,9 @@ class SubstituteShelf:
 
     def __init__(self, items: pl.DataFrame):
         self.store_product_ids = items["store_product_id"].to_numpy()
-        # dense ranks only group equal (store, subcategory) pairs; their values never reach the data
-        self.key = items.select(pl.struct("store_id", "subcategory").rank("dense").cast(pl.Int64))
+        # the key only groups equal (store, subcategory) pairs; its values never reach the data
+        self.key = items.select(pl.col("store_id") * 2**32
+                                + pl.col("subcategory").cast(pl.Categorical).to_physical().cast(pl.Int64))
         self.key = self.key.to_series().to_numpy()
         self.order = np.argsort(self.key, kind="stable")     # item rows of each group, in item order
         self.sorted_key = self.key[self.order]

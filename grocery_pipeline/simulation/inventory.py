@@ -7,6 +7,8 @@ from typing import Callable
 
 import numpy as np
 
+from grocery_pipeline.simulation.shopping import search_sorted
+
 
 class StockLedger:
     """On-hand units per store product, updated as demand is served (vectorized)."""
@@ -18,7 +20,7 @@ class StockLedger:
 
     def positions(self, store_product_ids) -> np.ndarray:
         ids = np.asarray(store_product_ids, dtype=np.int64)
-        pos = np.searchsorted(self.store_product_ids, ids)
+        pos = search_sorted(self.store_product_ids, ids)
         pos = np.minimum(pos, len(self.store_product_ids) - 1)
         unknown = self.store_product_ids[pos] != ids if len(ids) else np.zeros(0, dtype=bool)
         if unknown.any():
@@ -34,7 +36,11 @@ class StockLedger:
         qty = np.asarray(quantities, dtype=np.int64)
         if qty.size == 0:
             return qty.copy()
-        pos = self.positions(store_product_ids)
+        return self.serve_at(self.positions(store_product_ids), qty)
+
+    def serve_at(self, pos: np.ndarray, qty: np.ndarray) -> np.ndarray:
+        """`serve` of lines already located in the ledger (`positions`), so a day's demand is
+        looked up once rather than hour by hour."""
         order = np.argsort(pos, kind="stable")  # group lines by product, keep time order inside
         p, q = pos[order], qty[order]
         group_start = np.r_[True, p[1:] != p[:-1]]
@@ -84,12 +90,12 @@ def serve_by_hour(ledger: StockLedger, demand_seconds: np.ndarray, demand_ids: n
     last_hour = int(max(hour_of_line.max(initial=0), arrival_hour.max(initial=0)))
     bounds = np.searchsorted(hour_of_line, np.arange(last_hour + 2))
     granted = np.zeros(len(demand_seconds), dtype=np.int64)
-    demand_ids = np.asarray(demand_ids, dtype=np.int64)
+    slots = ledger.positions(demand_ids)
     demand_qty = np.asarray(demand_qty, dtype=np.int64)
     for hour in range(last_hour + 1):
         lines = order[bounds[hour]:bounds[hour + 1]]
         if len(lines):
-            granted[lines] = ledger.serve(demand_ids[lines], demand_qty[lines])
+            granted[lines] = ledger.serve_at(slots[lines], demand_qty[lines])
             if on_shortfall is not None:
                 short = lines[granted[lines] < demand_qty[lines]]
                 if len(short):

@@ -191,6 +191,9 @@ def drivers_on_duty(world: World) -> pl.DataFrame:
                               on="home_store_id").sort("driver_id")
 
 
+ITEM_STATUSES = ("CANCELLED", "SUBSTITUTED", "FULFILLED", "PARTIAL", "OUT_OF_STOCK")   # by precedence
+
+
 @dataclass(frozen=True)
 class Deliveries:
     orders: pl.DataFrame
@@ -215,12 +218,11 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
     substituted = (granted == 0) & (substitute >= 0) & (substitute_granted > 0)
     item = np.where(substituted, substitute, cart["item"].to_numpy())
     quantity = np.where(substituted, substitute_granted, granted)
-    status = np.select(
-        [cancelled_by_customer, substituted, granted >= wanted_qty, granted > 0],
-        ["CANCELLED", "SUBSTITUTED", "FULFILLED", "PARTIAL"], "OUT_OF_STOCK")
+    status = shopping.labels(ITEM_STATUSES, np.select(
+        [cancelled_by_customer, substituted, granted >= wanted_qty, granted > 0], [0, 1, 2, 3], 4))
     picked_anything = np.bincount(order_of, weights=quantity, minlength=n_orders) > 0
     customer_cancel = orders["customer_cancels"].to_numpy()
-    order_status = np.where(picked_anything, "DELIVERED", "CANCELLED")
+    order_status = shopping.labels(("CANCELLED", "DELIVERED"), picked_anything)
     cancel_reason = pl.select(pl.when(pl.Series(customer_cancel)).then(pl.lit("CUSTOMER"))
                               .when(~pl.Series(picked_anything)).then(pl.lit("OUT_OF_STOCK"))
                               .otherwise(None).alias("r"))["r"]
@@ -264,14 +266,14 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
     subtotal = np.bincount(order_of, weights=money.line_cents, minlength=n_orders).astype(np.int64)
     tax = shopping.tax_cents(money.line_cents, shelf["tax_rate"][item], order_of)
     tax = np.pad(tax, (0, n_orders - len(tax)))
-    delivered = order_status == "DELIVERED"
+    delivered = picked_anything
     first_order = orders["order_number"].to_numpy() == 1
     coupon = np.where(delivered & first_order & (subtotal >= 3_500), 1_000,
                       np.where(delivered & (subtotal >= 4_000) & (rng.random(n_orders) < 0.04), 500, 0))
     fee = np.where(delivered, delivery.delivery_fee_cents(subtotal, delivery.member(orders["customer_id"].to_numpy())), 0)
     tip = np.where(delivered, delivery.tip_cents(rng, subtotal), 0)
-    tender = np.array(shopping.ONLINE_TENDERS)[rng.choice(len(shopping.ONLINE_TENDERS), size=n_orders,
-                                                          p=shopping.ONLINE_TENDER_MIX)]
+    tender = shopping.labels(shopping.ONLINE_TENDERS, rng.choice(len(shopping.ONLINE_TENDERS), size=n_orders,
+                                                                 p=shopping.ONLINE_TENDER_MIX))
 
     # Bundles, drivers, routes.
     delivered_orders = orders.filter(pl.Series(delivered))
@@ -388,7 +390,7 @@ def closing_adjustments(day: Day, ledger: StockLedger, assortment: Assortment, s
     """Shrink and cycle-count corrections at the close, for the store products sold today."""
     rng = day.rng("operations", "close")
     ids, on_hand = ledger.snapshot()
-    sold_units = np.bincount(np.searchsorted(ids, sold_sp), weights=sold, minlength=len(ids))
+    sold_units = np.bincount(shopping.search_sorted(ids, sold_sp), weights=sold, minlength=len(ids))
     item, live = assortment.positions(ids)
     rates = dict(day.dictionaries.departments.select("department", "shrink_rate").iter_rows())
     rate_of_department = np.array([rates.get(d, 0.0) for d in assortment.departments])

@@ -105,7 +105,6 @@ def build_receipts(rng: np.random.Generator, business_date: date, day_number: in
     takes_deal = rng.random(sold.height) < shopping.PROMO_USE[sold["kind"].to_numpy()]
     money = shopping.price_lines(sold["unit_price"].to_numpy(), sold["granted"].to_numpy(), shelf["deal"][item],
                                  shelf["deal_value"][item], takes_deal)
-    promotion_id, promo_code = assortment.promotion_columns(item, money.on_promotion)
     # Receipt ids follow checkout time; trips left with nothing are not numbered.
     kept = trips.join(sold.select("trip").unique(), on="trip", how="semi").sort("seconds", "trip")
     receipt_ids = day_number * RECEIPT_ID_STRIDE + np.arange(1, kept.height + 1, dtype=np.int64)
@@ -115,20 +114,21 @@ def build_receipts(rng: np.random.Generator, business_date: date, day_number: in
     basket = basket_of_trip[sold["trip"].to_numpy()]
     ts = shopping.seconds_to_ts(business_date, sold["seconds"].to_numpy())
 
+    line = np.argsort(basket, kind="stable")   # lines by receipt, in basket order within one
+    promotion_id, promo_code = assortment.promotion_columns(item[line], money.on_promotion[line])
     receipt_lines = pl.DataFrame({
-        "receipt_id": kept["receipt_id"].to_numpy()[basket],
-        "store_product_id": shelf["store_product_id"][item],
-        "product_id": shelf["product_id"][item],
-        "priced_at": ts,
-        "quantity": sold["granted"],
-        "unit_price": shopping.cents(money.unit_cents),
-        "discount": shopping.cents(money.discount_cents),
-        "line_total": shopping.cents(money.line_cents),
+        "receipt_id": receipt_ids[basket[line]],
+        "store_product_id": shelf["store_product_id"][item[line]],
+        "product_id": shelf["product_id"][item[line]],
+        "priced_at": ts[line],
+        "quantity": sold["granted"].to_numpy()[line],
+        "unit_price": shopping.cents(money.unit_cents[line]),
+        "discount": shopping.cents(money.discount_cents[line]),
+        "line_total": shopping.cents(money.line_cents[line]),
         "promotion_id": promotion_id,
         "promo_code": promo_code,
-        "_seq": np.arange(sold.height),
-    }).sort("receipt_id", "_seq").with_columns(
-        line_number=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("receipt_id"))
+        "line_number": shopping.within_group_rank(basket[line]) + 1,
+    })
 
     n = kept.height
     subtotal = np.bincount(basket, weights=money.line_cents, minlength=n).astype(np.int64)
@@ -143,7 +143,7 @@ def build_receipts(rng: np.random.Generator, business_date: date, day_number: in
         "store_id": kept["store_id"],
         "customer_id": kept["customer_id"],
         "receipt_ts": shopping.seconds_to_ts(business_date, kept["seconds"].to_numpy()),
-        "trip_type": np.array(shopping.TRIP_TYPES)[kept["trip_type"].to_numpy()],
+        "trip_type": shopping.labels(shopping.TRIP_TYPES, kept["trip_type"].to_numpy()),
         "tender_type": instore_tenders(rng, subtotal, kept["kind"].to_numpy()),
         "line_count": line_count.astype(np.int64),
         "item_count": item_count,
@@ -153,10 +153,10 @@ def build_receipts(rng: np.random.Generator, business_date: date, day_number: in
         "total": shopping.cents(subtotal - coupon + tax),
     })
     stamp = {"business_date": pl.lit(business_date), "_loaded_at": pl.lit(loaded_at)}
-    return receipts.with_columns(**stamp), receipt_lines.drop("_seq").with_columns(**stamp)
+    return receipts.with_columns(**stamp), receipt_lines.with_columns(**stamp)
 
 
-def instore_tenders(rng: np.random.Generator, subtotal_cents: np.ndarray, kind: np.ndarray) -> np.ndarray:
+def instore_tenders(rng: np.random.Generator, subtotal_cents: np.ndarray, kind: np.ndarray) -> pl.Series:
     """Cash for small baskets, cards for big ones, EBT mostly among budget shoppers."""
     n = len(subtotal_cents)
     small = subtotal_cents < 2_000
@@ -165,4 +165,4 @@ def instore_tenders(rng: np.random.Generator, subtotal_cents: np.ndarray, kind: 
     odds = np.stack([np.full(n, 0.40), np.full(n, 0.29), cash, np.full(n, 0.08), ebt, np.full(n, 0.02)], axis=1)
     cum = np.cumsum(odds / odds.sum(axis=1, keepdims=True), axis=1)
     pick = (rng.random(n)[:, None] > cum[:, :-1]).sum(axis=1)
-    return np.array(shopping.INSTORE_TENDERS)[pick]
+    return shopping.labels(shopping.INSTORE_TENDERS, pick)
