@@ -101,6 +101,9 @@ class Settings:
     promotion_categories_per_department: float = 0.5
 
     faults: tuple[str, ...] = field(default_factory=tuple)
+    # a run of several days generates the next day while one is written and audited, when that day
+    # has at most this many rows (0: never); above it, peak memory stays that of one day
+    overlap_max_rows: int = 5_000_000
 
     @property
     def lake_dir(self) -> Path:
@@ -122,7 +125,7 @@ class Settings:
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that shape the data (not where it is written), for metadata and versions."""
-        skip = {"data_dir", "dictionaries_dir", "end_date", "lake_url"}
+        skip = {"data_dir", "dictionaries_dir", "end_date", "lake_url", "overlap_max_rows"}
         out = {}
         for f in fields(self):
             if f.name in skip:
@@ -317,7 +320,7 @@ def _coerce(name: str, value: Any) -> Any:
         return None if value in (None, "") else _parse_date(name, value)
     if name in ("data_dir", "dictionaries_dir"):
         return Path(value)
-    if name == "seed" or name in _VOLUME_FIELDS:
+    if name in ("seed", "overlap_max_rows") or name in _VOLUME_FIELDS:
         return _parse_int(name, value)
     if name in _RATE_FIELDS or name in _PRICING_FLOAT_FIELDS:
         return _parse_float(name, value)
@@ -377,8 +380,9 @@ def validate(settings: Settings) -> None:
             raise SettingsError(f"setting '{name}': {value} is out of range; expected 0 <= value <= 1")
     if settings.store_assortment_share <= 0:
         raise SettingsError("setting 'store_assortment_share': must be > 0")
-    if settings.seed < 0:
-        raise SettingsError(f"setting 'seed': {settings.seed} is negative; expected a whole number >= 0")
+    for name in ("seed", "overlap_max_rows"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"setting '{name}': {getattr(settings, name)} is negative; expected a whole number >= 0")
     if settings.end_date is not None and settings.end_date < settings.start_date:
         raise SettingsError(
             f"setting 'end_date': {settings.end_date} is before start_date {settings.start_date}; "

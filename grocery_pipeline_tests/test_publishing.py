@@ -85,8 +85,8 @@ def test_days_publish_in_order_and_the_next_day_reads_the_previous_one(tmp_path,
     assert not lake._pending
 
 
-@pytest.mark.parametrize("overlap", [False, True])
-def test_a_rejected_day_publishes_neither_itself_nor_any_later_day(tmp_path, overlap):
+@pytest.mark.parametrize("overlap,max_rows,generated_days", [(False, 10, 2), (True, 10, 3), (True, 0, 2)])
+def test_a_rejected_day_publishes_neither_itself_nor_any_later_day(tmp_path, overlap, max_rows, generated_days):
     produced = []
 
     def produce(day, lake):
@@ -96,7 +96,7 @@ def test_a_rejected_day_publishes_neither_itself_nor_any_later_day(tmp_path, ove
 
     lake = None
     with pytest.raises(factory.PartitionRejected, match="2025-01-02") as rejected:
-        settings = load_settings(env={}, preset="tiny", data_dir=tmp_path / "data")
+        settings = load_settings(env={}, preset="tiny", data_dir=tmp_path / "data", overlap_max_rows=max_rows)
         lake = Lake(settings.lake_dir)
         for _ in factory.publish_partitions(settings, None, lake, KEYS, produce, overlap):
             pass
@@ -105,5 +105,6 @@ def test_a_rejected_day_publishes_neither_itself_nor_any_later_day(tmp_path, ove
     assert not lake.has_partition("calendar", START + timedelta(days=1))
     assert not lake.has_partition("calendar", START + timedelta(days=2))
     assert not list((tmp_path / "data" / "lake").rglob("*.staging")) and not lake._pending
-    # with overlap the third day was generated while the second was audited, then thrown away
-    assert len(produced) == (3 if overlap else 2)
+    # with overlap (a day within overlap_max_rows) the third day was generated while the second
+    # was audited, then thrown away
+    assert len(produced) == generated_days

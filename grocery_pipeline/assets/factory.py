@@ -206,7 +206,8 @@ def publish_partitions(settings: Settings, dictionaries, lake: Lake, keys: Seque
                        overlap: bool) -> Iterator[PublishedPartition]:
     """Generate and write-audit-publish each daily partition, oldest first.
 
-    With `overlap`, day d+1 is generated while day d is written and audited in a second thread:
+    With `overlap`, day d+1 is generated while day d is written and audited in a second thread
+    (when day d has at most `settings.overlap_max_rows` rows, which bounds peak memory):
     the generator reads day d's frames through the lake's pending partitions (`Lake.hold_pending`)
     as it would read them once published. Publishing stays in date order, and a day that fails its
     audits raises `PartitionRejected` before any later day is published. Only for generators that
@@ -239,7 +240,7 @@ def publish_partitions(settings: Settings, dictionaries, lake: Lake, keys: Seque
                 raise
             if pending is not None:
                 yield finish()
-            if overlap:
+            if overlap and sum(f.height for f in frames.values()) <= settings.overlap_max_rows:
                 lake.hold_pending(day, frames)
                 pending = (key, day, frames, _submit(publisher, publish_prepared, settings, lake, day, [(None, frames)]))
             else:
