@@ -446,7 +446,7 @@ def store_transactions(business_date: date, number: int, receipt_lines: pl.DataF
             .with_columns(txn_id=number * TXN_ID_STRIDE + pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
                           store_id=pl.col("store_product_id") // STORE_PRODUCT_STRIDE,
                           product_id=pl.col("store_product_id") % STORE_PRODUCT_STRIDE,
-                          txn_type=pl.col("kind").replace_strict(dict(enumerate(TXN_TYPES)), return_dtype=pl.String),
+                          txn_type=pl.lit(pl.Series(TXN_TYPES)).gather(pl.col("kind")),
                           business_date=pl.lit(business_date), _loaded_at=pl.lit(landed))
             .drop("kind"))
 

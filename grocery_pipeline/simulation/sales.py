@@ -53,7 +53,7 @@ def plan_trips(rng: np.random.Generator, customers: pl.DataFrame, assortment: As
         rate = (1.0 - customers["delivery_propensity"].to_numpy()) * segment.replace_strict(
             KIND_TRIP_RATE, return_dtype=pl.Float64).to_numpy()
         who = rng.choice(customers.height, size=n_loyal, p=rate / rate.sum())
-        shoppers = customers[who]
+        shoppers = customers.select("customer_id", "segment", "lat", "lon")[who]
         near, _ = shopping.nearest_stores(shoppers["lat"].to_numpy(), shoppers["lon"].to_numpy(),
                                           stores["lat"].to_numpy()[stocked], stores["lon"].to_numpy()[stocked])
         odds = STORE_RANK_ODDS[: near.shape[1]]

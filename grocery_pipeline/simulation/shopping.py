@@ -158,7 +158,9 @@ def local_miles(lat1, lon1, lat2, lon2) -> np.ndarray:
     dy = (lat2 - lat1) * MILES_PER_DEGREE_LAT
     dx = (np.asarray(lon2, dtype=np.float64) - np.asarray(lon1, dtype=np.float64)) \
         * (MILES_PER_DEGREE_LAT * np.cos(np.radians(lat1)))
-    return np.sqrt(dx * dx + dy * dy)
+    dx *= dx   # squared in place: the point-by-store matrices are large
+    dy *= dy
+    return np.sqrt(dx + dy)
 
 
 def nearest_stores(lat, lon, store_lat, store_lon, k: int = 3, chunk: int = 20_000):
@@ -231,7 +233,7 @@ class Assortment:
     @property
     def stocked_store_indexes(self) -> np.ndarray:
         """Stores that sell at least one product today (the others get no shoppers)."""
-        return np.unique(self.items["store_index"].to_numpy())
+        return np.flatnonzero(np.bincount(self.items["store_index"].to_numpy(), minlength=self.stores.height))
 
     def sample(self, rng: np.random.Generator, store_index, kind, trip) -> np.ndarray:
         """One product (row index into `items`) per requested line."""
