@@ -247,6 +247,39 @@ def test_price_in_effect_is_the_latest_change_at_or_before_the_moment():
     assert _book().price_at([1, 1, 1, 1, 2], at).tolist() == [2.49, 2.59, 2.59, 2.29, 5.99]
 
 
+def test_price_in_effect_matches_an_as_of_join_however_the_changes_are_ordered():
+    """Changes out of time order, store products changed without an opening price, lines at the very
+    moment of a change or before the day: each line gets the latest change at or before it, else
+    its opening price."""
+    values = np.random.default_rng(11)  # test fixture values only
+    day_start = datetime.combine(DAY, datetime.min.time())
+    midnight = np.datetime64(day_start, "us")
+    opening = pl.DataFrame({"store_product_id": np.arange(1, 40), "price": np.round(values.uniform(1, 9, 39), 2)}) \
+        .filter(pl.col("store_product_id") != 20)  # 20: no price at all, though 21 changes at midnight
+    changes = pl.concat([pl.DataFrame({
+        "store_product_id": values.integers(1, 50, 300),
+        "valid_from": midnight + values.integers(0, 24, 300).astype("timedelta64[h]").astype("timedelta64[us]"),
+        "new_price": np.round(values.uniform(1, 9, 300), 2),
+    }), pl.DataFrame({"store_product_id": [21], "valid_from": [day_start], "new_price": [5.55]})]) \
+        .filter(pl.col("store_product_id") != 20).unique(["store_product_id", "valid_from"]) \
+        .sample(fraction=1.0, shuffle=True, seed=3)
+    lines = pl.DataFrame({
+        "store_product_id": np.concatenate([values.choice(opening["store_product_id"].to_numpy(), 400),
+                                            changes["store_product_id"][:100]]),
+        "at": np.concatenate([midnight + values.integers(-3_600, 25 * 3_600, 400).astype("timedelta64[s]")
+                              .astype("timedelta64[us]"), changes["valid_from"][:100].to_numpy()]),
+    }).with_row_index("line")
+    expected = (lines.sort("at").join_asof(changes.sort("valid_from"), left_on="at", right_on="valid_from",
+                                           by="store_product_id", strategy="backward")
+                .join(opening, on="store_product_id", how="left").sort("line")
+                .select(pl.coalesce("new_price", "price"))["new_price"])
+    book = PriceBook(DAY, opening, changes)
+    assert expected.null_count() == 0
+    assert book.price_at(lines["store_product_id"], lines["at"]).tolist() == expected.to_list()
+    with pytest.raises(KeyError, match="store_product_id 20"):
+        book.price_at([1, 20], [datetime(2025, 1, 2, 9)] * 2)
+
+
 def test_line_price_audit_finds_a_line_not_at_the_price_in_effect():
     lines = pl.DataFrame({"store_product_id": [1, 1, 2, 3],
                           "priced_at": [datetime(2025, 1, 2, 9), datetime(2025, 1, 2, 13), datetime(2025, 1, 2, 9),

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 
 import numpy as np
 import polars as pl
 
-from grocery_pipeline.settings import Settings, class_figures, fraction_range, hour_set, tick_grid
+from grocery_pipeline.settings import PRICE_CLASSES, Settings, class_figures, fraction_range, hour_set, tick_grid
 from grocery_pipeline.simulation.rng import rng_for
 
 TABLE = "price_updates"
@@ -152,26 +153,35 @@ def promotion_until(catalog: Catalog, business_date: date) -> pl.DataFrame:
         pl.col("end_date").max().alias("promotion_until"))
 
 
-def _review_after(rules: PricingRules, start: datetime, hours: np.ndarray) -> pl.Series:
-    """The first tick at least one tick after `start` and at least `hours` later."""
+def _micros(moment: datetime) -> np.int64:
+    return np.datetime64(moment, "us").astype(np.int64)
+
+
+def _review_after(rules: PricingRules, start: datetime, hours: np.ndarray) -> np.ndarray:
+    """The first tick at least one tick after `start` and at least `hours` later (epoch microseconds)."""
     ticks = np.maximum(1, np.ceil(np.minimum(hours, MAX_HOLD_HOURS) * 60 / rules.tick_minutes)).astype(np.int64)
-    offsets = (ticks * rules.tick_minutes).astype("timedelta64[m]")
-    return pl.Series(np.datetime64(start, "us") + offsets, dtype=pl.Datetime("us"))
+    return _micros(start) + ticks * (rules.tick_minutes * 60_000_000)
 
 
-def _by_class(figures: dict[str, float], classes: pl.Series) -> np.ndarray:
-    names = list(figures)
-    unknown = classes.filter(~classes.is_in(names).fill_null(False))
-    if unknown.len():
-        raise ValueError(f"volatility_class {unknown[0]!r} is not one of {', '.join(figures)}")
-    # as categories, so a tick of hundreds of thousands of reviews never compares strings
-    codes = classes.cast(pl.Enum(names)).to_physical().to_numpy()
-    return np.array([figures[name] for name in names], dtype=np.float64)[codes]
+def _class_codes(classes: pl.Series) -> np.ndarray:
+    """Each row's volatility class as its position in PRICE_CLASSES; fails naming a class with no figures."""
+    try:
+        codes = classes.cast(pl.Enum(PRICE_CLASSES))
+    except pl.exceptions.InvalidOperationError:
+        codes = None
+    if codes is None or codes.null_count():
+        unknown = classes.filter(~classes.is_in(PRICE_CLASSES).fill_null(False))
+        raise ValueError(f"volatility_class {unknown[0]!r} is not one of {', '.join(PRICE_CLASSES)}")
+    return codes.to_physical().to_numpy()
 
 
-def _hold_hours(rules: PricingRules, classes: pl.Series, u: np.ndarray) -> np.ndarray:
-    """Hours until the next change: exponential with the class's rate of change."""
-    rate = _by_class(rules.change_rate, classes)
+def _by_class(figures: dict[str, float], codes: np.ndarray) -> np.ndarray:
+    """Each row's figure for its class (`codes` from `_class_codes`)."""
+    return np.array([figures[name] for name in PRICE_CLASSES], dtype=np.float64)[codes]
+
+
+def _hold_hours(rate: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Hours until the next change: exponential with the rate of change of each row's class."""
     with np.errstate(divide="ignore"):
         return np.where(rate > 0, -np.log1p(-u) / np.where(rate > 0, rate, 1.0), MAX_HOLD_HOURS)
 
@@ -212,9 +222,11 @@ def open_day(rules: PricingRules, seed: int, business_date: date, previous_close
     entering = state["_carried"].is_null()
     rng = rng_for(seed, TABLE, d, "listed")
     midnight = datetime.combine(d, time())
-    hours = _hold_hours(rules, state["volatility_class"].filter(entering), rng.random(int(entering.sum())))
+    hours = _hold_hours(_by_class(rules.change_rate, _class_codes(state["volatility_class"].filter(entering))),
+                        rng.random(int(entering.sum())))
     next_review = state["next_review_at"].cast(pl.Datetime("us"))
-    next_review.scatter(np.flatnonzero(entering.to_numpy()), _review_after(rules, midnight, hours))
+    next_review.scatter(np.flatnonzero(entering.to_numpy()),
+                        pl.Series(_review_after(rules, midnight, hours)).cast(pl.Datetime("us")))
     listed = pl.col("_carried").is_null()
     state = state.with_columns(
         price=pl.when(listed).then(pl.col("list_price")).otherwise(pl.col("price")),
@@ -231,10 +243,7 @@ REASONS = ("DISCOUNT", "LATE_NIGHT", "PROMOTION_END", "PROMOTION_START", "RUSH_H
 _REASON_NAMES = pl.Series("reason", REASONS, dtype=pl.String)
 DISCOUNT, LATE_NIGHT, PROMOTION_END, PROMOTION_START, RUSH_HOUR, SURGE, VOLATILITY = range(len(REASONS))
 _NEVER = np.iinfo(np.int64).max
-
-
-def _micros(moment: datetime) -> np.int64:
-    return np.datetime64(moment, "us").astype(np.int64)
+_DAY_MICROS = 86_400_000_000
 
 
 class PriceState:
@@ -242,17 +251,24 @@ class PriceState:
 
     The frame the run opened with stays as it was; the columns a review changes are held as numpy
     arrays updated in place, and the rows due before the end of the current day are kept apart,
-    so a tick costs what it reprices, not the size of the state. The whole state is scanned once
-    per day, and the frame is rebuilt only when asked for (`frame()`: the day's close).
+    so a tick costs what it reprices, not the size of the state. The columns a review only reads
+    are numpy arrays too, and each class figure is looked up once per state, so a tick touches no
+    frame until it builds its changes. The whole state is scanned once per day, and the frame is
+    rebuilt only when asked for (`frame()`: the day's close).
     """
-
-    STATIC = ("store_product_id", "list_price", "msrp", "unit_cost", "volatility_class", "promotion_until")
 
     def __init__(self, opened: pl.DataFrame):
         if not opened["store_product_id"].is_sorted():
             opened = opened.sort("store_product_id")  # the draws go to store products in id order
         self._opened = opened
-        self.reviewed = opened.select(self.STATIC)
+        self.store_product_id = opened["store_product_id"].to_numpy()
+        self.list_price = opened["list_price"].to_numpy()
+        self.msrp, self.unit_cost = opened["msrp"].to_numpy(), opened["unit_cost"].to_numpy()
+        promotion_until = opened["promotion_until"]
+        self.promoted = promotion_until.is_not_null().to_numpy()
+        # a promotion pins the price until the first tick after its last day
+        self.promotion_end = (promotion_until.to_physical().fill_null(0).to_numpy().astype(np.int64) + 1) * _DAY_MICROS
+        self._class_codes: np.ndarray | None = None
         self.price = opened["price"].to_numpy().astype(np.float64, copy=True)
         # a row with no review time is never due
         self.next_review = opened["next_review_at"].dt.epoch("us").fill_null(_NEVER).to_numpy().copy()
@@ -266,6 +282,12 @@ class PriceState:
     @property
     def height(self) -> int:
         return self._opened.height
+
+    def by_class(self, figures: dict[str, float], index: np.ndarray) -> np.ndarray:
+        """The figure of each row at `index` for its volatility class (classes are read once per state)."""
+        if self._class_codes is None:
+            self._class_codes = _class_codes(self._opened["volatility_class"])
+        return _by_class(figures, self._class_codes[index])
 
     def _tick_of(self, moments: np.ndarray) -> np.ndarray:
         """For each review time, the day's first tick (0-based) at or after it; before the day: 0."""
@@ -343,9 +365,11 @@ class PriceState:
         """The state as a frame, after which this state is spent: the next day's opening keeps only
         the columns it carries, so the rest of the day's state can go before the new one is built."""
         frame = self.frame()
-        self._opened = self._frame = self.reviewed = None
+        self._opened = self._frame = None
         self.price = self.next_review = self.locked = self._since = self._reason = None
-        self._queue = []
+        self.store_product_id = self.list_price = self.msrp = self.unit_cost = None
+        self.promoted = self.promotion_end = None
+        self._class_codes, self._queue = None, []
         return frame
 
 
@@ -363,16 +387,13 @@ def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
     n = len(due_index)
     if n == 0:
         return empty_changes(), state
-    due = state.reviewed[due_index]
     rng = rng_for(seed, TABLE, tick_at.isoformat())
     u_event, noise, u_depth, u_hold = rng.random(n), rng.standard_normal(n), rng.random(n), rng.random(n)
 
     old = state.price[due_index]
-    anchor = due["list_price"].to_numpy()
-    msrp, cost = due["msrp"].to_numpy(), due["unit_cost"].to_numpy()
-    classes = due["volatility_class"]
-    locked = state.locked[due_index]
-    promoted = due["promotion_until"].is_not_null().to_numpy()
+    anchor = state.list_price[due_index]
+    locked, promoted = state.locked[due_index], state.promoted[due_index]
+    bounds = _bounds(rules, old, state.msrp[due_index], state.unit_cost[due_index])
     hour = tick_at.hour
     market = (RUSH_HOUR if hour in rules.rush_hours
               else LATE_NIGHT if hour in rules.late_night_hours else VOLATILITY)
@@ -382,8 +403,9 @@ def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
     surge = ~discount & (u_event < rules.discount_probability + rules.surge_probability)
     reason = np.where(locked, PROMOTION_END, np.where(
         promoted, PROMOTION_START, np.where(discount, DISCOUNT, np.where(surge, SURGE, market)))).astype(np.int8)
+    start = reason == PROMOTION_START
 
-    sigma = _by_class(rules.volatility, classes) * rules.volatility_scale
+    sigma = state.by_class(rules.volatility, due_index) * rules.volatility_scale
     drift = rules.mean_reversion * np.log(anchor / old) + sigma * noise
     lo, hi = rules.discount_depth
     slo, shi = rules.surge_depth
@@ -392,54 +414,58 @@ def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
         [np.log1p(-(lo + u_depth * (hi - lo))), np.log1p(slo + u_depth * (shi - slo)), drift],
         default=drift + hour_adjustment,
     )
-    raw = np.where(reason == PROMOTION_START, anchor, old * np.exp(log_change))
-    new = _within_bounds(rules, tick_price_point(raw), old, msrp, cost)
-    new = np.where(reason == PROMOTION_START, _within_bounds(rules, anchor, old, msrp, cost), new)
+    raw = np.where(start, anchor, old * np.exp(log_change))
+    new = _clip(tick_price_point(raw), bounds)
+    if start.any():
+        new[start] = _clip(anchor[start], bounds[:, start])
 
     # A review always moves the price (bar a promotion start at the list price already), so each
     # row is a real change; the move goes the way the market pushed, else back toward the list.
     direction = np.sign(raw - old)
     direction = np.where(direction == 0, np.sign(anchor - old), direction)
     direction = np.where(direction == 0, np.where(u_depth < 0.5, -1.0, 1.0), direction)
-    for attempt in (direction, -direction):
-        unchanged = (new == old) & (reason != PROMOTION_START)
-        if not unchanged.any():
+    for sign in (1.0, -1.0):
+        stuck = np.flatnonzero((new == old) & ~start)
+        if not len(stuck):
             break
-        stepped = _within_bounds(rules, _neighbour(old, attempt), old, msrp, cost)
-        new = np.where(unchanged, stepped, new)
+        new[stuck] = _clip(_neighbour(old[stuck], sign * direction[stuck]), bounds[:, stuck])
 
     event = (reason == DISCOUNT) | (reason == SURGE)
-    hold = np.where(event, -np.log1p(-u_hold) * rules.event_hours, _hold_hours(rules, classes, u_hold))
+    hold = np.where(event, -np.log1p(-u_hold) * rules.event_hours,
+                    _hold_hours(state.by_class(rules.change_rate, due_index), u_hold))
     next_review = _review_after(rules, tick_at, hold)
-    if promoted.any() or locked.any():
-        # A promotion pins the price until the first tick after its last day.
-        promo_end = due["promotion_until"].to_numpy().astype("datetime64[us]") + np.timedelta64(1, "D")
-        next_review = pl.Series(np.where(reason == PROMOTION_START, promo_end,
-                                         next_review.to_numpy()), dtype=pl.Datetime("us"))
+    if start.any():
+        next_review = np.where(start, state.promotion_end[due_index], next_review)
 
     tick = pl.Series(np.full(n, np.datetime64(tick_at, "us")), dtype=pl.Datetime("us"))
     changes = pl.DataFrame({
         "tick_at": tick,
-        "store_product_id": due["store_product_id"],
+        "store_product_id": state.store_product_id[due_index],
         "old_price": old,
         "new_price": new,
         "change_pct": np.round((new / old - 1) * 100, 2),
         "reason": _REASON_NAMES.gather(reason),
         "valid_from": tick,
-        "valid_to": next_review,
+        "valid_to": next_review.astype("datetime64[us]"),
     }, schema=CHANGE_SCHEMA)
-    state.review(due_index, tick_at, new, reason, changes["valid_to"].dt.epoch("us").to_numpy())
+    state.review(due_index, tick_at, new, reason, next_review)
     return changes, state
 
 
-def _within_bounds(rules: PricingRules, price: np.ndarray, old: np.ndarray, msrp: np.ndarray,
-                   cost: np.ndarray) -> np.ndarray:
-    """Clip to the cost-share band, then to the hard limits: at most the per-tick bound away from the
-    old price, above unit cost, at most MSRP. Rounded inward to the cent."""
+def _bounds(rules: PricingRules, old: np.ndarray, msrp: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Per row, the cost-share band and the hard limits (at most the per-tick bound away from the
+    old price, above unit cost, at most MSRP), rounded inward to the cent: a (4, n) array for `_clip`,
+    worked out once per tick however many candidate prices are clipped to it."""
     low_share, high_share = rules.cost_share
     soft_lo, soft_hi = np.ceil(cost / high_share * 100 - 1e-6) / 100, np.floor(cost / low_share * 100 + 1e-6) / 100
     hard_lo = np.maximum(np.ceil(old * (1 - rules.max_change) * 100 - 1e-6) / 100, np.round(cost + 0.01, 2))
     hard_hi = np.minimum(np.floor(old * (1 + rules.max_change) * 100 + 1e-6) / 100, msrp)
+    return np.stack([soft_lo, soft_hi, hard_lo, hard_hi])
+
+
+def _clip(price: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Clip to the cost-share band, then to the hard limits (`_bounds`), to the cent."""
+    soft_lo, soft_hi, hard_lo, hard_hi = bounds
     return np.round(np.clip(np.clip(price, soft_lo, soft_hi), hard_lo, hard_hi), 2)
 
 
@@ -459,6 +485,65 @@ def apply_changes(state: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
 
 
 # -- reading prices ---------------------------------------------------------------------------
+class _PriceLookup:
+    """A day's opening prices and changes arranged for binary search, so that pricing a batch of
+    lines costs one sort of the batch and a few `searchsorted`s instead of joins.
+
+    Every store product with an opening price or a change has a position in `ids` (sorted, ending
+    with a sentinel that has neither); a change is keyed `position * width + k`, k the rank of its
+    valid_from among the day's change moments plus one. The latest change at or before a moment
+    is then the last key at or below `position * width + number of change moments up to it`,
+    provided it has the same position.
+    """
+
+    def __init__(self, opening: pl.DataFrame, changes: pl.DataFrame):
+        opening = opening.filter(pl.col("price").is_not_null()).sort("store_product_id")
+        valid_from = changes["valid_from"].cast(pl.Datetime("us"))
+        self.moments = valid_from.unique().sort().to_physical().to_numpy()
+        self.width = len(self.moments) + 1
+        changed = changes["store_product_id"].to_numpy()
+        rank = np.searchsorted(self.moments, valid_from.to_physical().to_numpy()) + 1
+        # the day's changes come in time order: a stable sort by store product keeps them in it
+        order = np.argsort(changed, kind="stable") if valid_from.is_sorted() else np.lexsort((rank, changed))
+        changed, rank = changed[order], rank[order]
+        self.price = changes["new_price"].cast(pl.Float64).to_numpy()[order]
+        ids = np.append(opening["store_product_id"].to_numpy(), np.iinfo(np.int64).max)
+        opening_price = np.append(opening["price"].cast(pl.Float64).to_numpy(), np.nan)
+        position = np.searchsorted(ids, changed)
+        unpriced = ids[position] != changed  # changed without an opening price
+        if unpriced.any():
+            extra = np.unique(changed[unpriced])
+            ids = np.concatenate([ids, extra])
+            opening_price = np.concatenate([opening_price, np.full(len(extra), np.nan)])
+            ordered = np.argsort(ids, kind="stable")
+            ids, opening_price = ids[ordered], opening_price[ordered]
+            position = np.searchsorted(ids, changed)
+        self.ids, self.opening_price = ids, opening_price
+        self.key = position * self.width + rank
+
+    def price_at(self, ids: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """The price in effect for each (store product id, epoch microsecond) pair."""
+        passed = np.searchsorted(self.moments, at, side="right")  # change moments up to each line
+        order = np.argsort(ids)  # sorted, the searches below walk the arrays in order
+        ids, at, passed = ids[order], at[order], passed[order]
+        position = np.searchsorted(self.ids, ids)  # never past the sentinel
+        known = self.ids[position] == ids
+        price = self.opening_price[position]
+        has_price = known & ~np.isnan(price)
+        if len(self.key):
+            line_key = position * self.width + passed
+            latest = np.maximum(np.searchsorted(self.key, line_key, side="right") - 1, 0)
+            changed = known & (self.key[latest] <= line_key) & (self.key[latest] // self.width == position)
+            price = np.where(changed, self.price[latest], price)
+            has_price |= changed
+        if not has_price.all():
+            missing = np.flatnonzero(~has_price)
+            raise KeyError(f"no price for store_product_id {ids[missing[np.argmin(at[missing])]]}")
+        out = np.empty(len(price), dtype=np.float64)
+        out[order] = price
+        return out
+
+
 @dataclass(frozen=True)
 class PriceBook:
     """The prices in effect during one business day.
@@ -481,22 +566,17 @@ class PriceBook:
                                  "new_price": pl.Float64}),
         )
 
+    @cached_property
+    def _lookup(self) -> _PriceLookup:
+        return _PriceLookup(self.opening, self.changes)
+
     def price_at(self, store_product_id, at) -> np.ndarray:
         """The price in effect for each (store product, moment) pair; vectorized."""
-        lines = pl.DataFrame({"store_product_id": pl.Series(store_product_id, dtype=pl.Int64),
-                              "at": pl.Series(at, dtype=pl.Datetime("us"))}).with_row_index("_i")
-        if self.changes.height:
-            lines = lines.sort("at").join_asof(
-                self.changes.select("store_product_id", "valid_from", "new_price").sort("valid_from"),
-                left_on="at", right_on="valid_from", by="store_product_id", strategy="backward",
-                check_sortedness=False)
-        else:
-            lines = lines.with_columns(new_price=pl.lit(None, dtype=pl.Float64))
-        lines = lines.join(self.opening, on="store_product_id", how="left")
-        missing = lines.filter(pl.col("price").is_null() & pl.col("new_price").is_null())
-        if missing.height:
-            raise KeyError(f"no price for store_product_id {missing['store_product_id'][0]}")
-        return lines.sort("_i").select(pl.coalesce("new_price", "price"))["new_price"].to_numpy()
+        ids = pl.Series(store_product_id, dtype=pl.Int64)
+        if ids.null_count():
+            raise KeyError("no price for store_product_id None")
+        moments = pl.Series(at, dtype=pl.Datetime("us")).to_physical().fill_null(np.iinfo(np.int64).min)
+        return self._lookup.price_at(ids.to_numpy(), moments.to_numpy())
 
     def closing(self) -> pl.DataFrame:
         """Prices in effect at the end of the day (tomorrow's opening)."""
@@ -514,8 +594,8 @@ def price_mismatches(lines: pl.DataFrame, book: PriceBook, at: str, unit_price: 
     """
     if lines.height == 0:
         return lines.with_columns(price_in_effect=pl.lit(None, dtype=pl.Float64))
-    priced = lines.join(book.opening.select("store_product_id"), on="store_product_id", how="semi")
-    unpriced = lines.join(book.opening.select("store_product_id"), on="store_product_id", how="anti")
+    listed = lines["store_product_id"].is_in(book.opening["store_product_id"].implode()).fill_null(False)
+    priced, unpriced = lines.filter(listed), lines.filter(~listed)
     expected = book.price_at(priced["store_product_id"], priced[at])
     priced = priced.with_columns(price_in_effect=pl.Series(expected, dtype=pl.Float64))
     wrong = priced.filter((pl.col(unit_price) - pl.col("price_in_effect")).abs() > 0.005)
