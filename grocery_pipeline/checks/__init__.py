@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Callable
+from typing import Callable, TypeVar
 
 import polars as pl
 
@@ -17,6 +17,7 @@ from grocery_pipeline.settings import Settings
 from grocery_pipeline.storage.lake import Lake
 
 SAMPLE_SIZE = 10
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,16 @@ class AuditContext:
     # tables read as of the audited date: nothing is published while a partition is audited, and
     # a dozen audits of a day ask for the same parents (stores, products)
     _as_of: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
+    _shared: dict[tuple, object] = field(default_factory=dict, compare=False, repr=False)
 
     def frame(self, table: str) -> pl.DataFrame:
         return self.frames[table]
+
+    def shared(self, key: tuple, compute: Callable[[], T]) -> T:
+        """A result that several audits of the partition derive from one pass, computed once."""
+        if key not in self._shared:
+            self._shared[key] = compute()
+        return self._shared[key]
 
     def published_as_of(self, table: str) -> pl.DataFrame:
         """Every published row of a daily table as of the audited date (`Lake.read_as_of`)."""
@@ -45,10 +53,10 @@ class AuditContext:
         path = self.lake.partition_path(table, self.business_date)
         return pl.read_parquet(path) if path.is_file() else None
 
-    def previous_day(self, table: str) -> pl.DataFrame | None:
+    def previous_day(self, table: str, columns: list[str] | None = None) -> pl.DataFrame | None:
         """A table's published partition of the day before (the only history a state check reads)."""
         path = self.lake.partition_path(table, self.business_date - timedelta(days=1))
-        return pl.read_parquet(path) if path.is_file() else None
+        return pl.read_parquet(path, columns=columns) if path.is_file() else None
 
 
 @dataclass(frozen=True)

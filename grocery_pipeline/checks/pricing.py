@@ -99,20 +99,41 @@ def _store_price_between_cost_and_msrp(ctx: AuditContext) -> Finding:
     return finding_from(offenders, "store_product_id")
 
 
+# the fact tables whose lines carry a shelf price, audited against one price book pass together
+LINE_TABLES = ("receipt_lines", "order_items")
+
+
+def _line_key(lines: pl.DataFrame) -> list[str]:
+    return [c for c in ("receipt_id", "order_id", "line_number", "store_product_id") if c in lines.columns][:2]
+
+
+def _mispriced_by_table(ctx: AuditContext, tables: list[str], at: str) -> dict[str, pl.DataFrame]:
+    """The mispriced lines of each of `tables` (their key columns), priced in one batch: the
+    lookup's fixed costs are paid once for all the tables. The day's price book is read once while
+    its files stay the same."""
+    from grocery_pipeline.storage.world import load_world
+
+    book = cached_pricebook(ctx.lake, load_world(ctx.lake, ctx.business_date), ctx.settings)
+    parts = []
+    for i, table in enumerate(tables):
+        lines = ctx.frame(table)
+        columns = dict.fromkeys([*_line_key(lines), "store_product_id", at, "unit_price"])
+        parts.append(lines.select(*columns, _table=pl.lit(i, pl.UInt8)))
+    wrong = price_mismatches(pl.concat(parts, how="diagonal_relaxed"), book, at)
+    return {table: wrong.filter(pl.col("_table") == i) for i, table in enumerate(tables)}
+
+
 def line_prices_match(ctx: AuditContext, table: str, at: str = "priced_at") -> Finding:
     """A fact table's lines each carry the unit price in effect at `at` (for the checks engineer:
     `Audit("receipt_lines_price_in_effect", "receipt_lines", ..., lambda c: line_prices_match(c, "receipt_lines"))`).
 
     Joins the lines to the day's price history (opening snapshot + ticks) as of their timestamp;
-    the day's price book is read once for both line tables while its files stay the same.
+    the line tables staged together are priced together, once for all of their audits.
     """
-    from grocery_pipeline.storage.world import load_world
-
     lines = ctx.frame(table)
-    book = cached_pricebook(ctx.lake, load_world(ctx.lake, ctx.business_date), ctx.settings)
-    wrong = price_mismatches(lines, book, at)
-    key = [c for c in ("receipt_id", "order_id", "line_number", "store_product_id") if c in lines.columns][:2]
-    return finding_from(wrong, key, lines_checked=lines.height)
+    tables = [t for t in LINE_TABLES if t in ctx.frames] if table in LINE_TABLES else [table]
+    wrong = ctx.shared(("mispriced", *tables, at), lambda: _mispriced_by_table(ctx, tables, at))[table]
+    return finding_from(wrong, _line_key(lines), lines_checked=lines.height)
 
 
 AUDITS: list[Audit] = [
