@@ -210,12 +210,14 @@ def open_day(rules: PricingRules, seed: int, business_date: date, previous_close
         raise ValueError(f"products: department {missing_class['department'][0]!r} of product "
                          f"{missing_class['product_id'][0]} has no volatility_class in departments.csv")
     stores = catalog.stores.filter(pl.col("opened_on") <= d).select("store_id")
-    live = (catalog.store_products.filter(pl.col("listed_on") <= d)
+    attributes = products.select("product_id", "msrp", "unit_cost", "volatility_class").join(
+        promotion_until(catalog, d), on="product_id", how="left")
+    # filtered and sorted first, then joined in that order: the small product table goes to the rows
+    live = (catalog.store_products
+            .filter((pl.col("listed_on") <= d) & pl.col("store_id").is_in(stores["store_id"].implode()))
             .select("store_product_id", "store_id", "product_id", "list_price", "listed_on")
-            .join(stores, on="store_id", how="semi")
-            .join(products.select("product_id", "msrp", "unit_cost", "volatility_class"), on="product_id")
-            .join(promotion_until(catalog, d), on="product_id", how="left")
-            .sort("store_product_id"))
+            .sort("store_product_id")
+            .join(attributes, on="product_id", maintain_order="left"))
     # one join in id order, no concatenation and re-sort of the whole state
     state = live.join(carried.with_columns(_carried=pl.lit(True)), on="store_product_id", how="left",
                       maintain_order="left")

@@ -31,20 +31,24 @@ def tick_label(tick_at: datetime) -> str:
     return f"{tick_at.date().isoformat()} tick {lake_tick(tick_at)}"
 
 
-def read_ticks(lake: Lake, ticks: list[datetime]) -> pl.DataFrame:
-    """The changes of the given ticks; fails naming every tick not yet published."""
+def read_ticks(lake: Lake, ticks: list[datetime], columns: list[str] | None = None) -> pl.DataFrame:
+    """The changes of the given ticks (all CHANGE_SCHEMA columns, or those named), in tick order;
+    fails naming every tick not yet published."""
     missing = [t for t in ticks if not lake.has_partition(UPDATES, t.date(), lake_tick(t))]
     if missing:
         raise MissingPartitionError(UPDATES, [tick_label(t) for t in missing])
+    schema = {c: CHANGE_SCHEMA[c] for c in columns or CHANGE_SCHEMA}
     if not ticks:
-        return empty_changes()
+        return empty_changes().select(list(schema))
     files = [lake.partition_path(UPDATES, t.date(), lake_tick(t)) for t in ticks]
-    return pl.read_parquet(files, columns=list(CHANGE_SCHEMA)).cast(CHANGE_SCHEMA)
+    return pl.read_parquet(files, columns=list(schema)).cast(schema)
 
 
-def read_opening(lake: Lake, business_date: date) -> pl.DataFrame:
-    """The price state at 00:00 of a business date (its price_snapshots partition)."""
-    return lake.read_partition(SNAPSHOTS, business_date, columns=list(STATE_SCHEMA)).cast(STATE_SCHEMA)
+def read_opening(lake: Lake, business_date: date, columns: list[str] | None = None) -> pl.DataFrame:
+    """The price state at 00:00 of a business date (its price_snapshots partition): all STATE_SCHEMA
+    columns, or those named."""
+    schema = {c: STATE_SCHEMA[c] for c in columns or STATE_SCHEMA}
+    return lake.read_partition(SNAPSHOTS, business_date, columns=list(schema)).cast(schema)
 
 
 def catalog_as_of(lake: Lake, dictionaries: Dictionaries, business_date: date) -> Catalog:
@@ -132,9 +136,9 @@ def load_pricebook(lake: Lake, world: World, settings: Settings | None = None) -
     settings = settings or load_settings()
     rules = PricingRules.from_settings(settings)
     d = world.business_date
-    changes = read_ticks(lake, rules.ticks_of(d))
-    opening_state = read_opening(lake, d)
+    changes = read_ticks(lake, rules.ticks_of(d), columns=["store_product_id", "valid_from", "new_price"])
+    opening_state = read_opening(lake, d, columns=["store_product_id", "price"])
     listed = world.store_products.select("store_product_id", "list_price")
-    opening = listed.join(opening_state.select("store_product_id", "price"), on="store_product_id", how="left") \
+    opening = listed.join(opening_state, on="store_product_id", how="left") \
         .select("store_product_id", pl.coalesce("price", "list_price").alias("price"))
-    return PriceBook(d, opening, changes.select("store_product_id", "valid_from", "new_price"))
+    return PriceBook(d, opening, changes)
