@@ -411,11 +411,10 @@ def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
     drift = rules.mean_reversion * np.log(anchor / old) + sigma * noise
     lo, hi = rules.discount_depth
     slo, shi = rules.surge_depth
-    log_change = np.select(
-        [reason == DISCOUNT, reason == SURGE, reason == PROMOTION_END],
-        [np.log1p(-(lo + u_depth * (hi - lo))), np.log1p(slo + u_depth * (shi - slo)), drift],
-        default=drift + hour_adjustment,
-    )
+    log_change = np.where(reason == PROMOTION_END, drift, drift + hour_adjustment)
+    discounted, surged = np.flatnonzero(reason == DISCOUNT), np.flatnonzero(reason == SURGE)
+    log_change[discounted] = np.log1p(-(lo + u_depth[discounted] * (hi - lo)))
+    log_change[surged] = np.log1p(slo + u_depth[surged] * (shi - slo))
     raw = np.where(start, anchor, old * np.exp(log_change))
     new = _clip(tick_price_point(raw), bounds)
     if start.any():
@@ -432,24 +431,24 @@ def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
             break
         new[stuck] = _clip(_neighbour(old[stuck], sign * direction[stuck]), bounds[:, stuck])
 
-    event = (reason == DISCOUNT) | (reason == SURGE)
-    hold = np.where(event, -np.log1p(-u_hold) * rules.event_hours,
-                    _hold_hours(state.by_class(rules.change_rate, due_index), u_hold))
+    hold = _hold_hours(state.by_class(rules.change_rate, due_index), u_hold)
+    events = np.flatnonzero((reason == DISCOUNT) | (reason == SURGE))  # a flash discount or surge is short
+    hold[events] = -np.log1p(-u_hold[events]) * rules.event_hours
     next_review = _review_after(rules, tick_at, hold)
     if start.any():
-        next_review = np.where(start, state.promotion_end[due_index], next_review)
+        next_review[start] = state.promotion_end[due_index[start]]
 
-    tick = pl.Series(np.full(n, np.datetime64(tick_at, "us")), dtype=pl.Datetime("us"))
-    changes = pl.DataFrame({
-        "tick_at": tick,
-        "store_product_id": state.store_product_id[due_index],
-        "old_price": old,
-        "new_price": new,
-        "change_pct": np.round((new / old - 1) * 100, 2),
-        "reason": _REASON_NAMES.gather(reason),
-        "valid_from": tick,
-        "valid_to": next_review.astype("datetime64[us]"),
-    }, schema=CHANGE_SCHEMA)
+    tick = pl.Series("tick_at", np.full(n, np.datetime64(tick_at, "us")))
+    changes = pl.DataFrame([
+        tick,
+        pl.Series("store_product_id", state.store_product_id[due_index]),
+        pl.Series("old_price", old),
+        pl.Series("new_price", new),
+        pl.Series("change_pct", np.round((new / old - 1) * 100, 2)),
+        _REASON_NAMES.gather(reason),
+        tick.alias("valid_from"),
+        pl.Series("valid_to", next_review.astype("datetime64[us]")),
+    ])
     state.review(due_index, tick_at, new, reason, next_review)
     return changes, state
 
