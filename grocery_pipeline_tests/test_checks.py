@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -383,3 +384,175 @@ def test_every_fact_and_realism_check_is_documented():
     missing = [a.name for m in (totals, inventory, lifecycle, volume, realism) for a in m.AUDITS
                if f"`{a.name}`" not in doc]
     assert not missing, f"add to docs/quality-and-automation.md: {missing}"
+
+
+# -- cheap pass tests: they may send a sound day to the full check, never pass a broken one -----
+
+def _plain_sales_mismatches(moves: pl.DataFrame, lines: pl.DataFrame, txn_type: str, reference: str) -> set:
+    key = [reference, "store_product_id"]
+    sold = lines.filter(pl.col("quantity") > 0).group_by(key).agg(pl.col("quantity").sum().alias("sold"))
+    taken = (moves.filter(pl.col("txn_type") == txn_type).group_by(pl.col("reference_id").alias(reference),
+                                                                    "store_product_id")
+             .agg((-pl.col("quantity")).sum().alias("taken")))
+    joined = sold.join(taken, on=key, how="full", coalesce=True)
+    return set(joined.filter(pl.col("sold").is_null() | pl.col("taken").is_null()
+                             | (pl.col("sold") != pl.col("taken"))).select(key).rows())
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_sales_shortcut_agrees_with_the_plain_definition(seed):
+    from grocery_pipeline.checks.inventory import sales_mismatches
+
+    rng = np.random.default_rng(seed)
+    n = 60
+    lines = pl.DataFrame({"receipt_id": np.sort(rng.integers(1, 20, n)), "store_product_id": rng.integers(1, 9, n),
+                          "quantity": rng.integers(1, 4, n)})
+    sales = lines.select(pl.lit("SALE").alias("txn_type"), pl.col("receipt_id").alias("reference_id"),
+                         "store_product_id", -pl.col("quantity"))
+    variants = {"same": sales, "shuffled": sales.sample(fraction=1.0, shuffle=True, seed=seed),
+                "one unit off": sales.with_columns(quantity=pl.col("quantity") - (pl.int_range(pl.len()) == 7)),
+                "moved to another basket": sales.with_columns(reference_id=pl.col("reference_id")
+                                                              + (pl.int_range(pl.len()) == 3) * 100),
+                "null basket": sales.with_columns(reference_id=pl.when(pl.int_range(pl.len()) == 5).then(None)
+                                                  .otherwise(pl.col("reference_id"))),
+                "missing": sales.head(n - 1), "doubled": pl.concat([sales, sales.tail(1)])}
+    for name, moves in variants.items():
+        found = sales_mismatches(moves, lines, "SALE", "receipt_id")
+        plain = _plain_sales_mismatches(moves, lines, "SALE", "receipt_id")
+        assert set(found.select("receipt_id", "store_product_id").rows()) == plain, name
+        assert bool(plain) == (name not in ("same", "shuffled")), name
+
+
+def _stock_day(rng: np.random.Generator) -> dict[str, pl.DataFrame]:
+    """A store's two days of stock that balance: yesterday's 50 items, 10 new today, 80 moves."""
+    ids = np.sort(rng.choice(1000, 60, replace=False)) + 1
+    previous = pl.DataFrame({"store_product_id": ids[:50], "on_hand": rng.integers(0, 20, 50)})
+    opening = pl.DataFrame({"store_product_id": ids[50:], "initial": rng.integers(0, 9, 10)})
+    moves = pl.DataFrame({"store_product_id": rng.choice(ids, 80), "quantity": rng.integers(-3, 4, 80)})
+    moved = moves.group_by("store_product_id").agg(pl.col("quantity").sum())
+    today = (pl.concat([previous, opening.rename({"initial": "on_hand"})]).join(moved, on="store_product_id", how="left")
+             .select("store_product_id", pl.col("on_hand") + pl.col("quantity").fill_null(0)).sort("store_product_id"))
+    return {"today": today, "previous": previous, "opening": opening, "moves": moves}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_conservation_shortcut_never_passes_a_break(seed):
+    from grocery_pipeline.checks.inventory import balances, conservation_breaks
+
+    rng = np.random.default_rng(seed)
+    day = _stock_day(rng)
+    today, previous, opening, moves = day["today"], day["previous"], day["opening"], day["moves"]
+    first = pl.int_range(pl.len()) == 4
+    variants = {
+        "sound": (today, previous, moves, opening),
+        "one unit off": (today.with_columns(on_hand=pl.col("on_hand") + first), previous, moves, opening),
+        "row dropped": (today.filter(~first), previous, moves, opening),
+        "movement of an unknown item": (today, previous, pl.concat([moves, pl.DataFrame(
+            {"store_product_id": [5000], "quantity": [1]})]), opening),
+        "no opening stock": (today, previous, moves, opening.head(0)),
+        "null on hand": (today.with_columns(on_hand=pl.when(first).then(None).otherwise(pl.col("on_hand"))),
+                         previous, moves, opening),
+        "row doubled": (pl.concat([today, today.filter(first)]).sort("store_product_id"), previous, moves, opening),
+        "rows out of order": (today.reverse(), previous, moves, opening),
+    }
+    key = ["store_product_id"]
+    for name, (t, p, m, o) in variants.items():
+        new = t.join(p, on=key, how="anti").select(key)
+        breaks = conservation_breaks(t, p, o.join(new, on=key, how="semi"), m, key)
+        fast = balances(t, p, lambda items, o=o: o.join(items, on=key, how="semi"), m, key)
+        assert breaks.is_empty() == (name in ("sound", "row doubled", "rows out of order")), name
+        assert fast == (name == "sound"), name
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_history_shortcut_finds_what_the_sorted_windows_find(seed):
+    from grocery_pipeline.checks.lifecycle import ORDER_FINAL, ORDER_STEPS, broken_histories
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for order_id in range(1, 30):
+        steps = PATH[:rng.integers(1, 6)] if rng.random() < 0.3 else PATH
+        rows += [(order_id, *e) for e in steps] + ([(order_id, len(steps) + 1, "CANCELLED", at(12))]
+                                                   if len(steps) < 5 else [])
+    good = events(rows)
+    row = pl.int_range(pl.len()) == int(rng.choice(np.flatnonzero(good["event_seq"].to_numpy() > 1)))
+    variants = {"sound": good,
+                "backwards": good.with_columns(event_ts=pl.when(row).then(pl.lit(at(3))).otherwise("event_ts")),
+                "skipped": good.filter(~row), "unknown status": good.with_columns(
+                    status=pl.when(row).then(pl.lit("LOST")).otherwise("status")),
+                "null status": good.with_columns(status=pl.when(row).then(None).otherwise("status")),
+                "renumbered": good.with_columns(event_seq=pl.col("event_seq") + row),
+                "doubled": pl.concat([good, good.filter(row)]).sort("order_id", "event_seq", maintain_order=True)}
+    for name, frame in variants.items():
+        found = broken_histories(frame, "order_id", "event_seq", "event_ts", ORDER_STEPS, "PENDING", ORDER_FINAL)
+        # reversed, the rows are out of order: the sort-and-window definition decides
+        plain = broken_histories(frame.reverse(), "order_id", "event_seq", "event_ts", ORDER_STEPS, "PENDING",
+                                 ORDER_FINAL)
+        assert sorted(found["order_id"]) == sorted(plain["order_id"]), name
+        if name != "null status":  # a null last status is the required-columns audit's to catch
+            assert found.is_empty() == (name == "sound"), name
+
+
+def test_visits_at_the_two_nearest_stores_agree_with_nearest_stores():
+    from grocery_pipeline.checks.realism import _at_two_nearest
+    from grocery_pipeline.simulation.shopping import nearest_stores
+
+    rng = np.random.default_rng(3)
+    store_lat, store_lon = rng.uniform(40, 41, 30), rng.uniform(-75, -74, 30)
+    # ties for second place: three stores at one spot, four at another, each with visitors on the spot
+    store_lat[[4, 9]], store_lon[[4, 9]] = store_lat[2], store_lon[2]
+    store_lat[[11, 17, 23]], store_lon[[11, 17, 23]] = store_lat[5], store_lon[5]
+    store_ids = np.arange(30) * 10 + 100
+    lat = np.concatenate([rng.uniform(40, 41, 3000), np.repeat(store_lat[[2, 5]], 60), [np.nan]])
+    lon = np.concatenate([rng.uniform(-75, -74, 3000), np.repeat(store_lon[[2, 5]], 60), [-74.5]])
+    near, _ = nearest_stores(lat, lon, store_lat, store_lon, k=2)
+    visited = np.where(rng.random(len(lat)) < 0.5, store_ids[near[:, int(rng.integers(0, 2))]],
+                       rng.choice(np.append(store_ids, 7), len(lat)))
+    visited[3000:3120] = store_ids[np.tile([2, 4, 9, 5, 11, 17, 23], 18)[:120]]  # each tied store in turn
+    expected = (store_ids[near] == visited[:, None]).any(axis=1)
+    assert 0 < expected[3000:3120].mean() < 1
+    assert 0.3 < expected.mean() < 0.9
+    assert np.array_equal(_at_two_nearest(lat, lon, store_lat, store_lon, store_ids, visited, chunk=700), expected)
+
+
+def test_references_staged_together_are_resolved_each_for_its_own_table(lake):
+    products = pl.DataFrame({"store_product_id": [1, 2, 3]})
+    unset = {"product_id": pl.lit(None, pl.Int64), "promotion_id": pl.lit(None, pl.Int64)}
+    lines = pl.DataFrame({"receipt_id": [1, 1], "line_number": [1, 2], "store_product_id": [1, 3]}).with_columns(**unset)
+    items = pl.DataFrame({"order_id": [7, 7, 8], "line_number": [1, 2, 1], "store_product_id": [2, 9, 3],
+                          "substituted_for_store_product_id": [None, 1, 4]}).with_columns(**unset)
+    staged = {"store_products": products, "receipt_lines": lines, "order_items": items,
+              "receipts": pl.DataFrame({"receipt_id": [1]}), "orders": pl.DataFrame({"order_id": [7, 8]})}
+    settings = load_settings(env={}, preset="tiny", data_dir=lake.root.parent)
+    ctx = AuditContext(settings, lake, DAY, staged)
+
+    def references(table: str) -> dict:
+        return {k: v for k, v in AUDITS[f"{table}_foreign_keys"].run(ctx).detail["orphans_by_reference"].items()
+                if "store_products" in k}
+
+    assert references("receipt_lines") == {"store_product_id -> store_products.store_product_id": 0}
+    assert references("order_items") == {"store_product_id -> store_products.store_product_id": 1,
+                                         "substituted_for_store_product_id -> store_products.store_product_id": 1}
+
+
+def test_ticks_above_msrp_are_listed_in_tick_order(lake):
+    snapshot = pl.DataFrame({"store_product_id": [1, 2, 3], "msrp": [5.0, 5.0, 5.0], "unit_cost": [1.0, 1.0, 1.0]})
+    ticks = pl.DataFrame({"store_product_id": [3, 1, 2, 3], "tick_at": [at(0), at(1), at(1), at(2)],
+                          "new_price": [6.0, 2.0, 9.0, 4.0]})
+    finding = run("price_updates_price_between_cost_and_msrp", lake, price_updates=ticks, price_snapshots=snapshot)
+    assert finding.offending == 2 and finding.sample_keys == [[3, at(0)], [2, at(1)]]
+    assert run("price_updates_price_between_cost_and_msrp", lake, price_updates=ticks.filter(pl.col("new_price") < 5),
+               price_snapshots=snapshot).passed
+    unknown = ticks.with_columns(store_product_id=pl.Series([3, 1, 8, 3]))
+    assert run("price_updates_foreign_keys", lake, price_updates=unknown, price_snapshots=snapshot).sample_keys == \
+        [[8, at(1)]]
+
+
+@pytest.mark.parametrize("order", [["store_product_id", "tick_at"], ["tick_at", "store_product_id"]])
+def test_a_repeated_key_is_found_in_rows_written_in_key_order(lake, order):
+    ticks = pl.DataFrame({"store_product_id": [1, 2, 1, 2, 3], "tick_at": [at(0), at(0), at(1), at(1), at(1)]})
+    ticks = ticks.with_columns(new_price=pl.lit(2.0))
+    repeated = pl.concat([ticks, ticks[3:4]]).sort(order, maintain_order=True)
+    assert run("price_updates_keys_unique", lake, price_updates=ticks.sort(order)).passed
+    finding = run("price_updates_keys_unique", lake, price_updates=repeated)
+    assert finding.offending == 2 and finding.sample_keys == [[2, at(1)], [2, at(1)]]

@@ -51,7 +51,7 @@ class AuditContext:
         if table in self.frames:
             return self.frames[table]
         path = self.lake.partition_path(table, self.business_date)
-        return pl.read_parquet(path) if path.is_file() else None
+        return self.shared(("same_day", table), lambda: pl.read_parquet(path) if path.is_file() else None)
 
     def previous_day(self, table: str, columns: list[str] | None = None) -> pl.DataFrame | None:
         """A table's published partition of the day before (the only history a state check reads)."""

@@ -127,7 +127,10 @@ def _conserved(stock: str, movements: str, key: list[str],
 
 
 def wrong_signs(moves: pl.DataFrame, signs: dict[str, int]) -> pl.DataFrame:
-    sign = pl.col("txn_type").replace_strict(signs, default=None, return_dtype=pl.Int64)
+    # a few string comparisons (one per movement type) cost less than a lookup per row
+    sign = pl.lit(None, pl.Int64)
+    for txn_type, expected in signs.items():
+        sign = pl.when(pl.col("txn_type") == txn_type).then(pl.lit(expected, pl.Int64)).otherwise(sign)
     return moves.filter(sign.is_null() | (pl.col("quantity") == 0)
                         | ((sign != 0) & (pl.col("quantity").sign() != sign)))
 

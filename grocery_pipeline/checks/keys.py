@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from
@@ -13,7 +14,8 @@ def _keys_unique(table: Table):
     def run(ctx: AuditContext) -> Finding:
         frame = ctx.frame(table.name)
         key = list(table.key)
-        nulls = frame.filter(pl.any_horizontal(pl.col(k).is_null() for k in key))
+        has_nulls = frame.select(pl.sum_horizontal(pl.col(key).null_count())).item() > 0
+        nulls = frame.filter(pl.any_horizontal(pl.col(k).is_null() for k in key)) if has_nulls else frame.clear()
         dupes = duplicated_keys(frame, key)
         return finding_from(pl.concat([nulls, dupes]), key, null_keys=nulls.height, duplicate_rows=dupes.height)
     return run
@@ -49,6 +51,16 @@ def _packed_key(frame: pl.DataFrame, key: list[str]) -> pl.Series | None:
     return frame.select(packed.alias("key"))["key"]
 
 
+def _strictly_sorted(frame: pl.DataFrame, key: tuple[str, ...]) -> bool:
+    """Whether each row's key (no nulls) is above the row before it, comparing the columns in this
+    order: rows written in key order, as most partitions are, then need no hashing to be unique."""
+    above = pl.lit(False)
+    for column in reversed(key):
+        previous = pl.col(column).shift(1)
+        above = (pl.col(column) > previous) | ((pl.col(column) == previous) & above)
+    return frame.select(above.fill_null(True).all()).item()
+
+
 def duplicated_keys(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
     """The rows whose key occurs more than once, in frame order (null keys compare equal)."""
     if frame.height < 2:
@@ -58,6 +70,9 @@ def duplicated_keys(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
     if not varying:
         return frame
     has_nulls = frame.select(pl.sum_horizontal(pl.col(varying).null_count())).item() > 0
+    orders = dict.fromkeys([tuple(varying), tuple(reversed(varying))])
+    if not has_nulls and any(_strictly_sorted(frame, order) for order in orders):
+        return frame.head(0)
     packed = None if has_nulls else _packed_key(frame, varying)
     if packed is not None:
         return frame.head(0) if packed.n_unique() == frame.height else frame.filter(packed.is_duplicated())
@@ -89,14 +104,34 @@ def parent_keys(ctx: AuditContext, parent: str, column: str) -> pl.Series:
     return published
 
 
+def _orphans(ctx: AuditContext, parent: str, column: str) -> dict[tuple[str, str], pl.Series]:
+    """Which rows do not resolve, for every reference of a staged table to `parent.column` (a mask
+    by table and column), in one lookup: the parent's keys are hashed once for all of them, not
+    once per referencing table and column."""
+    refs = [(t, c.name) for t, frame in ctx.frames.items() if t in TABLES
+            for c in TABLES[t].foreign_keys if c.references == (parent, column) and c.name in frame.columns]
+    values = [ctx.frames[t][c] for t, c in refs]
+    if not values or len({v.dtype for v in values}) > 1:
+        return {}
+    keys = parent_keys(ctx, parent, column)  # is_in hashes them once; unique() would twice
+    stacked = pl.concat(values)
+    orphan = stacked.is_not_null() & ~stacked.is_in(keys.implode())
+    offsets = np.cumsum([0] + [v.len() for v in values])
+    return {ref: orphan.slice(start, end - start) for ref, start, end in zip(refs, offsets, offsets[1:])}
+
+
 def _foreign_keys(table: Table):
     def run(ctx: AuditContext) -> Finding:
         frame = ctx.frame(table.name)
         offenders, per_column = [], {}
         for col in table.foreign_keys:
             parent, parent_col = col.references
-            keys = parent_keys(ctx, parent, parent_col)  # is_in hashes them once; unique() would twice
-            bad = frame.filter(pl.col(col.name).is_not_null() & ~pl.col(col.name).is_in(keys.implode()))
+            orphans = ctx.shared(("orphans", parent, parent_col), lambda: _orphans(ctx, parent, parent_col))
+            if (table.name, col.name) in orphans:
+                bad = frame.filter(orphans[table.name, col.name])
+            else:
+                keys = parent_keys(ctx, parent, parent_col)
+                bad = frame.filter(pl.col(col.name).is_not_null() & ~pl.col(col.name).is_in(keys.implode()))
             per_column[f"{col.name} -> {parent}.{parent_col}"] = bad.height
             offenders.append(bad)
         return finding_from(pl.concat(offenders), list(table.key), orphans_by_reference=per_column)

@@ -18,10 +18,35 @@ SHIPMENT_TIMES = ("scheduled_at", "loading_at", "departed_at", "arrived_at", "un
                   "truck_back_at")
 
 
+def _histories_in_order(events: pl.DataFrame, entity: str, seq: str, ts: str, steps: set[tuple[str, str]],
+                        first: str, finals: tuple[str, ...]) -> bool:
+    """Whether `broken_histories` would find nothing, decided in one pass without sorting or
+    windows when the events already stand in (entity, seq) order, as they are written, with no key
+    or status missing: each row then only needs the row before it. False when unsure."""
+    if events.is_empty() or any(events[c].null_count() for c in (entity, seq, "status")):
+        return events.is_empty()
+    codes = {s: i for i, s in enumerate(sorted({s for step in steps for s in step} | {first, *finals}))}
+    allowed = [codes[a] * len(codes) + codes[b] for a, b in steps]
+    code = pl.col("status").replace_strict(codes, default=None, return_dtype=pl.Int64)
+    new = (pl.col(entity) != pl.col(entity).shift(1)).fill_null(True)
+    last = (pl.col(entity) != pl.col(entity).shift(-1)).fill_null(True)
+    in_order = ((pl.col(entity) > pl.col(entity).shift(1))
+                | ((pl.col(entity) == pl.col(entity).shift(1)) & (pl.col(seq) > pl.col(seq).shift(1)))).fill_null(True)
+    numbered = pl.when(new).then(pl.col(seq) == 1).otherwise(pl.col(seq) == pl.col(seq).shift(1) + 1)
+    stepped = pl.when(new).then(pl.col("status") == first).otherwise(
+        (code.shift(1) * len(codes) + code).is_in(allowed))
+    forward = new | ~(pl.col(ts) < pl.col(ts).shift(1)).fill_null(False)
+    finished = ~last | pl.col("status").is_in(list(finals))
+    return events.select(pl.all_horizontal(code.is_not_null(), in_order, numbered, stepped, forward, finished)
+                         .fill_null(False).all()).item()
+
+
 def broken_histories(events: pl.DataFrame, entity: str, seq: str, ts: str, steps: set[tuple[str, str]],
                      first: str, finals: tuple[str, ...]) -> pl.DataFrame:
     """Entities (one row each, with the reason) whose status history is not numbered 1..n, does not
     start at `first`, takes a step not in `steps`, goes back in time, or does not end in a final status."""
+    if _histories_in_order(events, entity, seq, ts, steps, first, finals):
+        return pl.DataFrame(schema={entity: events.schema[entity], "reason": pl.String})
     allowed = pl.DataFrame({"_from": [a for a, _ in steps], "status": [b for _, b in steps], "_allowed": True},
                            schema={"_from": pl.String, "status": pl.String, "_allowed": pl.Boolean})
     ordered = events.sort(entity, seq).with_columns(

@@ -34,17 +34,36 @@ def _reference_prices(ctx: AuditContext) -> pl.DataFrame:
     return cached[1]
 
 
+_OUT_OF_BOUNDS = (pl.col("msrp").is_null() | (pl.col("new_price") <= pl.col("unit_cost"))
+                  | (pl.col("new_price") > pl.col("msrp") + TOLERANCE) | (pl.col("unit_cost") <= 0))
+
+
+def _priced_changes(ctx: AuditContext) -> pl.DataFrame:
+    """Each of the day's price changes (store product and new price) beside its msrp and unit cost,
+    in store product order (`_known` null where the opening state lacks the store product): the
+    snapshot is in that order, so the two meet by a merge join. Both tick audits decide from it
+    whether anything offends, and only then list the offenders in the order of the ticks."""
+    reference = _reference_prices(ctx)
+    if not reference["store_product_id"].is_sorted():
+        reference = reference.sort("store_product_id")
+    reference = reference.with_columns(pl.col("store_product_id").set_sorted(), _known=pl.lit(True))
+    changes = ctx.frame("price_updates").select("store_product_id", "new_price").sort("store_product_id")
+    return changes.join(reference, on="store_product_id", how="left")
+
+
 def _tick_prices_between_cost_and_msrp(ctx: AuditContext) -> Finding:
+    if not ctx.shared(("priced_changes",), lambda: _priced_changes(ctx)).select(_OUT_OF_BOUNDS.any()).item():
+        return Finding(0, [], {"unpriced": 0})
     changes = ctx.frame("price_updates").join(_reference_prices(ctx), on="store_product_id", how="left")
-    offenders = changes.filter(pl.col("msrp").is_null() | (pl.col("new_price") <= pl.col("unit_cost"))
-                               | (pl.col("new_price") > pl.col("msrp") + TOLERANCE) | (pl.col("unit_cost") <= 0))
+    offenders = changes.filter(_OUT_OF_BOUNDS)
     return finding_from(offenders, ["store_product_id", "tick_at"],
                         unpriced=offenders.filter(pl.col("msrp").is_null()).height)
 
 
 def _tick_prices_known_store_products(ctx: AuditContext) -> Finding:
-    changes = ctx.frame("price_updates")
-    offenders = changes.join(_reference_prices(ctx), on="store_product_id", how="anti")
+    if ctx.shared(("priced_changes",), lambda: _priced_changes(ctx))["_known"].null_count() == 0:
+        return Finding(0)
+    offenders = ctx.frame("price_updates").join(_reference_prices(ctx), on="store_product_id", how="anti")
     return finding_from(offenders, ["store_product_id", "tick_at"])
 
 

@@ -81,7 +81,12 @@ def _share(ctx: AuditContext, table: str, condition: pl.Expr, where: pl.Expr | N
 
 
 def _sold_lines(ctx: AuditContext) -> pl.DataFrame:
-    """Every line that sold at least a unit, in store and delivered: product and value."""
+    """Every line that sold at least a unit, in store and delivered: product and value (gathered
+    once for the several measures that read them)."""
+    return ctx.shared(("sold_lines",), lambda: _gather_sold_lines(ctx))
+
+
+def _gather_sold_lines(ctx: AuditContext) -> pl.DataFrame:
     parts = []
     for table in ("receipt_lines", "order_items"):
         frame = ctx.same_day(table)
@@ -150,13 +155,36 @@ def _visits_at_two_nearest(ctx: AuditContext):
         customers.select("customer_id", "lat", "lon"), on="customer_id", how="inner")
     if visits.is_empty():
         return None, 0
-    from grocery_pipeline.simulation.shopping import nearest_stores
-
-    near, _ = nearest_stores(visits["lat"].to_numpy(), visits["lon"].to_numpy(),
-                             stores["lat"].to_numpy(), stores["lon"].to_numpy(), k=2)
-    store_ids = stores["store_id"].to_numpy()
-    at_near = (store_ids[near] == visits["store_id"].to_numpy()[:, None]).any(axis=1)
+    at_near = _at_two_nearest(visits["lat"].to_numpy(), visits["lon"].to_numpy(), stores["lat"].to_numpy(),
+                              stores["lon"].to_numpy(), stores["store_id"].to_numpy(), visits["store_id"].to_numpy())
     return float(at_near.mean()), visits.height
+
+
+def _at_two_nearest(lat, lon, store_lat, store_lon, store_ids, visited, chunk: int = 20_000) -> np.ndarray:
+    """Whether each visited store is one of the two `nearest_stores` of the visitor. Counting the
+    stores nearer than the visited one answers it without ordering every visitor's stores; only a
+    tie for second place (or a distance that is not a number) takes `nearest_stores`' own pick."""
+    from grocery_pipeline.simulation.shopping import local_miles, nearest_stores
+
+    position = np.minimum(np.searchsorted(store_ids, visited), len(store_ids) - 1)
+    # the visited store's column, and finite distances (else, or with ids out of order: ask)
+    known = ((store_ids[position] == visited) & np.isfinite(lat) & np.isfinite(lon)
+             & bool((store_ids[1:] > store_ids[:-1]).all() and np.isfinite(store_lat).all()
+                    and np.isfinite(store_lon).all()))
+    out = np.zeros(len(lat), dtype=bool)
+    for start in range(0, len(lat), chunk):
+        rows = slice(start, start + chunk)
+        d = local_miles(lat[rows, None], lon[rows, None], store_lat[None, :], store_lon[None, :])
+        own = d[np.arange(len(d)), position[rows]][:, None]
+        nearer = np.count_nonzero(d < own, axis=1)
+        level = nearer + np.count_nonzero(d == own, axis=1)
+        sure = known[rows] & ((nearer >= 2) | (level <= 2))
+        out[rows] = sure & (level <= 2)
+        ask = np.flatnonzero(~sure)
+        if len(ask):
+            near, _ = nearest_stores(lat[rows][ask], lon[rows][ask], store_lat, store_lon, k=2)
+            out[start + ask] = (store_ids[near] == visited[rows][ask, None]).any(axis=1)
+    return out
 
 
 def _trip_miles(ctx: AuditContext):
