@@ -487,61 +487,49 @@ def apply_changes(state: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
 
 # -- reading prices ---------------------------------------------------------------------------
 class _PriceLookup:
-    """A day's opening prices and changes arranged for binary search, so that pricing a batch of
-    lines costs one sort of the batch and a few `searchsorted`s instead of joins.
+    """A day's prices as one sorted int64 key, so that pricing a batch of lines costs one sort of
+    the batch and one `searchsorted` instead of joins.
 
-    Every store product with an opening price or a change has a position in `ids` (sorted, ending
-    with a sentinel that has neither); a change is keyed `position * width + k`, k the rank of its
-    valid_from among the day's change moments plus one. The latest change at or before a moment
-    is then the last key at or below `position * width + number of change moments up to it`,
-    provided it has the same position.
+    Every price known for the day is an entry keyed `(store_product_id - low) * width + k`: k is 0
+    for the opening price and, for a change, 1 + the rank of its valid_from among the day's change
+    moments. The price in effect for a line is the last entry at or below `(its store product -
+    low) * width + number of change moments up to it`, when that entry is of the same store
+    product. The first entry is a sentinel below every key, of no store product.
     """
 
     def __init__(self, opening: pl.DataFrame, changes: pl.DataFrame):
-        opening = opening.filter(pl.col("price").is_not_null()).sort("store_product_id")
+        opening = opening.filter(pl.col("price").is_not_null())
         valid_from = changes["valid_from"].cast(pl.Datetime("us"))
         self.moments = valid_from.unique().sort().to_physical().to_numpy()
         self.width = len(self.moments) + 1
-        changed = changes["store_product_id"].to_numpy()
-        rank = np.searchsorted(self.moments, valid_from.to_physical().to_numpy()) + 1
-        # the day's changes come in time order: a stable sort by store product keeps them in it
-        order = np.argsort(changed, kind="stable") if valid_from.is_sorted() else np.lexsort((rank, changed))
-        changed, rank = changed[order], rank[order]
-        self.price = changes["new_price"].cast(pl.Float64).to_numpy()[order]
-        ids = np.append(opening["store_product_id"].to_numpy(), np.iinfo(np.int64).max)
-        opening_price = np.append(opening["price"].cast(pl.Float64).to_numpy(), np.nan)
-        position = np.searchsorted(ids, changed)
-        unpriced = ids[position] != changed  # changed without an opening price
-        if unpriced.any():
-            extra = np.unique(changed[unpriced])
-            ids = np.concatenate([ids, extra])
-            opening_price = np.concatenate([opening_price, np.full(len(extra), np.nan)])
-            ordered = np.argsort(ids, kind="stable")
-            ids, opening_price = ids[ordered], opening_price[ordered]
-            position = np.searchsorted(ids, changed)
-        self.ids, self.opening_price = ids, opening_price
-        self.key = position * self.width + rank
+        ids = np.concatenate([opening["store_product_id"].to_numpy(), changes["store_product_id"].to_numpy()])
+        # ids outside [low, high] are clipped to an end, where no entry is
+        self.low, self.high = (int(ids.min()) - 1, int(ids.max()) + 1) if len(ids) else (0, 0)
+        if (self.high - self.low + 1) * self.width >= 2 ** 63:
+            raise ValueError("store_product_id values span too wide a range to key the day's prices")
+        rank = np.concatenate([np.zeros(opening.height, dtype=np.int64),
+                               np.searchsorted(self.moments, valid_from.to_physical().to_numpy()) + 1])
+        key = (ids - self.low) * self.width + rank
+        order = np.argsort(key, kind="stable")  # runs already in order: the opening, then each tick
+        self.key = np.append(-1, key[order])
+        price = np.concatenate([opening["price"].cast(pl.Float64).to_numpy(),
+                                changes["new_price"].cast(pl.Float64).to_numpy()])
+        self.price = np.append(np.nan, price[order])
 
     def price_at(self, ids: np.ndarray, at: np.ndarray) -> np.ndarray:
         """The price in effect for each (store product id, epoch microsecond) pair."""
-        passed = np.searchsorted(self.moments, at, side="right")  # change moments up to each line
-        order = np.argsort(ids)  # sorted, the searches below walk the arrays in order
-        ids, at, passed = ids[order], at[order], passed[order]
-        position = np.searchsorted(self.ids, ids)  # never past the sentinel
-        known = self.ids[position] == ids
-        price = self.opening_price[position]
-        has_price = known & ~np.isnan(price)
-        if len(self.key):
-            line_key = position * self.width + passed
-            latest = np.maximum(np.searchsorted(self.key, line_key, side="right") - 1, 0)
-            changed = known & (self.key[latest] <= line_key) & (self.key[latest] // self.width == position)
-            price = np.where(changed, self.price[latest], price)
-            has_price |= changed
-        if not has_price.all():
-            missing = np.flatnonzero(~has_price)
-            raise KeyError(f"no price for store_product_id {ids[missing[np.argmin(at[missing])]]}")
-        out = np.empty(len(price), dtype=np.float64)
-        out[order] = price
+        line_key = ((np.clip(ids, self.low, self.high) - self.low) * self.width
+                    + np.searchsorted(self.moments, at, side="right"))
+        order = np.argsort(line_key)  # sorted, the search walks the entries in order
+        line_key = line_key[order]
+        entry = np.searchsorted(self.key, line_key, side="right") - 1  # never before the sentinel
+        priced = self.key[entry] // self.width == line_key // self.width
+        if not priced.all():
+            missing = order[~priced]
+            first = missing[np.argmin(at[missing])]
+            raise KeyError(f"no price for store_product_id {ids[first]}")
+        out = np.empty(len(ids), dtype=np.float64)
+        out[order] = self.price[entry]
         return out
 
 
