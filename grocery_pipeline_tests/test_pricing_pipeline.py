@@ -203,6 +203,17 @@ def test_both_line_tables_share_the_day_price_book_until_a_price_file_changes(de
         cached_pricebook(lake, world, settings)
 
 
+def test_a_days_price_book_is_kept_while_the_next_day_builds_its_own(demo):
+    """A day's line tables may be audited while the next day is generated: the next day's book
+    does not push this day's out."""
+    lake, settings = Lake(demo / "lake"), _settings(demo)
+    world = load_world(lake, SECOND)
+    book = cached_pricebook(lake, world, settings)
+    next_book = cached_pricebook(lake, load_world(lake, LAST), settings)
+    assert next_book is not book and next_book.business_date == LAST
+    assert cached_pricebook(lake, world, settings) is book
+
+
 def _parent_keys(child_partition: str, parent: dg.AssetKey, child: dg.AssetKey) -> list[str]:
     result = defs.resolve_asset_graph().get_parent_partition_keys_for_child(child_partition, parent, child)
     return sorted(result.partitions_subset.get_partition_keys())

@@ -5,6 +5,7 @@ most that day's ticks, however long the history."""
 from __future__ import annotations
 
 import os
+import threading
 from datetime import date, datetime, timedelta
 
 import polars as pl
@@ -91,9 +92,12 @@ def state_before(lake: Lake, rules: PricingRules, tick_at: datetime) -> pl.DataF
     return apply_changes(read_opening(lake, tick_at.date()), read_ticks(lake, earlier))
 
 
-# The last price book built, with what it was built from: the audits of both line tables of a day
-# (receipt_lines, order_items) ask for the same book; one is kept, so memory is bounded.
-_LAST_BOOK: dict[tuple, tuple[World, PriceBook]] = {}
+# The last price books built, with what each was built from: a day's simulation and the audits of
+# both its line tables (receipt_lines, order_items) ask for the same book, and a day may be audited
+# while the next one is generated, so two are kept (memory stays bounded).
+_LAST_BOOKS: dict[tuple, tuple[World, PriceBook]] = {}
+BOOKS_KEPT = 2
+_BOOK_LOCK = threading.Lock()
 
 
 def _day_files_signature(lake: Lake, rules: PricingRules, business_date: date) -> tuple | None:
@@ -117,12 +121,15 @@ def cached_pricebook(lake: Lake, world: World, settings: Settings) -> PriceBook:
     if signature is None:
         return load_pricebook(lake, world, settings)  # fails naming what is missing
     key = (lake.root, world.business_date, rules.tick_minutes, signature)
-    last = _LAST_BOOK.get(key)
+    last = _LAST_BOOKS.get(key)
     if last is not None and last[0] is world:
         return last[1]
     book = load_pricebook(lake, world, settings)
-    _LAST_BOOK.clear()
-    _LAST_BOOK[key] = (world, book)
+    with _BOOK_LOCK:  # a day's audits and the next day's generation may both be here
+        _LAST_BOOKS.pop(key, None)
+        while len(_LAST_BOOKS) >= BOOKS_KEPT:
+            _LAST_BOOKS.pop(next(iter(_LAST_BOOKS)))
+        _LAST_BOOKS[key] = (world, book)
     return book
 
 
