@@ -224,6 +224,24 @@ def test_first_day_starts_from_initial_stock_and_later_days_from_yesterday(windo
     assert (joined["opening"] == joined["on_hand"]).all()
 
 
+def test_opening_stock_merges_carried_and_listed_store_products_by_id():
+    carried = pl.DataFrame({"store_product_id": [1_000_001, 1_000_002, 2_000_001], "store_id": [1, 1, 2],
+                            "product_id": [1, 2, 1], "on_hand": [5, 0, 7], "reorder_point": [2, 2, 2],
+                            "order_up_to": [9, 9, 9]})
+    listed = pl.DataFrame({"store_product_id": [1_000_002, 1_000_003, 2_000_001], "store_id": [1, 1, 2],
+                           "product_id": [2, 3, 1], "list_price": [1.0, 2.0, 3.0], "reorder_point": [3, 4, 5],
+                           "order_up_to": [10, 11, 12], "initial_on_hand": [20, 21, 22]})
+    stock = operations.opening_stock(carried, listed)
+    assert stock.rows() == [(1_000_001, 1, 1, 5, 2, 9),      # delisted: yesterday's stock and levels
+                            (1_000_002, 1, 2, 0, 3, 10),     # carried: yesterday's stock, today's levels
+                            (1_000_003, 1, 3, 21, 4, 11),    # listed today: its initial stock
+                            (2_000_001, 2, 1, 7, 5, 12)]
+    # rows out of id order go through the join and agree
+    assert operations.opening_stock(carried.reverse(), listed.reverse()).equals(stock)
+    same = operations.opening_stock(carried.filter(pl.col("store_id") == 2), listed.filter(pl.col("store_id") == 2))
+    assert same.rows() == [(2_000_001, 2, 1, 7, 5, 12)]
+
+
 def test_volumes_follow_the_preset_and_calendar(window, tiny_settings):
     runs, frames, _ = window
     for (day, world, _), f in zip(runs, frames):

@@ -7,16 +7,21 @@ from typing import Callable
 
 import numpy as np
 
-from grocery_pipeline.simulation.shopping import search_sorted
+from grocery_pipeline.simulation.shopping import search_sorted, strictly_increasing
 
 
 class StockLedger:
     """On-hand units per store product, updated as demand is served (vectorized)."""
 
     def __init__(self, store_product_ids: np.ndarray, on_hand: np.ndarray):
-        order = np.argsort(store_product_ids, kind="stable")
-        self.store_product_ids = np.asarray(store_product_ids, dtype=np.int64)[order]
-        self.on_hand = np.asarray(on_hand, dtype=np.int64)[order].copy()
+        ids = np.asarray(store_product_ids, dtype=np.int64)
+        if strictly_increasing(ids):   # a day's stock comes in id order: no sort, no copy
+            self.store_product_ids = ids
+            self.on_hand = np.array(on_hand, dtype=np.int64)
+        else:
+            order = np.argsort(ids, kind="stable")
+            self.store_product_ids = ids[order]
+            self.on_hand = np.asarray(on_hand, dtype=np.int64)[order]
 
     def positions(self, store_product_ids) -> np.ndarray:
         ids = np.asarray(store_product_ids, dtype=np.int64)

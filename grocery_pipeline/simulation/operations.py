@@ -63,6 +63,11 @@ def opening_stock(yesterday: pl.DataFrame, store_products: pl.DataFrame) -> pl.D
                                  "initial_on_hand")
     carried = yesterday.select("store_product_id", "store_id", "product_id", "on_hand",
                                old_reorder_point="reorder_point", old_order_up_to="order_up_to")
+    old_ids, new_ids = carried["store_product_id"].to_numpy(), live["store_product_id"].to_numpy()
+    plain = all(dtype == pl.Int64 for f in (carried, live) for dtype in f.dtypes) \
+        and not any(any(f.null_count().row(0)) for f in (carried, live))
+    if plain and shopping.strictly_increasing(old_ids) and shopping.strictly_increasing(new_ids):
+        return _merged_stock(carried, live, old_ids, new_ids)
     return (carried.join(live, on="store_product_id", how="full", coalesce=True)
             .with_columns(store_id=pl.coalesce("store_id", "store_id_right"),
                           product_id=pl.coalesce("product_id", "product_id_right"),
@@ -73,14 +78,44 @@ def opening_stock(yesterday: pl.DataFrame, store_products: pl.DataFrame) -> pl.D
             .sort("store_product_id"))
 
 
+def _merged_stock(carried: pl.DataFrame, live: pl.DataFrame, old_ids: np.ndarray, new_ids: np.ndarray) -> pl.DataFrame:
+    """`opening_stock` of two id-ordered frames without nulls, merged by id in numpy: a full join
+    of two 8M-row frames cost seconds and gigabytes at xl. Where yesterday and today list the
+    same store products, the columns are taken as they are."""
+    if np.array_equal(old_ids, new_ids):
+        return pl.DataFrame([live["store_product_id"], carried["store_id"], carried["product_id"],
+                             carried["on_hand"].alias("opening"), live["reorder_point"], live["order_up_to"]])
+    ids = np.concatenate([old_ids, new_ids])
+    ids.sort(kind="stable")
+    ids = ids[np.r_[True, ids[1:] != ids[:-1]]]
+    old_at, new_at = np.searchsorted(old_ids, ids), np.searchsorted(new_ids, ids)
+    in_old = old_ids[np.minimum(old_at, len(old_ids) - 1)] == ids if len(old_ids) else np.zeros(len(ids), bool)
+    in_new = new_ids[np.minimum(new_at, len(new_ids) - 1)] == ids if len(new_ids) else np.zeros(len(ids), bool)
+    old_at, new_at = old_at[in_old], new_at[in_new]
+
+    def pick(first: pl.Series, first_at: np.ndarray, has_first: np.ndarray, second: pl.Series,
+             second_at: np.ndarray, has_second: np.ndarray, name: str) -> pl.Series:
+        out = np.empty(len(ids), dtype=np.int64)
+        out[has_second] = second.to_numpy()[second_at]
+        out[has_first] = first.to_numpy()[first_at]     # the first frame wins where both have the row
+        return pl.Series(name, out)
+
+    return pl.DataFrame([
+        pl.Series("store_product_id", ids),
+        pick(carried["store_id"], old_at, in_old, live["store_id"], new_at, in_new, "store_id"),
+        pick(carried["product_id"], old_at, in_old, live["product_id"], new_at, in_new, "product_id"),
+        pick(carried["on_hand"], old_at, in_old, live["initial_on_hand"], new_at, in_new, "opening"),
+        pick(live["reorder_point"], new_at, in_new, carried["old_reorder_point"], old_at, in_old, "reorder_point"),
+        pick(live["order_up_to"], new_at, in_new, carried["old_order_up_to"], old_at, in_old, "order_up_to"),
+    ])
+
+
 def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday) -> dict[str, pl.DataFrame]:
     d = day.business_date
     number = day.index + 1          # id prefix of the day
     landed = loaded_at(d)
     settings = day.settings
     assortment = shopping.build_assortment(world.stores, world.store_products, world.products, world.promotions)
-    items = assortment.items
-    sp_of_item = items["store_product_id"].to_numpy()
     multiplier = world.traffic_multiplier
 
     # Demand: shoppers walking in, customers ordering at home.
@@ -109,59 +144,29 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
                                                                                             "store_product_id")
 
     # The shelf through the day: walk-in baskets and delivery carts (at placement) in time order.
-    cancels = orders["customer_cancels"].to_numpy()
-    cart_order = cart["order"].to_numpy()
-    cart_live = ~cancels[cart_order]
-    n_walk_in = wanted.height
-    demand_sp = np.concatenate([sp_of_item[wanted["item"].to_numpy()], sp_of_item[cart["item"].to_numpy()[cart_live]]])
-    demand_qty = np.concatenate([wanted["quantity"].to_numpy(), cart["quantity"].to_numpy()[cart_live]])
-    demand_seconds = np.concatenate([wanted["seconds"].to_numpy(), orders["placed"].to_numpy()[cart_order[cart_live]]])
-    live_cart_rows = np.flatnonzero(cart_live)
-    substitute = np.full(cart.height, -1, dtype=np.int64)
-    substitute_granted = np.zeros(cart.height, dtype=np.int64)
-    accepts = orders["accepts_substitutes"].to_numpy()
-
-    substitutes: list[delivery.SubstituteShelf] = []   # indexed on the first shortfall only
-
-    def pick_substitutes(short: np.ndarray, granted_short: np.ndarray, ledger: StockLedger) -> None:
-        online = short >= n_walk_in
-        rows = live_cart_rows[short[online] - n_walk_in]
-        rows = rows[(granted_short[online] == 0) & accepts[cart_order[rows]]]
-        if not len(rows):
-            return
-        if not substitutes:
-            substitutes.append(delivery.SubstituteShelf(items))
-        chosen = substitutes[0].choose(cart["item"].to_numpy()[rows], cart["quantity"].to_numpy()[rows],
-                                       ledger.on_hand_of)
-        rows, chosen = rows[chosen >= 0], chosen[chosen >= 0]
-        substitute[rows] = chosen
-        substitute_granted[rows] = ledger.serve(sp_of_item[chosen], cart["quantity"].to_numpy()[rows])
-
     ledger = StockLedger(stock["store_product_id"].to_numpy(), stock["opening"].to_numpy())
-    granted = inventory.serve_by_hour(
-        ledger, demand_seconds, demand_sp, demand_qty,
-        unloaded["completed"].to_numpy(), unloaded["store_product_id"].to_numpy(), unloaded["units"].to_numpy(),
-        on_shortfall=pick_substitutes)
+    served = serve_shelf(ledger, assortment, wanted, orders, cart, unloaded)
 
     # In-store receipts.
-    walk_in_granted = granted[:n_walk_in]
-    walk_in_prices = prices.price_at(sp_of_item[wanted["item"].to_numpy()],
+    walk_in_granted = served.walk_in_granted
+    walk_in_prices = prices.price_at(assortment.shelf["store_product_id"][wanted["item"].to_numpy()],
                                      shopping.seconds_to_ts(d, wanted["seconds"].to_numpy()))
     receipts, receipt_lines = sales.build_receipts(day.rng("operations", "receipts"), d, number, trips, wanted,
                                                    walk_in_granted, walk_in_prices, assortment, landed)
 
     # Delivery orders: what was picked, bundles, drivers, status history.
-    cart_granted = np.zeros(cart.height, dtype=np.int64)
-    cart_granted[live_cart_rows] = granted[n_walk_in:]
-    deliveries = settle_orders(day, orders, cart, cart_granted, substitute, substitute_granted, habits, assortment,
-                               prices, world, number, landed)
+    deliveries = settle_orders(day, orders, cart, served.cart_granted, served.substitute, served.substitute_granted,
+                               habits, assortment, prices, world, number, landed)
 
     # The close: shrink and cycle counts, then closing stock.
     sold = np.concatenate([walk_in_granted, deliveries.picked_units])
-    sold_sp = np.concatenate([sp_of_item[wanted["item"].to_numpy()], deliveries.picked_store_product_ids])
-    close = closing_adjustments(day, ledger, assortment, sold_sp, sold)
+    sold_items = np.concatenate([wanted["item"].to_numpy(), deliveries.picked_items])
+    close = closing_adjustments(day, ledger, assortment, sold_items, sold)
+    # The shelf is shut: its store-product-sized structures go before the output tables are built.
+    del ledger, assortment, wanted, cart, served, walk_in_granted, walk_in_prices, sold, sold_items
     store_txn = store_transactions(d, number, receipt_lines, deliveries, unloaded, shipments, close, landed)
     store_inventory = close_stock(stock, close, d, landed)
+    del stock, close
 
     dc_txn = dc_transactions(d, number, supplier, filled, shipments, landed)
     dc_ids, dc_on_hand = dc_ledger.snapshot()
@@ -184,6 +189,56 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
     }
 
 
+@dataclass(frozen=True)
+class Served:
+    walk_in_granted: np.ndarray      # per basket line
+    cart_granted: np.ndarray         # per cart line (0 when the customer cancelled)
+    substitute: np.ndarray           # per cart line: the assortment row picked instead, or -1
+    substitute_granted: np.ndarray
+
+
+def serve_shelf(ledger: StockLedger, assortment: Assortment, wanted: pl.DataFrame, orders: pl.DataFrame,
+                cart: pl.DataFrame, unloaded: pl.DataFrame) -> Served:
+    """Walk-in baskets and delivery carts (at placement) served in time order while trucks unload;
+    a cart line that finds nothing gets a substitute when the customer accepts one."""
+    sp_of_item = assortment.shelf["store_product_id"]
+    cancels = orders["customer_cancels"].to_numpy()
+    cart_order = cart["order"].to_numpy()
+    cart_item, cart_qty = cart["item"].to_numpy(), cart["quantity"].to_numpy()
+    cart_live = ~cancels[cart_order]
+    n_walk_in = wanted.height
+    demand_sp = np.concatenate([sp_of_item[wanted["item"].to_numpy()], sp_of_item[cart_item[cart_live]]])
+    demand_qty = np.concatenate([wanted["quantity"].to_numpy(), cart_qty[cart_live]])
+    demand_seconds = np.concatenate([wanted["seconds"].to_numpy(), orders["placed"].to_numpy()[cart_order[cart_live]]])
+    live_cart_rows = np.flatnonzero(cart_live)
+    substitute = np.full(cart.height, -1, dtype=np.int64)
+    substitute_granted = np.zeros(cart.height, dtype=np.int64)
+    accepts = orders["accepts_substitutes"].to_numpy()
+
+    substitutes: list[delivery.SubstituteShelf] = []   # indexed on the first shortfall only
+
+    def pick_substitutes(short: np.ndarray, granted_short: np.ndarray, ledger: StockLedger) -> None:
+        online = short >= n_walk_in
+        rows = live_cart_rows[short[online] - n_walk_in]
+        rows = rows[(granted_short[online] == 0) & accepts[cart_order[rows]]]
+        if not len(rows):
+            return
+        if not substitutes:
+            substitutes.append(delivery.SubstituteShelf(assortment.items))
+        chosen = substitutes[0].choose(cart_item[rows], cart_qty[rows], ledger.on_hand_of)
+        rows, chosen = rows[chosen >= 0], chosen[chosen >= 0]
+        substitute[rows] = chosen
+        substitute_granted[rows] = ledger.serve(sp_of_item[chosen], cart_qty[rows])
+
+    granted = inventory.serve_by_hour(
+        ledger, demand_seconds, demand_sp, demand_qty,
+        unloaded["completed"].to_numpy(), unloaded["store_product_id"].to_numpy(), unloaded["units"].to_numpy(),
+        on_shortfall=pick_substitutes)
+    cart_granted = np.zeros(cart.height, dtype=np.int64)
+    cart_granted[live_cart_rows] = granted[n_walk_in:]
+    return Served(granted[:n_walk_in].copy(), cart_granted, substitute, substitute_granted)
+
+
 def drivers_on_duty(world: World) -> pl.DataFrame:
     """The day's drivers with their DC and the location of the store they work from."""
     return world.drivers.join(world.stores.select(pl.col("store_id").alias("home_store_id"), "dc_id",
@@ -201,7 +256,7 @@ class Deliveries:
     order_events: pl.DataFrame
     bundles: pl.DataFrame
     bundle_stops: pl.DataFrame
-    picked_store_product_ids: np.ndarray   # per delivered item line, what left the shelf
+    picked_items: np.ndarray               # per delivered item line, what left the shelf (assortment row)
     picked_units: np.ndarray
     picking: pl.DataFrame                  # order_id, picked_at
 
@@ -372,7 +427,7 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
     took = quantity > 0
     return Deliveries(
         orders_out, order_items, order_events, bundles, bundle_stops,
-        picked_store_product_ids=sp[took], picked_units=quantity[took],
+        picked_items=item[took], picked_units=quantity[took],
         picking=pl.DataFrame({"order_id": order_ids, "picked_at": shopping.seconds_to_ts(d, picked_seconds)}),
     )
 
@@ -385,13 +440,18 @@ class Close:
     adjustment: np.ndarray   # signed cycle-count corrections
 
 
-def closing_adjustments(day: Day, ledger: StockLedger, assortment: Assortment, sold_sp: np.ndarray,
+def closing_adjustments(day: Day, ledger: StockLedger, assortment: Assortment, sold_items: np.ndarray,
                         sold: np.ndarray) -> Close:
-    """Shrink and cycle-count corrections at the close, for the store products sold today."""
+    """Shrink and cycle-count corrections at the close, for the store products sold today
+    (`sold_items`: assortment rows of the sold lines, `sold`: their units)."""
     rng = day.rng("operations", "close")
     ids, on_hand = ledger.snapshot()
-    sold_units = np.bincount(shopping.search_sorted(ids, sold_sp), weights=sold, minlength=len(ids))
     item, live = assortment.positions(ids)
+    # Every assortment row is live in the ledger exactly once: its slot is found by a gather.
+    slot_of_item = np.empty(len(assortment.shelf["store_product_id"]), dtype=np.int64)
+    slot_of_item[item[live]] = np.flatnonzero(live)
+    sold_units = np.bincount(slot_of_item[sold_items], weights=sold, minlength=len(ids))
+    del slot_of_item
     rates = dict(day.dictionaries.departments.select("department", "shrink_rate").iter_rows())
     rate_of_department = np.array([rates.get(d, 0.0) for d in assortment.departments])
     department = assortment.shelf["department_index"][item]

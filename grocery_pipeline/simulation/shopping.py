@@ -163,8 +163,9 @@ def local_miles(lat1, lon1, lat2, lon2) -> np.ndarray:
     return np.sqrt(dx + dy)
 
 
-def nearest_stores(lat, lon, store_lat, store_lon, k: int = 3, chunk: int = 20_000):
-    """The k nearest stores (indices into the store arrays) and distances for each point."""
+def nearest_stores(lat, lon, store_lat, store_lon, k: int = 3, chunk: int = 2_048):
+    """The k nearest stores (indices into the store arrays) and distances for each point, a few
+    thousand points at a time so the point-by-store matrices stay in cache."""
     lat = np.asarray(lat, dtype=np.float64)
     lon = np.asarray(lon, dtype=np.float64)
     k = min(k, len(store_lat))
@@ -202,8 +203,8 @@ class Assortment:
     """What each open store sells today, with the odds of every product landing in a basket.
 
     `items` holds one row per live store product (store_product_id, store_id, product_id,
-    store_index, department, category, subcategory, taxable, refrigerated, perishable, list_price,
-    tax_rate, promotion_id, deal, discount_value), sorted by shelf group; `shelf` holds the numeric
+    store_index, department, category, subcategory (as categories), taxable, refrigerated, perishable,
+    list_price, tax_rate, promotion_id, deal, discount_value), sorted by shelf group; `shelf` holds the numeric
     columns the line pricing needs as arrays (promotion_id -1 and deal 0 where no deal runs).
     """
 
@@ -252,8 +253,15 @@ class Assortment:
         ids = np.asarray(store_product_ids, dtype=np.int64)
         if not len(self.sorted_ids):
             return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+        if np.array_equal(ids, self.sorted_ids):   # the day's stock is exactly what is sold today
+            return self.sorted_rows, np.ones(len(ids), dtype=bool)
         pos = np.minimum(search_sorted(self.sorted_ids, ids), len(self.sorted_ids) - 1)
         return self.sorted_rows[pos], self.sorted_ids[pos] == ids
+
+
+def strictly_increasing(values: np.ndarray) -> bool:
+    """Whether the values are sorted and unique (ids in id order)."""
+    return len(values) < 2 or bool((values[1:] > values[:-1]).all())
 
 
 def search_sorted(sorted_values: np.ndarray, targets, side: str = "left") -> np.ndarray:
@@ -294,11 +302,12 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
     stores = stores.sort("store_id").with_row_index("store_index").with_columns(pl.col("store_index").cast(pl.Int64))
     departments = sorted(products["department"].unique().to_list())
     dept_index = {d: i for i, d in enumerate(departments)}
-    # Shelf groups are numbered per product, and the product's names are joined to the store
-    # products only once they are in their final order: carried through every join and the sort,
-    # the strings of 8M store products cost gigabytes at xl.
+    # Shelf groups are numbered per product, and the product's names travel as categories: as
+    # strings, carried through every join and the sort, the names of 8M store products cost
+    # gigabytes at xl.
     shelf = products.select(
         "product_id", "popularity", "taxable", "refrigerated", "perishable",
+        *(pl.col(name).cast(pl.Categorical) for name in ("department", "category", "subcategory")),
         dept_index=pl.col("department").replace_strict(dept_index, return_dtype=pl.Int64),
         tier_index=pl.col("brand_tier").replace_strict({t: i for i, t in enumerate(TIERS)}, return_dtype=pl.Int64))
     items = (store_products.select("store_product_id", "store_id", "product_id", "list_price")
@@ -321,7 +330,10 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
     n_stores, n_groups = stores.height, len(departments) * len(TIERS)
     # By store, shelf group and id, as one int64 key (the ids are unique, so the order is total).
     span = int(items["store_product_id"].max() or 0) + 1
-    items = items.sort((pl.col("store_index") * n_groups + pl.col("group")) * span + pl.col("store_product_id"))
+    by_id = items["store_product_id"].to_numpy()
+    shelf_order = items.select(((pl.col("store_index") * n_groups + pl.col("group")) * span
+                                + pl.col("store_product_id")).arg_sort()).to_series().to_numpy()
+    items = items[shelf_order]
 
     # Items: group key + cumulative weight share inside the (store, group), so one searchsorted finds them.
     n_keys = n_stores * n_groups
@@ -350,7 +362,12 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
     totals = running[:, -1:]  # the same summation as the running share, so the last group ends at 1.0
     group_cum = (np.arange(odds.shape[0])[:, None] + running / np.where(totals > 0, totals, 1.0)).ravel()
     ids = items["store_product_id"].to_numpy()
-    order = np.argsort(ids, kind="stable")
+    if strictly_increasing(by_id):   # store products come in id order: invert the sort
+        sorted_ids, sorted_rows = by_id, np.empty(len(by_id), dtype=np.int64)
+        sorted_rows[shelf_order] = np.arange(len(by_id))
+    else:
+        sorted_rows = np.argsort(ids, kind="stable")
+        sorted_ids = ids[sorted_rows]
     shelf = {
         "store_product_id": ids, "product_id": items["product_id"].to_numpy(),
         "promotion_id": items["promotion_id"].fill_null(-1).to_numpy(),
@@ -358,16 +375,12 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
         "tax_rate": items["tax_rate"].to_numpy(),
         "department_index": items["dept_index"].to_numpy(), "perishable": items["perishable"].to_numpy(),
     }
-    named = items.select("store_product_id", "store_id", "product_id", "list_price").join(
-        products.select("product_id", "department", "category", "subcategory"), on="product_id", how="left",
-        maintain_order="left")
-    items = items.select(pl.all().exclude("store_product_id", "store_id", "product_id", "list_price"))
     return Assortment(
-        stores, pl.concat([named, items], how="horizontal").select(
+        stores, items.select(
             "store_product_id", "store_id", "product_id", "list_price", "department", "category", "subcategory",
             "taxable", "refrigerated", "perishable", "store_index", "tax_rate", "promotion_id", "discount_value",
             "deal"),
-        departments, item_cum, group_first, group_last, group_cum, ids[order], order, shelf,
+        departments, item_cum, group_first, group_last, group_cum, sorted_ids, sorted_rows, shelf,
         promotions.select("promotion_id", "promo_code").unique("promotion_id").sort("promotion_id"))
 
 
