@@ -160,10 +160,11 @@ def _visits_at_two_nearest(ctx: AuditContext):
     return float(at_near.mean()), visits.height
 
 
-def _at_two_nearest(lat, lon, store_lat, store_lon, store_ids, visited, chunk: int = 20_000) -> np.ndarray:
+def _at_two_nearest(lat, lon, store_lat, store_lon, store_ids, visited, chunk: int = 4096) -> np.ndarray:
     """Whether each visited store is one of the two `nearest_stores` of the visitor. Counting the
     stores nearer than the visited one answers it without ordering every visitor's stores; only a
-    tie for second place (or a distance that is not a number) takes `nearest_stores`' own pick."""
+    tie for second place (or a distance that is not a number) takes `nearest_stores`' own pick.
+    Visitors go by chunks whose distance matrix stays in the CPU cache."""
     from grocery_pipeline.simulation.shopping import local_miles, nearest_stores
 
     position = np.minimum(np.searchsorted(store_ids, visited), len(store_ids) - 1)
