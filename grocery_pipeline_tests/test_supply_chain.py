@@ -26,6 +26,24 @@ def test_the_shelf_never_goes_below_zero_and_serves_lines_in_time_order():
     assert ledger.on_hand.tolist() == [0, 0]
 
 
+def test_a_ledger_given_ids_out_of_order_serves_each_by_its_id():
+    ledger = StockLedger(np.array([20, 10, 30]), np.array([0, 3, 1]))
+    assert ledger.serve(np.array([10, 20, 10, 30]), np.array([2, 1, 2, 1])).tolist() == [2, 0, 1, 1]
+    ids, on_hand = ledger.snapshot()
+    assert ids.tolist() == [10, 20, 30] and on_hand.tolist() == [0, 0, 0]
+
+
+def test_dc_levels_sum_the_targets_of_the_stores_each_dc_serves():
+    stores = pl.DataFrame({"store_id": [3, 1, 2], "dc_id": [7, 5, 5]})
+    store_products = pl.DataFrame({"store_id": [1, 2, 3, 3, 9], "product_id": [4, 4, 4, 2, 4],
+                                   "order_up_to": [10, 11, 5, 3, 100]})     # store 9 is not open
+    levels = supply_chain.dc_levels(store_products, stores)
+    assert levels.rows() == [(5, 4, 21, 53), (7, 2, 3, 8), (7, 4, 5, 13)]
+    # ids too sparse for a DC x product table take the join and agree
+    sparse = supply_chain.dc_levels(store_products.with_columns(pl.col("product_id") * 10**9), stores)
+    assert sparse.with_columns(pl.col("product_id") // 10**9).equals(levels)
+
+
 def test_stock_unloaded_during_an_hour_is_on_the_shelf_from_the_next_hour():
     ledger = StockLedger(np.array([1]), np.array([0]))
     granted = inventory.serve_by_hour(ledger, np.array([10 * 3600 + 3000, 11 * 3600]), np.array([1, 1]),

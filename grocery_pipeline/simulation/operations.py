@@ -85,28 +85,27 @@ def _merged_stock(carried: pl.DataFrame, live: pl.DataFrame, old_ids: np.ndarray
     if np.array_equal(old_ids, new_ids):
         return pl.DataFrame([live["store_product_id"], carried["store_id"], carried["product_id"],
                              carried["on_hand"].alias("opening"), live["reorder_point"], live["order_up_to"]])
-    ids = np.concatenate([old_ids, new_ids])
-    ids.sort(kind="stable")
-    ids = ids[np.r_[True, ids[1:] != ids[:-1]]]
-    old_at, new_at = np.searchsorted(old_ids, ids), np.searchsorted(new_ids, ids)
-    in_old = old_ids[np.minimum(old_at, len(old_ids) - 1)] == ids if len(old_ids) else np.zeros(len(ids), bool)
-    in_new = new_ids[np.minimum(new_at, len(new_ids) - 1)] == ids if len(new_ids) else np.zeros(len(ids), bool)
-    old_at, new_at = old_at[in_old], new_at[in_new]
+    # Today's rows not carried from yesterday are slotted in among yesterday's, in id order.
+    pos = np.searchsorted(old_ids, new_ids)
+    fresh = old_ids[np.minimum(pos, len(old_ids) - 1)] != new_ids if len(old_ids) else np.ones(len(new_ids), bool)
+    at = pos[fresh]
+    listed_at = pos + np.cumsum(fresh) - fresh            # where each of today's rows lands
 
-    def pick(first: pl.Series, first_at: np.ndarray, has_first: np.ndarray, second: pl.Series,
-             second_at: np.ndarray, has_second: np.ndarray, name: str) -> pl.Series:
-        out = np.empty(len(ids), dtype=np.int64)
-        out[has_second] = second.to_numpy()[second_at]
-        out[has_first] = first.to_numpy()[first_at]     # the first frame wins where both have the row
-        return pl.Series(name, out)
+    def carried_first(old: pl.Series, new: pl.Series, name: str) -> pl.Series:
+        return pl.Series(name, np.insert(old.to_numpy(), at, new.to_numpy()[fresh]))
+
+    def listed_first(old: pl.Series, new: pl.Series, name: str) -> pl.Series:
+        merged = np.insert(old.to_numpy(), at, new.to_numpy()[fresh])
+        merged[listed_at] = new.to_numpy()
+        return pl.Series(name, merged)
 
     return pl.DataFrame([
-        pl.Series("store_product_id", ids),
-        pick(carried["store_id"], old_at, in_old, live["store_id"], new_at, in_new, "store_id"),
-        pick(carried["product_id"], old_at, in_old, live["product_id"], new_at, in_new, "product_id"),
-        pick(carried["on_hand"], old_at, in_old, live["initial_on_hand"], new_at, in_new, "opening"),
-        pick(live["reorder_point"], new_at, in_new, carried["old_reorder_point"], old_at, in_old, "reorder_point"),
-        pick(live["order_up_to"], new_at, in_new, carried["old_order_up_to"], old_at, in_old, "order_up_to"),
+        carried_first(carried["store_product_id"], live["store_product_id"], "store_product_id"),
+        carried_first(carried["store_id"], live["store_id"], "store_id"),
+        carried_first(carried["product_id"], live["product_id"], "product_id"),
+        carried_first(carried["on_hand"], live["initial_on_hand"], "opening"),
+        listed_first(carried["old_reorder_point"], live["reorder_point"], "reorder_point"),
+        listed_first(carried["old_order_up_to"], live["order_up_to"], "order_up_to"),
     ])
 
 

@@ -331,9 +331,8 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
     # By store, shelf group and id, as one int64 key (the ids are unique, so the order is total).
     span = int(items["store_product_id"].max() or 0) + 1
     by_id = items["store_product_id"].to_numpy()
-    shelf_order = items.select(((pl.col("store_index") * n_groups + pl.col("group")) * span
-                                + pl.col("store_product_id")).arg_sort()).to_series().to_numpy()
-    items = items[shelf_order]
+    shelf_order = np.argsort((items["store_index"].to_numpy() * n_groups + items["group"].to_numpy()) * span + by_id)
+    items = items.drop("popularity", "tier_index", "grocery_tax_rate")[shelf_order]
 
     # Items: group key + cumulative weight share inside the (store, group), so one searchsorted finds them.
     n_keys = n_stores * n_groups
