@@ -430,7 +430,8 @@ def _stock_day(rng: np.random.Generator) -> dict[str, pl.DataFrame]:
     opening = pl.DataFrame({"store_product_id": ids[50:], "initial": rng.integers(0, 9, 10)})
     moves = pl.DataFrame({"store_product_id": rng.choice(ids, 80), "quantity": rng.integers(-3, 4, 80)})
     moved = moves.group_by("store_product_id").agg(pl.col("quantity").sum())
-    today = (pl.concat([previous, opening.rename({"initial": "on_hand"})]).join(moved, on="store_product_id", how="left")
+    today = (pl.concat([previous, opening.rename({"initial": "on_hand"})])
+             .join(moved, on="store_product_id", how="left")
              .select("store_product_id", pl.col("on_hand") + pl.col("quantity").fill_null(0)).sort("store_product_id"))
     return {"today": today, "previous": previous, "opening": opening, "moves": moves}
 
@@ -518,7 +519,8 @@ def test_visits_at_the_two_nearest_stores_agree_with_nearest_stores():
 def test_references_staged_together_are_resolved_each_for_its_own_table(lake):
     products = pl.DataFrame({"store_product_id": [1, 2, 3]})
     unset = {"product_id": pl.lit(None, pl.Int64), "promotion_id": pl.lit(None, pl.Int64)}
-    lines = pl.DataFrame({"receipt_id": [1, 1], "line_number": [1, 2], "store_product_id": [1, 3]}).with_columns(**unset)
+    lines = pl.DataFrame({"receipt_id": [1, 1], "line_number": [1, 2], "store_product_id": [1, 3]})
+    lines = lines.with_columns(**unset)
     items = pl.DataFrame({"order_id": [7, 7, 8], "line_number": [1, 2, 1], "store_product_id": [2, 9, 3],
                           "substituted_for_store_product_id": [None, 1, 4]}).with_columns(**unset)
     staged = {"store_products": products, "receipt_lines": lines, "order_items": items,

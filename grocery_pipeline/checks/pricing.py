@@ -44,9 +44,9 @@ def _priced_changes(ctx: AuditContext) -> pl.DataFrame:
     snapshot is in that order, so the two meet by a merge join. Both tick audits decide from it
     whether anything offends, and only then list the offenders in the order of the ticks."""
     reference = _reference_prices(ctx)
-    if not reference["store_product_id"].is_sorted():
-        reference = reference.sort("store_product_id")
-    reference = reference.with_columns(pl.col("store_product_id").set_sorted(), _known=pl.lit(True))
+    ids = reference["store_product_id"]
+    reference = (reference.sort("store_product_id") if ids.null_count() or not ids.is_sorted()
+                 else reference.with_columns(ids.set_sorted())).with_columns(_known=pl.lit(True))
     changes = ctx.frame("price_updates").select("store_product_id", "new_price").sort("store_product_id")
     return changes.join(reference, on="store_product_id", how="left")
 
