@@ -296,10 +296,11 @@ class PriceState:
         waited = np.maximum(moments - self._midnight, 0)
         return -(-waited // self._step)
 
-    def _enqueue(self, index: np.ndarray) -> None:
-        tick = self._tick_of(self.next_review[index])
-        keep = tick < len(self._queue)  # later reviews wait for their own day's pass
-        index, tick = index[keep], tick[keep].astype(np.int16)
+    def _enqueue(self, index: np.ndarray, moments: np.ndarray) -> None:
+        """Queue the rows at `index` by the tick of their review times `moments`; reviews after the
+        day's last tick wait for their own day's pass."""
+        today = moments <= self._last_tick
+        index, tick = index[today], self._tick_of(moments[today]).astype(np.int16)
         order = np.argsort(tick, kind="stable")  # radix sort; keeps each tick's positions ascending
         bounds = np.cumsum(np.bincount(tick, minlength=len(self._queue)))[:-1]
         for queued, part in zip(self._queue, np.split(index[order], bounds)):
@@ -317,8 +318,9 @@ class PriceState:
             self._day, self._step = tick_at.date(), np.int64(tick_minutes) * 60_000_000
             self._midnight = _micros(datetime.combine(self._day, time()))
             self._queue = [[] for _ in range(-(-24 * 60 // tick_minutes))]
-            horizon = _micros(datetime.combine(self._day + timedelta(days=1), time()))
-            self._enqueue(np.flatnonzero(self.next_review < horizon))
+            self._last_tick = self._midnight + (len(self._queue) - 1) * self._step
+            index = np.flatnonzero(self.next_review <= self._last_tick)
+            self._enqueue(index, self.next_review[index])
         last = min(int(self._tick_of(np.array([at]))[0]), len(self._queue) - 1)
         waiting = [part for queued in self._queue[:last + 1] for part in queued]
         for queued in self._queue[:last + 1]:
@@ -340,7 +342,7 @@ class PriceState:
         self._reason[index] = reason
         self.locked[index] = reason == PROMOTION_START
         self.next_review[index] = next_review
-        self._enqueue(index)
+        self._enqueue(index, next_review)
         self._frame = None
 
     def frame(self) -> pl.DataFrame:
@@ -349,10 +351,9 @@ class PriceState:
             index = np.flatnonzero(self._reason >= 0)
             values = {
                 "price": pl.Series(self.price[index], dtype=pl.Float64),
-                "price_since": pl.Series(self._since[index].astype("datetime64[us]"), dtype=pl.Datetime("us")),
+                "price_since": pl.Series(self._since[index]).cast(pl.Datetime("us")),
                 "last_reason": _REASON_NAMES.gather(self._reason[index]),
-                "next_review_at": pl.Series(self.next_review[index].astype("datetime64[us]"),
-                                            dtype=pl.Datetime("us")),
+                "next_review_at": pl.Series(self.next_review[index]).cast(pl.Datetime("us")),
             }
             updated = []
             for column, changed in values.items():
@@ -438,7 +439,8 @@ def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
     if start.any():
         next_review[start] = state.promotion_end[due_index[start]]
 
-    tick = pl.Series("tick_at", np.full(n, np.datetime64(tick_at, "us")))
+    # datetimes as int64 cast in place: building them from numpy datetime64 copies them slowly
+    tick = pl.Series("tick_at", np.full(n, _micros(tick_at))).cast(pl.Datetime("us"))
     changes = pl.DataFrame([
         tick,
         pl.Series("store_product_id", state.store_product_id[due_index]),
@@ -447,7 +449,7 @@ def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
         pl.Series("change_pct", np.round((new / old - 1) * 100, 2)),
         _REASON_NAMES.gather(reason),
         tick.alias("valid_from"),
-        pl.Series("valid_to", next_review.astype("datetime64[us]")),
+        pl.Series("valid_to", next_review).cast(pl.Datetime("us")),
     ])
     state.review(due_index, tick_at, new, reason, next_review)
     return changes, state
