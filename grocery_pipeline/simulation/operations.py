@@ -152,6 +152,8 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
                                      shopping.seconds_to_ts(d, wanted["seconds"].to_numpy()))
     receipts, receipt_lines = sales.build_receipts(day.rng("operations", "receipts"), d, number, trips, wanted,
                                                    walk_in_granted, walk_in_prices, assortment, landed)
+    walk_in_items = wanted["item"].to_numpy()
+    del wanted, walk_in_prices
 
     # Delivery orders: what was picked, bundles, drivers, status history.
     deliveries = settle_orders(day, orders, cart, served.cart_granted, served.substitute, served.substitute_granted,
@@ -159,10 +161,10 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
 
     # The close: shrink and cycle counts, then closing stock.
     sold = np.concatenate([walk_in_granted, deliveries.picked_units])
-    sold_items = np.concatenate([wanted["item"].to_numpy(), deliveries.picked_items])
+    sold_items = np.concatenate([walk_in_items, deliveries.picked_items])
     close = closing_adjustments(day, ledger, assortment, sold_items, sold)
     # The shelf is shut: its store-product-sized structures go before the output tables are built.
-    del ledger, assortment, wanted, cart, served, walk_in_granted, walk_in_prices, sold, sold_items
+    del ledger, assortment, cart, served, walk_in_granted, walk_in_items, sold, sold_items
     store_txn = store_transactions(d, number, receipt_lines, deliveries, unloaded, shipments, close, landed)
     store_inventory = close_stock(stock, close, d, landed)
     del stock, close
@@ -444,7 +446,7 @@ def closing_adjustments(day: Day, ledger: StockLedger, assortment: Assortment, s
     """Shrink and cycle-count corrections at the close, for the store products sold today
     (`sold_items`: assortment rows of the sold lines, `sold`: their units)."""
     rng = day.rng("operations", "close")
-    ids, on_hand = ledger.snapshot()
+    ids, on_hand = ledger.store_product_ids, ledger.on_hand   # the ledger is done with: no copies
     item, live = assortment.positions(ids)
     # Every assortment row is live in the ledger exactly once: its slot is found by a gather.
     slot_of_item = np.empty(len(assortment.shelf["store_product_id"]), dtype=np.int64)
