@@ -194,62 +194,86 @@ def publish_prepared(settings: Settings, lake: Lake, day: date,
                     lake.discard(write.result())
 
 
+Parts = list[tuple[str | None, dict[str, pl.DataFrame]]]  # (tick or None, frames by table)
+
+
 @dataclass(frozen=True)
 class PublishedPartition:
     key: str
-    frames: dict[str, pl.DataFrame]
+    parts: Parts
     outcomes: list[CheckOutcome]
     seconds: float  # since the previous partition of the run was published (or the run started)
 
+    @property
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """The frames of a daily partition (one part)."""
+        return self.parts[0][1]
 
-def publish_partitions(settings: Settings, dictionaries, lake: Lake, keys: Sequence[str], produce: Produce,
-                       overlap: bool) -> Iterator[PublishedPartition]:
-    """Generate and write-audit-publish each daily partition, oldest first.
+
+def _daily_frames(parts: Parts) -> dict[str, pl.DataFrame]:
+    return {n: f for _, frames in parts for n, f in frames.items() if TABLES[n].partitioning != "price_tick"}
+
+
+def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, date, Callable[[], Parts]]],
+                     overlap: bool) -> Iterator[PublishedPartition]:
+    """Generate (`make()`) and write-audit-publish each business date's parts, oldest first.
 
     With `overlap`, day d+1 is generated while day d is written and audited in a second thread
-    (when day d has at most `settings.overlap_max_rows` rows, which bounds peak memory):
-    the generator reads day d's frames through the lake's pending partitions (`Lake.hold_pending`)
-    as it would read them once published. Publishing stays in date order, and a day that fails its
-    audits raises `PartitionRejected` before any later day is published. Only for generators that
-    read the previous day solely through `Lake.read_partition`.
+    (when day d has at most `settings.overlap_max_rows` rows, which bounds peak memory): the
+    generator reads day d's daily frames through the lake's pending partitions
+    (`Lake.hold_pending`) as it would read them once published. Publishing stays in date order,
+    and a day that fails its audits raises `PartitionRejected` before any later day is published.
+    Only for generators that read the previous day solely through `Lake.read_partition` (or carry
+    it in memory).
     """
     clock = time.perf_counter()
-    pending: tuple[str, date, dict[str, pl.DataFrame], Future] | None = None
+    pending: tuple[str, date, Parts, Future] | None = None
+
+    def published(key: str, parts: Parts, outcomes: list[CheckOutcome]) -> PublishedPartition:
+        nonlocal clock
+        now = time.perf_counter()
+        out = PublishedPartition(key, parts, outcomes, now - clock)
+        clock = now
+        return out
 
     def finish() -> PublishedPartition:
-        nonlocal clock, pending
-        key, day, frames, future = pending
+        nonlocal pending
+        key, day, parts, future = pending
         pending = None
         try:
             outcomes = future.result()
         finally:
-            lake.release_pending(day, frames)
-        now = time.perf_counter()
-        published = PublishedPartition(key, frames, outcomes, now - clock)
-        clock = now
-        return published
+            lake.release_pending(day, _daily_frames(parts))
+        return published(key, parts, outcomes)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish") as publisher:
-        for key in keys:
-            day = business_date(key)
+        for key, day, make in days:
             try:
-                frames = prepare(settings, produce(Day(settings, dictionaries, day), lake))
+                parts = [(tick, prepare(settings, frames)) for tick, frames in make()]
             except BaseException:
                 if pending is not None:
                     finish()  # the day before failing its audits is the cause to report
                 raise
             if pending is not None:
                 yield finish()
-            if overlap and sum(f.height for f in frames.values()) <= settings.overlap_max_rows:
-                lake.hold_pending(day, frames)
-                pending = (key, day, frames, _submit(publisher, publish_prepared, settings, lake, day, [(None, frames)]))
+            rows = sum(f.height for _, frames in parts for f in frames.values())
+            if overlap and rows <= settings.overlap_max_rows:
+                lake.hold_pending(day, _daily_frames(parts))
+                pending = (key, day, parts, _submit(publisher, publish_prepared, settings, lake, day, parts))
             else:
-                outcomes = publish_prepared(settings, lake, day, [(None, frames)])
-                now = time.perf_counter()
-                yield PublishedPartition(key, frames, outcomes, now - clock)
-                clock = now
+                yield published(key, parts, publish_prepared(settings, lake, day, parts))
         if pending is not None:
             yield finish()
+
+
+def publish_partitions(settings: Settings, dictionaries, lake: Lake, keys: Sequence[str], produce: Produce,
+                       overlap: bool) -> Iterator[PublishedPartition]:
+    """`publish_in_order` for a daily generator: one part per business date, the frames of `produce`."""
+    def day(key: str) -> tuple[str, date, Callable[[], Parts]]:
+        d = business_date(key)
+        return key, d, lambda: [(None, produce(Day(settings, dictionaries, d), lake))]
+
+    return publish_in_order(settings, lake, map(day, keys), overlap)
 
 
 def _preview(frame: pl.DataFrame) -> str:

@@ -22,8 +22,7 @@ from dagster import AssetExecutionContext
 from grocery_pipeline import checks as audits
 from grocery_pipeline.assets.dictionaries import dictionary_key
 from grocery_pipeline.assets.factory import (
-    KINDS, CheckOutcome, PartitionRejected, asset_key, check_results, column_schema, run_audits,
-    write_audit_publish_ticks,
+    KINDS, CheckOutcome, PartitionRejected, asset_key, check_results, column_schema, publish_in_order, run_audits,
 )
 from grocery_pipeline.dictionaries import load_dictionaries
 from grocery_pipeline.partitions import DAILY, LOAD_SETTINGS, PRICE_TICKS, business_date, tick_start, ticks_per_day
@@ -100,30 +99,42 @@ def price_ticks_asset(partitions_def: dg.TimeWindowPartitionsDefinition, per_day
         ticks = sorted(tick_start(k) for k in context.partition_keys)
         outcomes: list[CheckOutcome] = []
         rows = 0
-        state, previous = None, None
+        carried = {"state": None, "tick": None}  # the price state after the last tick generated
+
+        def day_of_ticks(day_ticks: list[datetime]):
+            def make():
+                parts = []
+                for tick_at in day_ticks:
+                    before = tick_at - timedelta(minutes=rules.tick_minutes)
+                    state = carried["state"] if carried["tick"] == before else None
+                    try:
+                        frames, carried["state"] = tick_frames(rules, settings, lake, dictionaries, tick_at, state)
+                    except MissingPartitionError as missing:
+                        if SENSOR_TAG in context.run.tags and missing.table in (t.PRICE_UPDATES.name,
+                                                                                t.PRICE_SNAPSHOTS.name):
+                            # this sensor run overtook the run of the tick before it: try again once that lands
+                            raise dg.RetryRequested(max_retries=SENSOR_RETRIES,
+                                                    seconds_to_wait=SENSOR_RETRY_SECONDS) from missing
+                        raise
+                    parts.append((lake_tick(tick_at), frames))
+                    carried["tick"] = tick_at
+                return parts
+            return make
+
         # A day's ticks are audited together (the audits are row-wise), then each tick's file is
-        # published; a day's ticks of the run go live all or none.
-        for day, day_ticks in groupby(ticks, key=lambda tick_at: tick_at.date()):
-            parts = []
-            for tick_at in day_ticks:
-                carried = state if previous == tick_at - timedelta(minutes=rules.tick_minutes) else None
-                try:
-                    frames, state = tick_frames(rules, settings, lake, dictionaries, tick_at, carried)
-                except MissingPartitionError as missing:
-                    if SENSOR_TAG in context.run.tags and missing.table in (t.PRICE_UPDATES.name, t.PRICE_SNAPSHOTS.name):
-                        # this sensor run overtook the run of the tick before it: try again once that lands
-                        raise dg.RetryRequested(max_retries=SENSOR_RETRIES, seconds_to_wait=SENSOR_RETRY_SECONDS) from missing
-                    raise
-                parts.append((lake_tick(tick_at), frames))
-                previous = tick_at
-            try:
-                outcomes += write_audit_publish_ticks(settings, lake, day, parts)
-            except PartitionRejected as rejected:
-                yield from _tick_check_results(outcomes + rejected.failed)
-                raise dg.Failure(description=f"price ticks of {day}: {rejected}", metadata={
-                    "partition": day.isoformat(),
-                    "failed_checks": dg.MetadataValue.json([o.audit.name for o in rejected.failed])}) from None
-            rows += sum(frames[t.PRICE_UPDATES.name].height for _, frames in parts)
+        # published; a day's ticks of the run go live all or none. The next day's ticks are
+        # generated (from the state carried in memory) while a day is written and audited.
+        days = ((day.isoformat(), day, day_of_ticks(list(group)))
+                for day, group in groupby(ticks, key=lambda tick_at: tick_at.date()))
+        try:
+            for published in publish_in_order(settings, lake, days, overlap=True):
+                outcomes += published.outcomes
+                rows += sum(frames[t.PRICE_UPDATES.name].height for _, frames in published.parts)
+        except PartitionRejected as rejected:
+            yield from _tick_check_results(outcomes + rejected.failed)
+            raise dg.Failure(description=f"price ticks of {rejected.day}: {rejected}", metadata={
+                "partition": rejected.day.isoformat(),
+                "failed_checks": dg.MetadataValue.json([o.audit.name for o in rejected.failed])}) from None
         context.log.info(f"{len(ticks)} tick(s) from {ticks[0]:%Y-%m-%d %H:%M}: {rows} price changes")
         catalog.ensure_views(settings.warehouse_path, lake, [t.PRICE_UPDATES.name, t.PRICE_SNAPSHOTS.name])
         yield dg.MaterializeResult(asset_key=updates_key, metadata={
