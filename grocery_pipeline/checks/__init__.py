@@ -14,7 +14,7 @@ from typing import Callable, TypeVar
 import polars as pl
 
 from grocery_pipeline.settings import Settings
-from grocery_pipeline.storage.lake import Lake
+from grocery_pipeline.storage.lake import Lake, MissingPartitionError
 
 SAMPLE_SIZE = 10
 T = TypeVar("T")
@@ -50,13 +50,17 @@ class AuditContext:
         """Another table's rows of the audited date: staged alongside, else published, else None."""
         if table in self.frames:
             return self.frames[table]
-        path = self.lake.partition_path(table, self.business_date)
-        return self.shared(("same_day", table), lambda: pl.read_parquet(path) if path.is_file() else None)
+        return self.shared(("same_day", table), lambda: self._published(table, self.business_date))
 
     def previous_day(self, table: str, columns: list[str] | None = None) -> pl.DataFrame | None:
         """A table's published partition of the day before (the only history a state check reads)."""
-        path = self.lake.partition_path(table, self.business_date - timedelta(days=1))
-        return pl.read_parquet(path, columns=columns) if path.is_file() else None
+        return self._published(table, self.business_date - timedelta(days=1), columns)
+
+    def _published(self, table: str, day: date, columns: list[str] | None = None) -> pl.DataFrame | None:
+        try:  # from memory when this process just published it (`Lake.read_partition`)
+            return self.lake.read_partition(table, day, columns=columns)
+        except MissingPartitionError:
+            return None
 
 
 @dataclass(frozen=True)
