@@ -9,6 +9,7 @@ yesterday's state. Every random stream comes from (seed, "operations", date, str
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -110,24 +111,90 @@ def _merged_stock(carried: pl.DataFrame, live: pl.DataFrame, old_ids: np.ndarray
 
 
 def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday) -> dict[str, pl.DataFrame]:
+    """The day's operations tables. Parts that do not depend on each other (the trucks and the
+    shoppers, walk-in and delivery demand, receipts and delivery settlement, customer habits and
+    the close) run in two threads: each draws from its own named random stream and reads only
+    frozen inputs, so the rows are the same whatever the interleaving."""
     d = day.business_date
     number = day.index + 1          # id prefix of the day
     landed = loaded_at(d)
     settings = day.settings
-    assortment = shopping.build_assortment(world.stores, world.store_products, world.products, world.promotions)
     multiplier = world.traffic_multiplier
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="operations") as beside:
+        # Supply: last night's plan becomes today's trucks (independent of today's shoppers).
+        supplied = beside.submit(_supply, d, number, landed, world, yesterday)
+        assortment = shopping.build_assortment(world.stores, world.store_products, world.products, world.promotions)
 
-    # Demand: shoppers walking in, customers ordering at home.
-    trips = sales.plan_trips(day.rng("operations", "trips"), world.customers, assortment,
-                             settings.receipts_per_day * multiplier, d.isoweekday() >= 6).frame
-    wanted = sales.basket_requests(day.rng("operations", "baskets"), trips, assortment)
-    drivers = drivers_on_duty(world)
-    orders = delivery.plan_orders(day.rng("operations", "orders"), d, world.customers, yesterday.customers,
-                                  assortment, drivers, settings.delivery_orders_per_day * multiplier)
-    habits = delivery.habits_long(yesterday.customers.join(orders.select("customer_id"), on="customer_id", how="semi"))
-    cart = delivery.cart_requests(day.rng("operations", "carts"), d, orders, habits, assortment)
+        # Demand: shoppers walking in, customers ordering at home.
+        walk_ins = beside.submit(_walk_in_demand, day, world, assortment, settings.receipts_per_day * multiplier)
+        drivers = drivers_on_duty(world)
+        orders = delivery.plan_orders(day.rng("operations", "orders"), d, world.customers, yesterday.customers,
+                                      assortment, drivers, settings.delivery_orders_per_day * multiplier)
+        habits = delivery.habits_long(yesterday.customers.join(orders.select("customer_id"), on="customer_id",
+                                                               how="semi"))
+        cart = delivery.cart_requests(day.rng("operations", "carts"), d, orders, habits, assortment)
+        trips, wanted = walk_ins.result()
+        supply = supplied.result()
 
-    # Supply: last night's plan becomes today's trucks.
+        # The shelf through the day: walk-in baskets and delivery carts (at placement) in time order.
+        ledger = StockLedger(supply.stock["store_product_id"].to_numpy(), supply.stock["opening"].to_numpy())
+        served = serve_shelf(ledger, assortment, wanted, orders, cart, supply.unloaded)
+
+        # In-store receipts, beside the delivery orders: what was picked, bundles, drivers, status history.
+        walk_in_granted = served.walk_in_granted
+        walk_in_items = wanted["item"].to_numpy()
+        receipted = beside.submit(_receipts, day, number, landed, trips, wanted, walk_in_granted, assortment, prices)
+        deliveries = settle_orders(day, orders, cart, served.cart_granted, served.substitute,
+                                   served.substitute_granted, habits, assortment, prices, world, number, landed)
+        receipts, receipt_lines = receipted.result()
+        del wanted
+
+        # Tomorrow's delivery habits, beside the close: shrink and cycle counts, then closing stock.
+        habits_next = beside.submit(_next_customers, d, landed, yesterday.customers, deliveries)
+        sold = np.concatenate([walk_in_granted, deliveries.picked_units])
+        sold_items = np.concatenate([walk_in_items, deliveries.picked_items])
+        close = closing_adjustments(day, ledger, assortment, sold_items, sold)
+        # The shelf is shut: its store-product-sized structures go before the output tables are built.
+        del ledger, assortment, cart, served, walk_in_granted, walk_in_items, sold, sold_items
+        store_txn = store_transactions(d, number, receipt_lines, deliveries, supply.unloaded, supply.shipments,
+                                       close, landed)
+        store_inventory = close_stock(supply.stock, close, d, landed)
+        del close
+
+        dc_txn = dc_transactions(d, number, supply.supplier, supply.filled, supply.shipments, landed)
+        dc_ids, dc_on_hand = supply.dc_ledger.snapshot()
+        dc_inventory = (pl.DataFrame({"dc_id": dc_ids // supply_chain.DC_KEY,
+                                      "product_id": dc_ids % supply_chain.DC_KEY, "on_hand": dc_on_hand})
+                        .join(supply.dc.select("dc_id", "product_id", "reorder_point", "order_up_to"),
+                              on=["dc_id", "product_id"])
+                        .sort("dc_id", "product_id")
+                        .with_columns(business_date=pl.lit(d), _loaded_at=pl.lit(landed)))
+        customers = habits_next.result()
+    return {
+        "receipts": receipts, "receipt_lines": receipt_lines,
+        "orders": deliveries.orders, "order_items": deliveries.order_items, "order_events": deliveries.order_events,
+        "bundles": deliveries.bundles, "bundle_stops": deliveries.bundle_stops, "delivery_customers": customers,
+        "store_inventory_txn": store_txn, "store_inventory": store_inventory,
+        "dc_inventory_txn": dc_txn, "dc_inventory": dc_inventory,
+        "shipments": supply.shipments, "shipment_lines": supply.shipment_lines, "truck_moves": supply.truck_moves,
+    }
+
+
+@dataclass(frozen=True)
+class Supply:
+    """The day's trucks and the stock they move: opening store stock, DC stock and what unloads when."""
+    stock: pl.DataFrame
+    dc: pl.DataFrame
+    supplier: pl.DataFrame
+    dc_ledger: StockLedger
+    filled: pl.DataFrame
+    shipments: pl.DataFrame
+    shipment_lines: pl.DataFrame
+    truck_moves: pl.DataFrame
+    unloaded: pl.DataFrame      # shipment lines by completion, to unload onto the shelf
+
+
+def _supply(d: date, number: int, landed: datetime, world: World, yesterday: Yesterday) -> Supply:
     stock = opening_stock(yesterday.store_stock, world.store_products)
     needs = supply_chain.replenishment_needs(
         yesterday.store_stock.select("store_product_id", "on_hand"), world.store_products, world.stores,
@@ -141,53 +208,29 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
     shipments, shipment_lines, truck_moves = supply_chain.shipment_tables(loads, filled, d, landed)
     unloaded = filled.join(loads.select("shipment_id", "completed"), on="shipment_id").sort("shipment_id",
                                                                                             "store_product_id")
+    return Supply(stock, dc, supplier, dc_ledger, filled, shipments, shipment_lines, truck_moves, unloaded)
 
-    # The shelf through the day: walk-in baskets and delivery carts (at placement) in time order.
-    ledger = StockLedger(stock["store_product_id"].to_numpy(), stock["opening"].to_numpy())
-    served = serve_shelf(ledger, assortment, wanted, orders, cart, unloaded)
 
-    # In-store receipts.
-    walk_in_granted = served.walk_in_granted
+def _walk_in_demand(day: Day, world: World, assortment: Assortment, receipts: float
+                    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    trips = sales.plan_trips(day.rng("operations", "trips"), world.customers, assortment, receipts,
+                             day.business_date.isoweekday() >= 6).frame
+    return trips, sales.basket_requests(day.rng("operations", "baskets"), trips, assortment)
+
+
+def _receipts(day: Day, number: int, landed: datetime, trips: pl.DataFrame, wanted: pl.DataFrame,
+              granted: np.ndarray, assortment: Assortment, prices: PriceBook) -> tuple[pl.DataFrame, pl.DataFrame]:
+    d = day.business_date
     walk_in_prices = prices.price_at(assortment.shelf["store_product_id"][wanted["item"].to_numpy()],
                                      shopping.seconds_to_ts(d, wanted["seconds"].to_numpy()))
-    receipts, receipt_lines = sales.build_receipts(day.rng("operations", "receipts"), d, number, trips, wanted,
-                                                   walk_in_granted, walk_in_prices, assortment, landed)
-    walk_in_items = wanted["item"].to_numpy()
-    del wanted, walk_in_prices
+    return sales.build_receipts(day.rng("operations", "receipts"), d, number, trips, wanted, granted,
+                                walk_in_prices, assortment, landed)
 
-    # Delivery orders: what was picked, bundles, drivers, status history.
-    deliveries = settle_orders(day, orders, cart, served.cart_granted, served.substitute, served.substitute_granted,
-                               habits, assortment, prices, world, number, landed)
 
-    # The close: shrink and cycle counts, then closing stock.
-    sold = np.concatenate([walk_in_granted, deliveries.picked_units])
-    sold_items = np.concatenate([walk_in_items, deliveries.picked_items])
-    close = closing_adjustments(day, ledger, assortment, sold_items, sold)
-    # The shelf is shut: its store-product-sized structures go before the output tables are built.
-    del ledger, assortment, cart, served, walk_in_granted, walk_in_items, sold, sold_items
-    store_txn = store_transactions(d, number, receipt_lines, deliveries, unloaded, shipments, close, landed)
-    store_inventory = close_stock(stock, close, d, landed)
-    del stock, close
-
-    dc_txn = dc_transactions(d, number, supplier, filled, shipments, landed)
-    dc_ids, dc_on_hand = dc_ledger.snapshot()
-    dc_inventory = (pl.DataFrame({"dc_id": dc_ids // supply_chain.DC_KEY, "product_id": dc_ids % supply_chain.DC_KEY,
-                                  "on_hand": dc_on_hand})
-                    .join(dc.select("dc_id", "product_id", "reorder_point", "order_up_to"), on=["dc_id", "product_id"])
-                    .sort("dc_id", "product_id")
-                    .with_columns(business_date=pl.lit(d), _loaded_at=pl.lit(landed)))
-
+def _next_customers(d: date, landed: datetime, customers: pl.DataFrame, deliveries: Deliveries) -> pl.DataFrame:
     received = deliveries.order_items.filter(pl.col("quantity") > 0).join(
         deliveries.orders.select("order_id", "customer_id"), on="order_id")
-    customers = delivery.next_state(yesterday.customers, d, deliveries.orders, received, landed)
-    return {
-        "receipts": receipts, "receipt_lines": receipt_lines,
-        "orders": deliveries.orders, "order_items": deliveries.order_items, "order_events": deliveries.order_events,
-        "bundles": deliveries.bundles, "bundle_stops": deliveries.bundle_stops, "delivery_customers": customers,
-        "store_inventory_txn": store_txn, "store_inventory": store_inventory,
-        "dc_inventory_txn": dc_txn, "dc_inventory": dc_inventory,
-        "shipments": shipments, "shipment_lines": shipment_lines, "truck_moves": truck_moves,
-    }
+    return delivery.next_state(customers, d, deliveries.orders, received, landed)
 
 
 @dataclass(frozen=True)
