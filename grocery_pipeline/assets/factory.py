@@ -26,7 +26,7 @@ from grocery_pipeline.partitions import business_date
 from grocery_pipeline.resources import GrocerySettings
 from grocery_pipeline.settings import Settings
 from grocery_pipeline.simulation.context import Day
-from grocery_pipeline.storage import catalog
+from grocery_pipeline.storage import catalog, prices as price_store, world as world_store
 from grocery_pipeline.storage.lake import Lake, StagedPartition
 from grocery_pipeline.tables import TABLES, Table
 
@@ -195,6 +195,9 @@ def publish_prepared(settings: Settings, lake: Lake, day: date,
 
 
 Parts = list[tuple[str | None, dict[str, pl.DataFrame]]]  # (tick or None, frames by table)
+# What a published day's generation and audits kept in memory (its world, its price book): dropped
+# once the day is published, so a run holds at most the day being generated and the one audited.
+DAY_CACHES = (world_store.release_day, price_store.release_day)
 
 
 @dataclass(frozen=True)
@@ -229,8 +232,10 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
     clock = time.perf_counter()
     pending: tuple[str, date, Parts, Future] | None = None
 
-    def published(key: str, parts: Parts, outcomes: list[CheckOutcome]) -> PublishedPartition:
+    def published(key: str, day: date, parts: Parts, outcomes: list[CheckOutcome]) -> PublishedPartition:
         nonlocal clock
+        for release in DAY_CACHES:
+            release(lake, day)
         now = time.perf_counter()
         out = PublishedPartition(key, parts, outcomes, now - clock)
         clock = now
@@ -244,7 +249,7 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
             outcomes = future.result()
         finally:
             lake.release_pending(day, _daily_frames(parts))
-        return published(key, parts, outcomes)
+        return published(key, day, parts, outcomes)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish") as publisher:
         for key, day, make in days:
@@ -261,7 +266,7 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
                 lake.hold_pending(day, _daily_frames(parts))
                 pending = (key, day, parts, _submit(publisher, publish_prepared, settings, lake, day, parts))
             else:
-                yield published(key, parts, publish_prepared(settings, lake, day, parts))
+                yield published(key, day, parts, publish_prepared(settings, lake, day, parts))
         if pending is not None:
             yield finish()
 

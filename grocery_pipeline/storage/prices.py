@@ -114,6 +114,13 @@ def _day_files_signature(lake: Lake, rules: PricingRules, business_date: date) -
     return tuple(signature)
 
 
+def release_day(lake: Lake, business_date: date) -> None:
+    """Drop the cached book of a day that is published (nothing of the run reads it again)."""
+    with _BOOK_LOCK:
+        for key in [k for k in _LAST_BOOKS if k[0] == lake.root and k[1] == business_date]:
+            del _LAST_BOOKS[key]
+
+
 def cached_pricebook(lake: Lake, world: World, settings: Settings) -> PriceBook:
     """`load_pricebook`, reused while the world and the day's price files are the very same."""
     rules = PricingRules.from_settings(settings)

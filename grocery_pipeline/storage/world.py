@@ -40,6 +40,12 @@ WORLDS_KEPT = 2
 _WORLD_LOCK = threading.Lock()
 
 
+def release_day(lake: Lake, business_date: date) -> None:
+    """Drop the cached world of a day that is published (nothing of the run reads it again)."""
+    with _WORLD_LOCK:
+        _LAST_WORLD.pop((lake.root, business_date), None)
+
+
 def load_world(lake: Lake, business_date: date) -> World:
     """The dimensions live on `business_date`; fails naming any dimension partition not yet published."""
     through = {t: _through(lake, t, business_date) for t in DIMENSIONS}

@@ -67,7 +67,6 @@ PRICE_SNAPSHOTS = Table(
         BUSINESS_DATE, LOADED_AT,
     ),
     key=("business_date", "store_product_id"),
-    read_back=True,
 )
 
 TABLES: tuple[Table, ...] = (PRICE_UPDATES, PRICE_SNAPSHOTS)
