@@ -267,6 +267,7 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
                 pending = (key, day, parts, _submit(publisher, publish_prepared, settings, lake, day, parts))
             else:
                 yield published(key, day, parts, publish_prepared(settings, lake, day, parts))
+            del parts  # not alive while the next day is generated (callers drop theirs too)
         if pending is not None:
             yield finish()
 
@@ -341,19 +342,20 @@ def daily_tables_asset(
         keys = sorted(context.partition_keys)
         outcomes: list[CheckOutcome] = []
         rows = {t.name: 0 for t in tables}
-        preview: dict[str, pl.DataFrame] = {}
+        preview: dict[str, str] = {}
         try:
             for published in publish_partitions(settings, dictionaries, lake, keys, produce, overlap):
                 outcomes += published.outcomes
                 for table, frame in published.frames.items():
                     rows[table] += frame.height
-                    preview[table] = frame.head(PREVIEW_ROWS)
+                    preview[table] = _preview(frame)  # text: a head() would keep the day's buffers alive
                 context.log.info(f"{published.key}: published "
                                  + ", ".join(f"{t}={f.height}" for t, f in published.frames.items())
                                  + f" in {published.seconds:.2f}s")
                 for observe in PARTITION_OBSERVERS:
                     observe(name, published.key, {t: f.height for t, f in published.frames.items()},
                             published.seconds)
+                del published  # the day's frames are not kept while the next day is generated
         except PartitionRejected as rejected:
             if files_partition_results(context):
                 log_partition_results(context, outcomes + rejected.failed)
@@ -364,11 +366,10 @@ def daily_tables_asset(
                     [o.audit.name for o in rejected.failed])}) from None
         catalog.ensure_views(settings.warehouse_path, lake, [t.name for t in tables])
         for table in tables:
-            frame = preview.get(table.name, table.empty())
             yield dg.MaterializeResult(asset_key=asset_key(table.name), metadata={
                 "dagster/row_count": rows[table.name],
                 "partitions": len(keys),
-                "preview": dg.MetadataValue.md(_preview(frame)),
+                "preview": dg.MetadataValue.md(preview.get(table.name) or _preview(table.empty())),
                 "path": dg.MetadataValue.path(str(lake.table_dir(table.name))),
                 "settings": dg.MetadataValue.json(settings.fingerprint()),
                 "dictionaries_version": dictionaries.fingerprint,

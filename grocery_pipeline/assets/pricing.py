@@ -130,6 +130,7 @@ def price_ticks_asset(partitions_def: dg.TimeWindowPartitionsDefinition, per_day
             for published in publish_in_order(settings, lake, days, overlap=True):
                 outcomes += published.outcomes
                 rows += sum(frames[t.PRICE_UPDATES.name].height for _, frames in published.parts)
+                del published  # the day's frames are not kept while the next day is generated
         except PartitionRejected as rejected:
             yield from _tick_check_results(outcomes + rejected.failed)
             raise dg.Failure(description=f"price ticks of {rejected.day}: {rejected}", metadata={
