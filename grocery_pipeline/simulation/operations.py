@@ -135,6 +135,7 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         cart = delivery.cart_requests(day.rng("operations", "carts"), d, orders, habits, assortment)
         trips, wanted = walk_ins.result()
         supply = supplied.result()
+        del walk_ins  # a finished future keeps its result: the basket requests would outlive their last use
 
         # The shelf through the day: walk-in baskets and delivery carts (at placement) in time order.
         ledger = StockLedger(supply.stock["store_product_id"].to_numpy(), supply.stock["opening"].to_numpy())
@@ -147,15 +148,17 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         deliveries = settle_orders(day, orders, cart, served.cart_granted, served.substitute,
                                    served.substitute_granted, habits, assortment, prices, world, number, landed)
         receipts, receipt_lines = receipted.result()
-        del wanted
+        del wanted, trips, habits
 
         # Tomorrow's delivery habits, beside the close: shrink and cycle counts, then closing stock.
         habits_next = beside.submit(_next_customers, d, landed, yesterday.customers, deliveries)
         sold = np.concatenate([walk_in_granted, deliveries.picked_units])
         sold_items = np.concatenate([walk_in_items, deliveries.picked_items])
-        close = closing_adjustments(day, ledger, assortment, sold_items, sold)
-        # The shelf is shut: its store-product-sized structures go before the output tables are built.
-        del ledger, assortment, cart, served, walk_in_granted, walk_in_items, sold, sold_items
+        shelf = shelf_at_close(day, ledger, assortment, sold_items, sold)
+        # The shelf is shut: its store-product-sized structures go before the close draws its adjustments.
+        del assortment, cart, served, walk_in_granted, walk_in_items, sold, sold_items
+        close = closing_adjustments(day, ledger, shelf)
+        del ledger, shelf
         store_txn = store_transactions(d, number, receipt_lines, deliveries, supply.unloaded, supply.shipments,
                                        close, landed)
         store_inventory = close_stock(supply.stock, close, d, landed)
@@ -484,12 +487,20 @@ class Close:
     adjustment: np.ndarray   # signed cycle-count corrections
 
 
-def closing_adjustments(day: Day, ledger: StockLedger, assortment: Assortment, sold_items: np.ndarray,
-                        sold: np.ndarray) -> Close:
-    """Shrink and cycle-count corrections at the close, for the store products sold today
-    (`sold_items`: assortment rows of the sold lines, `sold`: their units)."""
-    rng = day.rng("operations", "close")
-    ids, on_hand = ledger.store_product_ids, ledger.on_hand   # the ledger is done with: no copies
+@dataclass(frozen=True)
+class ShelfAtClose:
+    """Per ledger slot, what the close needs of the shelf, so the assortment can go before the draws."""
+    live: np.ndarray         # the store sells the product today
+    sold_units: np.ndarray   # units sold today (walk-in and delivery)
+    shrink_rate: np.ndarray  # the department's shrink rate (0 where not live)
+    perishable: np.ndarray   # perishable and live
+
+
+def shelf_at_close(day: Day, ledger: StockLedger, assortment: Assortment, sold_items: np.ndarray,
+                   sold: np.ndarray) -> ShelfAtClose:
+    """`ShelfAtClose` of the ledger's store products (`sold_items`: assortment rows of the sold
+    lines, `sold`: their units)."""
+    ids = ledger.store_product_ids
     item, live = assortment.positions(ids)
     # Every assortment row is live in the ledger exactly once: its slot is found by a gather.
     slot_of_item = np.empty(len(assortment.shelf["store_product_id"]), dtype=np.int64)
@@ -498,12 +509,17 @@ def closing_adjustments(day: Day, ledger: StockLedger, assortment: Assortment, s
     del slot_of_item
     rates = dict(day.dictionaries.departments.select("department", "shrink_rate").iter_rows())
     rate_of_department = np.array([rates.get(d, 0.0) for d in assortment.departments])
-    department = assortment.shelf["department_index"][item]
-    perishable = assortment.shelf["perishable"][item] & live
-    shrink = inventory.shrink_units(rng, on_hand, sold_units, np.where(live, rate_of_department[department], 0.0),
-                                    perishable)
-    shrink = np.where(live, shrink, 0)
-    adjustment = np.where(live, inventory.cycle_count_adjustments(rng, on_hand - shrink), 0)
+    shrink_rate = np.where(live, rate_of_department[assortment.shelf["department_index"][item]], 0.0)
+    return ShelfAtClose(live, sold_units, shrink_rate, assortment.shelf["perishable"][item] & live)
+
+
+def closing_adjustments(day: Day, ledger: StockLedger, shelf: ShelfAtClose) -> Close:
+    """Shrink and cycle-count corrections at the close, for the store products sold today."""
+    rng = day.rng("operations", "close")
+    ids, on_hand = ledger.store_product_ids, ledger.on_hand   # the ledger is done with: no copies
+    shrink = inventory.shrink_units(rng, on_hand, shelf.sold_units, shelf.shrink_rate, shelf.perishable)
+    shrink = np.where(shelf.live, shrink, 0)
+    adjustment = np.where(shelf.live, inventory.cycle_count_adjustments(rng, on_hand - shrink), 0)
     return Close(ids, on_hand, shrink, adjustment)
 
 
