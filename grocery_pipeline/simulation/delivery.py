@@ -337,26 +337,29 @@ def assign_drivers(bundles: pl.DataFrame, drivers: pl.DataFrame, stores: pl.Data
         if not len(waiting):
             wave_end = int(planned[driver_of < 0].min()) + WAVE_SECONDS
             continue
-        rows, pd = np.nonzero(allowed[bundle_store[waiting]])
-        pb = waiting[rows]
+        free = np.flatnonzero(free_at <= wave_end)   # the others cannot be ready in this wave
+        rows, pd = np.nonzero(allowed[bundle_store[waiting]][:, free])
+        pb, pd = waiting[rows], free[pd]
         ready = free_at[pd] + drive_seconds(road_miles(pos_lat[pd], pos_lon[pd], s_lat[pb], s_lon[pb]))
         ok = ready <= wave_end
         pb, pd, ready = pb[ok], pd[ok], ready[ok]
         score = shopping.local_miles(pos_lat[pd], pos_lon[pd], c_lat[pb], c_lon[pb])
+        # pairs come in (bundle, driver) order: a stable sort by score breaks ties as a lexsort would,
+        # and dropping pairs below keeps the order
+        order = np.argsort(score, kind="stable")
+        pb, pd, ready = pb[order], pd[order], ready[order]
+        taken = np.zeros(len(free_at), dtype=bool)
         while len(pb):
-            order = np.lexsort((pd, pb, score))
-            pb, pd, ready, score = pb[order], pd[order], ready[order], score[order]
-            _, first_of_bundle = np.unique(pb, return_index=True)
-            cand = np.sort(first_of_bundle)              # best driver per bundle, by score
-            _, first_of_driver = np.unique(pd[cand], return_index=True)
-            win = cand[first_of_driver]                  # each driver to its closest bundle
+            cand = _first_of_each(pb, n)                  # best driver per bundle, by score
+            win = cand[_first_of_each(pd[cand], len(free_at))]   # each driver to its closest bundle
             wb, wd = pb[win], pd[win]
             driver_of[wb] = wd
             dispatched[wb] = np.maximum(planned[wb], ready[win])
             free_at[wd] = dispatched[wb] + round_trip[wb]
             pos_lat[wd], pos_lon[wd] = s_lat[wb], s_lon[wb]
-            keep = ~np.isin(pb, wb) & ~np.isin(pd, wd)
-            pb, pd, ready, score = pb[keep], pd[keep], ready[keep], score[keep]
+            taken[wd] = True
+            keep = (driver_of[pb] < 0) & ~taken[pd]
+            pb, pd, ready = pb[keep], pd[keep], ready[keep]
         wave_end += WAVE_SECONDS
     return pl.DataFrame({
         "bundle": b["bundle"],
@@ -364,6 +367,16 @@ def assign_drivers(bundles: pl.DataFrame, drivers: pl.DataFrame, stores: pl.Data
         "dispatched": dispatched,
         "returned": dispatched + round_trip,
     })
+
+
+def _first_of_each(values: np.ndarray, size: int) -> np.ndarray:
+    """Positions of the first occurrence of each distinct value (non-negative, below `size`), in
+    position order: one pass instead of the sort `np.unique` would do."""
+    first = np.full(size, len(values))
+    np.minimum.at(first, values, np.arange(len(values)))
+    first = first[first < len(values)]
+    first.sort()
+    return first
 
 
 # -- status history --------------------------------------------------------------------------
