@@ -115,12 +115,18 @@ def shrink_units(rng: np.random.Generator, on_hand: np.ndarray, sold_units: np.n
                  perishable: np.ndarray) -> np.ndarray:
     """Units lost at the close (spoilage, damage, theft): about the department's shrink rate of
     what sold, perishables also losing a little of what sits on the shelf; never more than is left."""
-    expected = SHRINK_SCALE * shrink_rate * sold_units + np.where(perishable, 0.0015 * on_hand, 0.0)
-    return np.minimum(rng.poisson(expected), on_hand)
+    expected = SHRINK_SCALE * shrink_rate
+    expected *= sold_units      # in place: at the close these are store-product-sized arrays
+    expected += np.where(perishable, 0.0015 * on_hand, 0.0)
+    shrink = rng.poisson(expected)
+    del expected
+    return np.minimum(shrink, on_hand, out=shrink)
 
 
 def cycle_count_adjustments(rng: np.random.Generator, on_hand: np.ndarray) -> np.ndarray:
     """Book corrections found by the day's cycle counts: a unit or two either way, never below zero."""
     counted = rng.random(len(on_hand)) < CYCLE_COUNT_SHARE
-    delta = rng.choice(np.array([-2, -1, 1, 2]), size=len(on_hand), p=[0.2, 0.4, 0.3, 0.1])
-    return np.where(counted, np.maximum(delta, -on_hand), 0)
+    delta = rng.choice(np.array([-2, -1, 1, 2], dtype=np.int64), size=len(on_hand), p=[0.2, 0.4, 0.3, 0.1])
+    np.maximum(delta, -np.asarray(on_hand, dtype=np.int64), out=delta)
+    delta[~counted] = 0
+    return delta

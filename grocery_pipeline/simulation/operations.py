@@ -509,7 +509,8 @@ def shelf_at_close(day: Day, ledger: StockLedger, assortment: Assortment, sold_i
     del slot_of_item
     rates = dict(day.dictionaries.departments.select("department", "shrink_rate").iter_rows())
     rate_of_department = np.array([rates.get(d, 0.0) for d in assortment.departments])
-    shrink_rate = np.where(live, rate_of_department[assortment.shelf["department_index"][item]], 0.0)
+    shrink_rate = rate_of_department[assortment.shelf["department_index"][item]]
+    shrink_rate[~live] = 0.0
     return ShelfAtClose(live, sold_units, shrink_rate, assortment.shelf["perishable"][item] & live)
 
 
@@ -518,8 +519,9 @@ def closing_adjustments(day: Day, ledger: StockLedger, shelf: ShelfAtClose) -> C
     rng = day.rng("operations", "close")
     ids, on_hand = ledger.store_product_ids, ledger.on_hand   # the ledger is done with: no copies
     shrink = inventory.shrink_units(rng, on_hand, shelf.sold_units, shelf.shrink_rate, shelf.perishable)
-    shrink = np.where(shelf.live, shrink, 0)
-    adjustment = np.where(shelf.live, inventory.cycle_count_adjustments(rng, on_hand - shrink), 0)
+    shrink[~shelf.live] = 0
+    adjustment = inventory.cycle_count_adjustments(rng, on_hand - shrink)
+    adjustment[~shelf.live] = 0
     return Close(ids, on_hand, shrink, adjustment)
 
 
