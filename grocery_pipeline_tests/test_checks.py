@@ -558,3 +558,24 @@ def test_a_repeated_key_is_found_in_rows_written_in_key_order(lake, order):
     assert run("price_updates_keys_unique", lake, price_updates=ticks.sort(order)).passed
     finding = run("price_updates_keys_unique", lake, price_updates=repeated)
     assert finding.offending == 2 and finding.sample_keys == [[2, at(1)], [2, at(1)]]
+
+
+def test_visits_at_the_two_nearest_stores_beyond_the_sample_size_are_measured_on_an_even_sample(
+        tmp_path, monkeypatch):
+    from grocery_pipeline.checks import realism
+
+    rng = np.random.default_rng(5)
+    stores = pl.DataFrame({"store_id": np.arange(1, 21), "lat": rng.uniform(40, 41, 20),
+                           "lon": rng.uniform(-75, -74, 20), "opened_on": [date(2024, 1, 1)] * 20})
+    customers = pl.DataFrame({"customer_id": np.arange(1, 3001), "lat": rng.uniform(40, 41, 3000),
+                              "lon": rng.uniform(-75, -74, 3000)})
+    receipts = pl.DataFrame({"customer_id": rng.integers(1, 3001, 6000),
+                             "store_id": rng.integers(1, 21, 6000)})
+    monkeypatch.setattr(realism, "_as_of", lambda ctx, table: {"stores": stores, "customers": customers}[table])
+    ctx = AuditContext(load_settings(env={}, preset="tiny", data_dir=tmp_path), Lake(tmp_path / "lake"),
+                       date(2025, 1, 2), {"receipts": receipts})
+    full, everyone = realism._visits_at_two_nearest(ctx)
+    monkeypatch.setattr(realism, "NEAREST_SAMPLE", 1000)
+    sampled, sample = realism._visits_at_two_nearest(ctx)
+    assert everyone == 6000 and sample == 1000  # every sixth visit
+    assert 0.05 < full < 0.2 and abs(sampled - full) < 0.03  # random stores: about 2 in 20 are the nearest two
