@@ -348,7 +348,8 @@ def daily_tables_asset(
                 outcomes += published.outcomes
                 for table, frame in published.frames.items():
                     rows[table] += frame.height
-                    preview[table] = _preview(frame)  # text: a head() would keep the day's buffers alive
+                    if published.key == keys[-1]:  # as text: a head() would keep the day's buffers alive
+                        preview[table] = _preview(frame)
                 context.log.info(f"{published.key}: published "
                                  + ", ".join(f"{t}={f.height}" for t, f in published.frames.items())
                                  + f" in {published.seconds:.2f}s")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ class Lake:
         self.root = Path(root).resolve()
         # partitions generated but not yet published, readable by this Lake only: the next day of a
         # state chain is generated while this one is still being written and audited
-        self._pending: dict[tuple[str, date, str | None], pl.DataFrame] = {}
+        self._pending: dict[tuple[str, date], pl.DataFrame] = {}
 
     # -- paths -------------------------------------------------------------------------------
     def table_dir(self, table: str) -> Path:
@@ -94,18 +95,18 @@ class Lake:
             time.sleep(PAUSE_BEFORE_PUBLISH_SECONDS)
         os.replace(staged.staged_path, staged.final_path)
         if staged.frame is not None and TABLES[staged.table].read_back:
-            _PUBLISHED[(self.root, staged.table)] = (staged.final_path, _signature(staged.final_path), staged.frame)
+            _PUBLISHED[(self.root, staged.table)] = (staged.final_path, file_signature(staged.final_path), staged.frame)
         return staged.final_path
 
     def hold_pending(self, business_date: date, frames: dict[str, pl.DataFrame]) -> None:
         """Let this Lake's readers see a day's frames before they are published (see `read_partition`);
         they must be exactly what will be written (conformed)."""
         for name, frame in frames.items():
-            self._pending[(name, business_date, None)] = frame
+            self._pending[(name, business_date)] = frame
 
     def release_pending(self, business_date: date, tables: Iterable[str]) -> None:
         for name in tables:
-            self._pending.pop((name, business_date, None), None)
+            self._pending.pop((name, business_date), None)
 
     @staticmethod
     def discard(staged: StagedPartition) -> None:
@@ -162,12 +163,12 @@ class Lake:
                        tick: str | None = None) -> pl.DataFrame:
         """One partition's rows: a pending one held by this Lake, else the published file (from
         memory when this process published it and the file has not changed since)."""
-        frame = self._pending.get((table, business_date, tick))
+        frame = self._pending.get((table, business_date)) if tick is None else None
         path = self.partition_path(table, business_date, tick)
         if frame is None:
             remembered = _PUBLISHED.get((self.root, table))
             try:
-                signature = _signature(path)
+                signature = file_signature(path)
             except (FileNotFoundError, NotADirectoryError):
                 raise MissingPartitionError(
                     table, [business_date.isoformat() + (f" tick {tick}" if tick else "")]) from None
@@ -207,7 +208,8 @@ class _History:
 _AS_OF_CACHE: dict[tuple[Path, str], _History] = {}
 
 
-def _signature(path: Path | str) -> tuple:
+def file_signature(path: Path | str) -> tuple:
+    """(path, inode, mtime, size): a file that is the very one read or written before has the same."""
     status = os.stat(path)
     return (str(path), status.st_ino, status.st_mtime_ns, status.st_size)
 
@@ -217,7 +219,7 @@ def read_files_cached(lake: "Lake", table: str, files: list[Path] | list[str],
     """The rows of `files` (a table's partitions, oldest first), reading only files not read
     before in this process; a file replaced since (a re-materialized partition) is read again."""
     if signatures is None:
-        signatures = [_signature(f) for f in files]
+        signatures = [file_signature(f) for f in files]
     key = (lake.root, table)
     seen = _AS_OF_CACHE.get(key)
     if seen is not None and seen.signatures[: len(signatures)] == signatures:
@@ -233,6 +235,32 @@ def read_files_cached(lake: "Lake", table: str, files: list[Path] | list[str],
     frame = pl.concat(parts, how="vertical_relaxed")
     _AS_OF_CACHE[key] = _History(signatures, [f.height for f in parts], frame)
     return frame
+
+
+class RecentDays:
+    """What a process built for the last few business dates of a lake (a day's world, its price
+    book), keyed by (lake root, business date, ...): the day being generated and the day audited
+    meanwhile share it across threads; older entries go, and a published day's are released."""
+
+    def __init__(self, kept: int):
+        self.kept = kept
+        self._entries: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple):
+        return self._entries.get(key)
+
+    def put(self, key: tuple, value) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+            while len(self._entries) >= self.kept:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = value
+
+    def release(self, lake: "Lake", business_date: date) -> None:
+        with self._lock:
+            for key in [k for k in self._entries if k[:2] == (lake.root, business_date)]:
+                del self._entries[key]
 
 
 def _missing_days(days: list[date], through: date) -> list[date]:

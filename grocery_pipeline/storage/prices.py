@@ -4,8 +4,6 @@ most that day's ticks, however long the history."""
 
 from __future__ import annotations
 
-import os
-import threading
 from datetime import date, datetime, timedelta
 
 import polars as pl
@@ -17,7 +15,7 @@ from grocery_pipeline.simulation.pricing import (
     open_day,
 )
 from grocery_pipeline.simulation.world import World
-from grocery_pipeline.storage.lake import Lake, MissingPartitionError
+from grocery_pipeline.storage.lake import Lake, MissingPartitionError, RecentDays, file_signature
 from grocery_pipeline.storage.world import read_as_of_cached
 
 UPDATES, SNAPSHOTS = "price_updates", "price_snapshots"
@@ -95,30 +93,22 @@ def state_before(lake: Lake, rules: PricingRules, tick_at: datetime) -> pl.DataF
 # The last price books built, with what each was built from: a day's simulation and the audits of
 # both its line tables (receipt_lines, order_items) ask for the same book, and a day may be audited
 # while the next one is generated, so two are kept (memory stays bounded).
-_LAST_BOOKS: dict[tuple, tuple[World, PriceBook]] = {}
-BOOKS_KEPT = 2
-_BOOK_LOCK = threading.Lock()
+_BOOKS = RecentDays(kept=2)
 
 
 def _day_files_signature(lake: Lake, rules: PricingRules, business_date: date) -> tuple | None:
     """(path, inode, mtime, size) of the day's snapshot and tick files; None if any is missing."""
     paths = [lake.partition_path(SNAPSHOTS, business_date),
              *(lake.partition_path(UPDATES, business_date, lake_tick(t)) for t in rules.ticks_of(business_date))]
-    signature = []
-    for path in paths:
-        try:
-            status = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        signature.append((str(path), status.st_ino, status.st_mtime_ns, status.st_size))
-    return tuple(signature)
+    try:
+        return tuple(file_signature(path) for path in paths)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def release_day(lake: Lake, business_date: date) -> None:
     """Drop the cached book of a day that is published (nothing of the run reads it again)."""
-    with _BOOK_LOCK:
-        for key in [k for k in _LAST_BOOKS if k[0] == lake.root and k[1] == business_date]:
-            del _LAST_BOOKS[key]
+    _BOOKS.release(lake, business_date)
 
 
 def cached_pricebook(lake: Lake, world: World, settings: Settings) -> PriceBook:
@@ -128,15 +118,11 @@ def cached_pricebook(lake: Lake, world: World, settings: Settings) -> PriceBook:
     if signature is None:
         return load_pricebook(lake, world, settings)  # fails naming what is missing
     key = (lake.root, world.business_date, rules.tick_minutes, signature)
-    last = _LAST_BOOKS.get(key)
+    last = _BOOKS.get(key)
     if last is not None and last[0] is world:
         return last[1]
     book = load_pricebook(lake, world, settings)
-    with _BOOK_LOCK:  # a day's audits and the next day's generation may both be here
-        _LAST_BOOKS.pop(key, None)
-        while len(_LAST_BOOKS) >= BOOKS_KEPT:
-            _LAST_BOOKS.pop(next(iter(_LAST_BOOKS)))
-        _LAST_BOOKS[key] = (world, book)
+    _BOOKS.put(key, (world, book))
     return book
 
 

@@ -3,14 +3,12 @@ backfill that walks the days in order reads each partition once."""
 
 from __future__ import annotations
 
-import threading
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 
 from grocery_pipeline.simulation.world import World, world_on
-from grocery_pipeline.storage.lake import Lake, MissingPartitionError, read_files_cached
+from grocery_pipeline.storage.lake import Lake, MissingPartitionError, RecentDays, read_files_cached
 
 DIMENSIONS = ("calendar", "distribution_centers", "stores", "trucks", "products", "store_products",
               "customers", "drivers", "promotions")
@@ -33,17 +31,13 @@ def read_as_of_cached(lake: Lake, table: str, business_date: date) -> pl.DataFra
 
 # The last worlds built, with the signatures of the dimension files they were built from: the day's
 # simulation and the audits of the same day (prices in effect) ask for the same world, and the
-# price book is shared while the world is the very same object. Two are kept (the day being
-# generated and the day before, audited meanwhile), so memory is bounded.
-_LAST_WORLD: dict[tuple[Path, date], tuple[dict[str, list[tuple]], World]] = {}
-WORLDS_KEPT = 2
-_WORLD_LOCK = threading.Lock()
+# price book is shared while the world is the very same object.
+_WORLDS = RecentDays(kept=2)
 
 
 def release_day(lake: Lake, business_date: date) -> None:
     """Drop the cached world of a day that is published (nothing of the run reads it again)."""
-    with _WORLD_LOCK:
-        _LAST_WORLD.pop((lake.root, business_date), None)
+    _WORLDS.release(lake, business_date)
 
 
 def load_world(lake: Lake, business_date: date) -> World:
@@ -51,16 +45,12 @@ def load_world(lake: Lake, business_date: date) -> World:
     through = {t: _through(lake, t, business_date) for t in DIMENSIONS}
     signatures = {t: sigs for t, (_, sigs) in through.items()}
     key = (lake.root, business_date)
-    last = _LAST_WORLD.get(key)
+    last = _WORLDS.get(key)
     # by file signatures, not frame identity: the as-of reader hands out a fresh slice when it has
     # read past `business_date` (a range run publishes every dimension day before the facts)
     if last is not None and last[0] == signatures:
         return last[1]
     tables = {t: read_files_cached(lake, t, files, sigs) for t, (files, sigs) in through.items()}
     world = world_on(business_date, tables)
-    with _WORLD_LOCK:  # the day's audits and the next day's generation may both be here
-        _LAST_WORLD.pop(key, None)
-        while len(_LAST_WORLD) >= WORLDS_KEPT:
-            _LAST_WORLD.pop(next(iter(_LAST_WORLD)))
-        _LAST_WORLD[key] = (signatures, world)
+    _WORLDS.put(key, (signatures, world))
     return world
