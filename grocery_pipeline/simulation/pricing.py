@@ -500,23 +500,46 @@ class _PriceLookup:
     """
 
     def __init__(self, opening: pl.DataFrame, changes: pl.DataFrame):
-        opening = opening.filter(pl.col("price").is_not_null())
-        valid_from = changes["valid_from"].cast(pl.Datetime("us"))
-        self.moments = valid_from.unique().sort().to_physical().to_numpy()
+        if opening["price"].null_count():
+            opening = opening.filter(pl.col("price").is_not_null())
+        valid_from = changes["valid_from"].cast(pl.Datetime("us")).to_physical()
+        self.moments = valid_from.unique().sort().to_numpy()
         self.width = len(self.moments) + 1
-        ids = np.concatenate([opening["store_product_id"].to_numpy(), changes["store_product_id"].to_numpy()])
+        opening_ids = opening["store_product_id"].cast(pl.Int64).to_numpy()
+        change_ids = changes["store_product_id"].cast(pl.Int64).to_numpy()
         # ids outside [low, high] are clipped to an end, where no entry is
-        self.low, self.high = (int(ids.min()) - 1, int(ids.max()) + 1) if len(ids) else (0, 0)
+        present = [ids for ids in (opening_ids, change_ids) if len(ids)]
+        self.low = min(int(ids.min()) for ids in present) - 1 if present else 0
+        self.high = max(int(ids.max()) for ids in present) + 1 if present else 0
         if (self.high - self.low + 1) * self.width >= 2 ** 63:
             raise ValueError("store_product_id values span too wide a range to key the day's prices")
-        rank = np.concatenate([np.zeros(opening.height, dtype=np.int64),
-                               np.searchsorted(self.moments, valid_from.to_physical().to_numpy()) + 1])
-        key = (ids - self.low) * self.width + rank
-        order = np.argsort(key, kind="stable")  # runs already in order: the opening, then each tick
-        self.key = np.append(-1, key[order])
-        price = np.concatenate([opening["price"].cast(pl.Float64).to_numpy(),
-                                changes["new_price"].cast(pl.Float64).to_numpy()])
-        self.price = np.append(np.nan, price[order])
+        # Filled in place, the opening's entries then the changes', behind the sentinel: few
+        # day-sized arrays, as each costs fresh memory.
+        split = len(opening_ids) + 1
+        key = np.empty(split + len(change_ids), dtype=np.int64)
+        key[0] = -1
+        np.subtract(opening_ids, self.low, out=key[1:split])
+        np.subtract(change_ids, self.low, out=key[split:])
+        key[1:] *= self.width
+        key[split:] += np.searchsorted(self.moments, valid_from.to_numpy()) + 1
+        order = np.arange(len(key) - 1, dtype=np.int64)
+        bits = len(order).bit_length()
+        if (self.high - self.low + 1) * self.width < 2 ** (63 - bits):
+            # each key with its position in the low bits: one plain sort is the stable order
+            key[1:] <<= bits
+            key[1:] |= order
+            key[1:].sort()
+            np.bitwise_and(key[1:], (1 << bits) - 1, out=order)
+            key[1:] >>= bits
+        else:
+            order = np.argsort(key[1:], kind="stable")
+            key[1:].sort()  # equal keys are equal values: sorting in place is gathering by `order`
+        self.key = key
+        self.price = np.empty(len(key), dtype=np.float64)
+        self.price[0] = np.nan
+        np.take(np.concatenate([opening["price"].cast(pl.Float64).to_numpy(),
+                                changes["new_price"].cast(pl.Float64).to_numpy()]),
+                order, out=self.price[1:], mode="clip")  # "raise" would copy through a buffer
 
     def price_at(self, ids: np.ndarray, at: np.ndarray) -> np.ndarray:
         """The price in effect for each (store product id, epoch microsecond) pair."""
@@ -560,6 +583,12 @@ class PriceBook:
     @cached_property
     def _lookup(self) -> _PriceLookup:
         return _PriceLookup(self.opening, self.changes)
+
+    def prepare(self) -> "PriceBook":
+        """Build the day's price lookup now rather than at the first `price_at` (so that a caller
+        can build it on another thread, beside other work); returns the book."""
+        self._lookup
+        return self
 
     def price_at(self, store_product_id, at) -> np.ndarray:
         """The price in effect for each (store product, moment) pair; vectorized."""

@@ -1,0 +1,65 @@
+"""The day's price lookup: its key packing and its fallback give the prices of an as-of join."""
+
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from grocery_pipeline.simulation.pricing import PriceBook, _PriceLookup
+
+DAY = date(2025, 1, 2)
+MIDNIGHT = datetime(2025, 1, 2)
+
+
+def _as_of(opening: pl.DataFrame, changes: pl.DataFrame, ids: list[int], at: list[datetime]) -> list[float]:
+    """Each line's latest change at or before it (the later row of two at one moment), else its opening."""
+    latest = changes.with_row_index("row").sort("valid_from", "row")
+    lines = pl.DataFrame({"store_product_id": ids, "at": at}).with_row_index("line")
+    return (lines.sort("at").join_asof(latest, left_on="at", right_on="valid_from", by="store_product_id",
+                                       strategy="backward")
+            .join(opening, on="store_product_id", how="left").sort("line")
+            .select(pl.coalesce("new_price", "price"))["new_price"].to_list())
+
+
+@pytest.mark.parametrize("offset", [0, 2 ** 60], ids=["packed", "wide ids"])
+def test_lookup_prices_match_an_as_of_join(offset):
+    """Ids spanning 2**60 leave no room to pack positions into the key: the other sort must agree."""
+    values = np.random.default_rng(5)  # test fixture values only
+    ids = np.array([3, 4, 7, 9, 12]) + np.array([0, 0, 0, 0, offset])
+    opening = pl.DataFrame({"store_product_id": ids, "price": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    changes = pl.DataFrame({
+        "store_product_id": values.choice(ids, 12),
+        "valid_from": [MIDNIGHT + timedelta(hours=int(h)) for h in values.integers(0, 3, 12)],
+        "new_price": np.round(values.uniform(1, 9, 12), 2),
+    })
+    at = [MIDNIGHT + timedelta(minutes=int(m)) for m in values.integers(-30, 200, 40)]
+    lines = values.choice(ids, 40).tolist()
+    assert PriceBook(DAY, opening, changes).price_at(lines, at).tolist() == _as_of(opening, changes, lines, at)
+
+
+@pytest.mark.parametrize("offset", [0, 2 ** 60], ids=["packed", "wide ids"])
+def test_of_two_changes_at_one_moment_the_later_row_wins(offset):
+    opening = pl.DataFrame({"store_product_id": [1, 2 + offset], "price": [1.0, 2.0]})
+    changes = pl.DataFrame({"store_product_id": [1, 1, 1], "valid_from": [MIDNIGHT + timedelta(hours=1)] * 3,
+                            "new_price": [1.5, 1.7, 1.6]})
+    assert PriceBook(DAY, opening, changes).price_at([1, 1], [MIDNIGHT, MIDNIGHT + timedelta(hours=2)]).tolist() \
+        == [1.0, 1.6]
+
+
+def test_lookup_keys_are_sorted_behind_the_sentinel():
+    opening = pl.DataFrame({"store_product_id": [5, 1, 3], "price": [5.0, 1.0, 3.0]})
+    changes = pl.DataFrame({"store_product_id": [3, 1], "valid_from": [MIDNIGHT, MIDNIGHT], "new_price": [3.5, 1.5]})
+    lookup = _PriceLookup(opening, changes)
+    assert lookup.key[0] == -1 and np.isnan(lookup.price[0])
+    assert (np.diff(lookup.key) > 0).all()
+    assert lookup.price[1:].tolist() == [1.0, 1.5, 3.0, 3.5, 5.0]
+
+
+def test_prepare_builds_the_lookup_once():
+    book = PriceBook(DAY, pl.DataFrame({"store_product_id": [1], "price": [2.0]}),
+                     pl.DataFrame({"store_product_id": [1], "valid_from": [MIDNIGHT], "new_price": [2.5]}))
+    assert book.prepare() is book
+    built = book.__dict__["_lookup"]
+    assert book.price_at([1], [MIDNIGHT]).tolist() == [2.5]
+    assert book.__dict__["_lookup"] is built
