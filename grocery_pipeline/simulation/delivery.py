@@ -463,9 +463,15 @@ def delivery_fee_cents(subtotal_cents: np.ndarray, is_member: np.ndarray) -> np.
     return np.where(is_member & (subtotal_cents >= 3_500), 0, fee)
 
 
-def tip_cents(rng: np.random.Generator, subtotal_cents: np.ndarray) -> np.ndarray:
-    tips = rng.random(len(subtotal_cents)) < 0.82
-    pct = rng.choice(np.array([0.05, 0.10, 0.15, 0.18, 0.20]), size=len(subtotal_cents), p=[0.15, 0.30, 0.30, 0.10, 0.15])
+def tip_draws(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each of n orders tips and the share it would tip: drawn before the subtotals are known."""
+    tips = rng.random(n) < 0.82
+    return tips, rng.choice(np.array([0.05, 0.10, 0.15, 0.18, 0.20]), size=n, p=[0.15, 0.30, 0.30, 0.10, 0.15])
+
+
+def tip_cents(draws: tuple[np.ndarray, np.ndarray], subtotal_cents: np.ndarray) -> np.ndarray:
+    """Tips in cents (`draws` from `tip_draws`): the share of the subtotal, at least $2."""
+    tips, pct = draws
     return np.where(tips, np.maximum(200, np.round(subtotal_cents * pct)), 0).astype(np.int64)
 
 

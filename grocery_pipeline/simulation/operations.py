@@ -9,7 +9,7 @@ yesterday's state. Every random stream comes from (seed, "operations", date, str
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -146,7 +146,8 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         walk_in_items = wanted["item"].to_numpy()
         receipted = beside.submit(_receipts, day, number, landed, trips, wanted, walk_in_granted, assortment, prices)
         deliveries = settle_orders(day, orders, cart, served.cart_granted, served.substitute,
-                                   served.substitute_granted, habits, assortment, prices, world, number, landed)
+                                   served.substitute_granted, habits, assortment, prices, world, number, landed,
+                                   beside)
         receipts, receipt_lines = receipted.result()
         del wanted, trips, habits
 
@@ -310,7 +311,10 @@ class Deliveries:
 
 def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: np.ndarray, substitute: np.ndarray,
                   substitute_granted: np.ndarray, habits: pl.DataFrame, assortment: Assortment, prices: PriceBook,
-                  world: World, number: int, landed: datetime) -> Deliveries:
+                  world: World, number: int, landed: datetime, beside: Executor | None = None) -> Deliveries:
+    """The delivery tables of the day's orders as picked. The runs (bundles, drivers, routes and
+    status history) need no prices: given `beside`, they are worked out there while the lines
+    are priced, on the same random stream (the pricing's draws are taken first, as before)."""
     d = day.business_date
     rng = day.rng("operations", "settle")
     n_orders = orders.height
@@ -329,12 +333,20 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
                               .when(~pl.Series(picked_anything)).then(pl.lit("OUT_OF_STOCK"))
                               .otherwise(None).alias("r"))["r"]
 
+    # The pricing's draws, in stream order; the rest of the stream is the runs'.
+    kind = orders["kind"].to_numpy()[order_of]
+    takes_deal = rng.random(len(item)) < shopping.PROMO_USE[kind]
+    coupon_draw = rng.random(n_orders)
+    tip_draws = delivery.tip_draws(rng, n_orders)
+    tender = shopping.labels(shopping.ONLINE_TENDERS, rng.choice(len(shopping.ONLINE_TENDERS), size=n_orders,
+                                                                 p=shopping.ONLINE_TENDER_MIX))
+    runs_in = (rng, orders, picked_anything, order_status, cancel_reason, assortment.stores, world)
+    dispatching = beside.submit(_runs, *runs_in) if beside is not None else None
+
     placed_ts = shopping.seconds_to_ts(d, orders["placed"].to_numpy())
     shelf = assortment.shelf
     sp = shelf["store_product_id"][item]
     unit_price = prices.price_at(sp, placed_ts[order_of])
-    kind = orders["kind"].to_numpy()[order_of]
-    takes_deal = rng.random(len(item)) < shopping.PROMO_USE[kind]
     money = shopping.price_lines(unit_price, quantity, shelf["deal"][item], shelf["deal_value"][item], takes_deal)
     promotion_id, promo_code = assortment.promotion_columns(item, money.on_promotion)
     order_ids = number * delivery.ORDER_ID_STRIDE + 1 + orders["order"].to_numpy()
@@ -371,53 +383,12 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
     delivered = picked_anything
     first_order = orders["order_number"].to_numpy() == 1
     coupon = np.where(delivered & first_order & (subtotal >= 3_500), 1_000,
-                      np.where(delivered & (subtotal >= 4_000) & (rng.random(n_orders) < 0.04), 500, 0))
+                      np.where(delivered & (subtotal >= 4_000) & (coupon_draw < 0.04), 500, 0))
     fee = np.where(delivered, delivery.delivery_fee_cents(subtotal, delivery.member(orders["customer_id"].to_numpy())), 0)
-    tip = np.where(delivered, delivery.tip_cents(rng, subtotal), 0)
-    tender = shopping.labels(shopping.ONLINE_TENDERS, rng.choice(len(shopping.ONLINE_TENDERS), size=n_orders,
-                                                                 p=shopping.ONLINE_TENDER_MIX))
-
-    # Bundles, drivers, routes.
-    delivered_orders = orders.filter(pl.Series(delivered))
+    tip = np.where(delivered, delivery.tip_cents(tip_draws, subtotal), 0)
+    runs, stops, events, delivered_at = dispatching.result() if dispatching is not None else _runs(*runs_in)
     stores = assortment.stores
-    bundles_of = delivery.form_bundles(delivered_orders, stores)
-    routes = delivery.plan_routes(delivered_orders, bundles_of.select("order", "bundle"), stores)
-    stops = routes.join(delivered_orders.select("order", "lat", "lon", "store_index"), on="order").sort("bundle", "stop_seq")
-    per_bundle = (stops.group_by("bundle").agg(
-        store_index=pl.col("store_index").first(),
-        round_trip_seconds=pl.col("round_trip_seconds").first(), route_miles=pl.col("route_miles").first(),
-        order_count=pl.len().cast(pl.Int64), first_leg=pl.col("arrival_offset").min())
-        .join(bundles_of.select("bundle", "window_start", "last_placed").unique(), on="bundle").sort("bundle"))
-    # Centroids by numpy in stop order: bit-identical whatever the thread count.
-    stop_bundle = stops["bundle"].to_numpy()
-    stop_count = np.bincount(stop_bundle, minlength=per_bundle.height)
-    per_bundle = per_bundle.with_columns(
-        centroid_lat=np.bincount(stop_bundle, weights=stops["lat"].to_numpy(), minlength=per_bundle.height) / stop_count,
-        centroid_lon=np.bincount(stop_bundle, weights=stops["lon"].to_numpy(), minlength=per_bundle.height) / stop_count)
-    # Leave so the first stop is reached early in the window, once the last order is picked.
-    per_bundle = per_bundle.with_columns(planned_dispatch=pl.max_horizontal(
-        pl.col("window_start") - pl.col("first_leg") + pl.Series(rng.integers(0, 1200, per_bundle.height)),
-        pl.col("last_placed") + delivery.PICKING_SECONDS))
-    drivers = drivers_on_duty(world)
-    runs = delivery.assign_drivers(per_bundle, drivers, stores).join(per_bundle, on="bundle").sort("bundle")
     bundle_ids = number * delivery.BUNDLE_ID_STRIDE + 1 + runs["bundle"].to_numpy()
-    stops = stops.join(runs.select("bundle", "dispatched"), on="bundle").with_columns(
-        arrival=pl.col("dispatched") + pl.col("arrival_offset")).sort("bundle", "stop_seq")
-
-    # Picking starts before the run leaves; orders that found nothing were picked in vain.
-    picking = np.full(n_orders, -1, dtype=np.int64)
-    dispatched = np.full(n_orders, -1, dtype=np.int64)
-    delivered_at = np.full(n_orders, -1, dtype=np.int64)
-    stop_orders = stops["order"].to_numpy()
-    dispatched[stop_orders] = stops["dispatched"].to_numpy()
-    delivered_at[stop_orders] = stops["arrival"].to_numpy()
-    pick_lead = rng.integers(900, 2100, n_orders)
-    picking = np.where(delivered, dispatched - pick_lead, orders["window_start"].to_numpy() - 1800 - pick_lead)
-    events_in = pl.DataFrame({
-        "order": orders["order"], "placed": orders["placed"], "status": order_status, "cancel_reason": cancel_reason,
-        "picking": picking, "dispatched": pl.Series(dispatched).replace(-1, None),
-        "delivered": pl.Series(delivered_at).replace(-1, None)})
-    events = delivery.order_events(rng, events_in)
     picked_at = events.filter(pl.col("status") == "PICKING").select("order", "seconds")
     picked_seconds = np.zeros(n_orders, dtype=np.int64)
     picked_seconds[picked_at["order"].to_numpy()] = picked_at["seconds"].to_numpy()
@@ -477,6 +448,52 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
         picked_items=item[took], picked_units=quantity[took],
         picking=pl.DataFrame({"order_id": order_ids, "picked_at": shopping.seconds_to_ts(d, picked_seconds)}),
     )
+
+
+def _runs(rng: np.random.Generator, orders: pl.DataFrame, delivered: np.ndarray, order_status: pl.Series,
+          cancel_reason: pl.Series, stores: pl.DataFrame, world: World
+          ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, np.ndarray]:
+    """The delivered orders' runs: bundles, routes and drivers, then every order's status
+    history. Returns the runs by bundle, the stops, the events and each order's delivery moment
+    (seconds, -1 when not delivered)."""
+    n_orders = orders.height
+    delivered_orders = orders.filter(pl.Series(delivered))
+    bundles_of = delivery.form_bundles(delivered_orders, stores)
+    routes = delivery.plan_routes(delivered_orders, bundles_of.select("order", "bundle"), stores)
+    stops = routes.join(delivered_orders.select("order", "lat", "lon", "store_index"), on="order").sort("bundle", "stop_seq")
+    per_bundle = (stops.group_by("bundle").agg(
+        store_index=pl.col("store_index").first(),
+        round_trip_seconds=pl.col("round_trip_seconds").first(), route_miles=pl.col("route_miles").first(),
+        order_count=pl.len().cast(pl.Int64), first_leg=pl.col("arrival_offset").min())
+        .join(bundles_of.select("bundle", "window_start", "last_placed").unique(), on="bundle").sort("bundle"))
+    # Centroids by numpy in stop order: bit-identical whatever the thread count.
+    stop_bundle = stops["bundle"].to_numpy()
+    stop_count = np.bincount(stop_bundle, minlength=per_bundle.height)
+    per_bundle = per_bundle.with_columns(
+        centroid_lat=np.bincount(stop_bundle, weights=stops["lat"].to_numpy(), minlength=per_bundle.height) / stop_count,
+        centroid_lon=np.bincount(stop_bundle, weights=stops["lon"].to_numpy(), minlength=per_bundle.height) / stop_count)
+    # Leave so the first stop is reached early in the window, once the last order is picked.
+    per_bundle = per_bundle.with_columns(planned_dispatch=pl.max_horizontal(
+        pl.col("window_start") - pl.col("first_leg") + pl.Series(rng.integers(0, 1200, per_bundle.height)),
+        pl.col("last_placed") + delivery.PICKING_SECONDS))
+    drivers = drivers_on_duty(world)
+    runs = delivery.assign_drivers(per_bundle, drivers, stores).join(per_bundle, on="bundle").sort("bundle")
+    stops = stops.join(runs.select("bundle", "dispatched"), on="bundle").with_columns(
+        arrival=pl.col("dispatched") + pl.col("arrival_offset")).sort("bundle", "stop_seq")
+
+    # Picking starts before the run leaves; orders that found nothing were picked in vain.
+    dispatched = np.full(n_orders, -1, dtype=np.int64)
+    delivered_at = np.full(n_orders, -1, dtype=np.int64)
+    stop_orders = stops["order"].to_numpy()
+    dispatched[stop_orders] = stops["dispatched"].to_numpy()
+    delivered_at[stop_orders] = stops["arrival"].to_numpy()
+    pick_lead = rng.integers(900, 2100, n_orders)
+    picking = np.where(delivered, dispatched - pick_lead, orders["window_start"].to_numpy() - 1800 - pick_lead)
+    events_in = pl.DataFrame({
+        "order": orders["order"], "placed": orders["placed"], "status": order_status, "cancel_reason": cancel_reason,
+        "picking": picking, "dispatched": pl.Series(dispatched).replace(-1, None),
+        "delivered": pl.Series(delivered_at).replace(-1, None)})
+    return runs, stops, delivery.order_events(rng, events_in), delivered_at
 
 
 @dataclass(frozen=True)
