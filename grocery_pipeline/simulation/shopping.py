@@ -163,23 +163,65 @@ def local_miles(lat1, lon1, lat2, lon2) -> np.ndarray:
     return np.sqrt(dx + dy)
 
 
-def nearest_stores(lat, lon, store_lat, store_lon, k: int = 3, chunk: int = 2_048):
-    """The k nearest stores (indices into the store arrays) and distances for each point, a few
-    thousand points at a time so the point-by-store matrices stay in cache."""
+def nearest_stores(lat, lon, store_lat, store_lon, k: int = 3, chunk: int = 256):
+    """The k nearest stores (indices into the store arrays) and distances (`local_miles`) for each
+    point, nearest first, ties by store index; a few hundred points at a time so the
+    point-by-store matrices stay in cache."""
     lat = np.asarray(lat, dtype=np.float64)
     lon = np.asarray(lon, dtype=np.float64)
-    k = min(k, len(store_lat))
+    store_lat = np.asarray(store_lat, dtype=np.float64)
+    store_lon = np.asarray(store_lon, dtype=np.float64)
+    n_stores = len(store_lat)
+    k = min(k, n_stores)
     idx = np.empty((len(lat), k), dtype=np.int64)
     dist = np.empty((len(lat), k), dtype=np.float64)
+    scale = MILES_PER_DEGREE_LAT * np.cos(np.radians(lat))
+    dy, dx = np.empty((chunk, n_stores)), np.empty((chunk, n_stores))
     for start in range(0, len(lat), chunk):
-        d = local_miles(lat[start:start + chunk, None], lon[start:start + chunk, None],
-                        store_lat[None, :], store_lon[None, :])
-        part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.tile(np.arange(k), (len(d), 1))
-        part_d = np.take_along_axis(d, part, axis=1)
-        order = np.lexsort((part, part_d), axis=1)   # nearest first, ties by store index
-        idx[start:start + chunk] = np.take_along_axis(part, order, axis=1)
-        dist[start:start + chunk] = np.take_along_axis(part_d, order, axis=1)
+        rows = slice(start, start + chunk)
+        m = len(lat[rows])
+        # local_miles, its steps in place on reused buffers
+        d, dy_m = dx[:m], dy[:m]
+        np.subtract(store_lat[None, :], lat[rows, None], out=dy_m)
+        dy_m *= MILES_PER_DEGREE_LAT
+        np.subtract(store_lon[None, :], lon[rows, None], out=d)
+        d *= scale[rows, None]
+        d *= d
+        dy_m *= dy_m
+        d += dy_m
+        np.sqrt(d, out=d)
+        idx[rows], dist[rows] = _k_smallest(d, k)
     return idx, dist
+
+
+def _k_smallest(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns and values of the k smallest values of each row, smallest first, ties by column
+    (`d` is overwritten). k + 1 row minima find them several times faster than a partition of
+    every row; a row whose (k+1)-th value ties its k-th, or that holds a value that is not a
+    number, takes the partition, whose pick among such ties is its own."""
+    m, n = d.shape
+    if k >= n:
+        part = np.tile(np.arange(k), (m, 1))
+        return _by_value(part, np.take_along_axis(d, part, axis=1))
+    rows = np.arange(m)
+    picks = np.empty((m, k + 1), dtype=np.int64)
+    values = np.empty((m, k + 1))
+    for j in range(k + 1):
+        picks[:, j] = d.argmin(axis=1)      # the first of equal minima, a NaN first of all
+        values[:, j] = d[rows, picks[:, j]]
+        d[rows, picks[:, j]] = np.inf
+    idx, dist = picks[:, :k], values[:, :k]
+    ask = np.flatnonzero(~np.isfinite(values).all(axis=1) | (values[:, k] == values[:, k - 1]))
+    if len(ask):
+        d[rows[:, None], picks] = values
+        part = np.argpartition(d[ask], k - 1, axis=1)[:, :k]
+        idx[ask], dist[ask] = _by_value(part, np.take_along_axis(d[ask], part, axis=1))
+    return idx, dist
+
+
+def _by_value(part: np.ndarray, part_d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.lexsort((part, part_d), axis=1)   # nearest first, ties by store index
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_d, order, axis=1)
 
 
 def weighted_sample_without_replacement(rng: np.random.Generator, weights: np.ndarray, n: int) -> np.ndarray:
@@ -277,6 +319,29 @@ def search_sorted(sorted_values: np.ndarray, targets, side: str = "left") -> np.
     return out
 
 
+def _row_of(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Row of each id in the sorted, unique ids; -1 where it is missing. Small non-negative ids
+    (the dimensions' keys) go through a table indexed by id, cheaper than a search per id."""
+    if not len(sorted_ids) or not len(ids):
+        return np.full(len(ids), -1, dtype=np.int64)
+    if sorted_ids[0] >= 0 and sorted_ids[-1] < 4 * len(ids):
+        table = np.full(int(sorted_ids[-1]) + 2, -1, dtype=np.int64)   # the last slot: ids out of range
+        table[sorted_ids] = np.arange(len(sorted_ids))
+        return table[np.where((ids >= 0) & (ids <= sorted_ids[-1]), ids, len(table) - 1)]
+    row = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return np.where(sorted_ids[row] == ids, row, -1)
+
+
+def stable_order(key: np.ndarray, n_keys: int) -> np.ndarray:
+    """np.argsort(key, kind="stable") of non-negative integer keys below n_keys, by 16-bit digits:
+    numpy radix-sorts 16-bit keys, several times faster than its merge sort of wider ones."""
+    order = None
+    for shift in range(0, max(int(n_keys) - 1, 1).bit_length(), 16):
+        digit = ((key if order is None else key[order]) >> shift).astype(np.uint16)   # keeps the low 16 bits
+        order = np.argsort(digit, kind="stable") if order is None else order[np.argsort(digit, kind="stable")]
+    return order
+
+
 def best_promotions(products: pl.DataFrame, promotions: pl.DataFrame) -> pl.DataFrame:
     """For each product, the running promotion worth the most at its base price, if any."""
     promo_cols = ["promotion_id", "discount_kind", "discount_value"]
@@ -302,45 +367,57 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
     stores = stores.sort("store_id").with_row_index("store_index").with_columns(pl.col("store_index").cast(pl.Int64))
     departments = sorted(products["department"].unique().to_list())
     dept_index = {d: i for i, d in enumerate(departments)}
-    # Shelf groups are numbered per product, and the product's names travel as categories: as
-    # strings, carried through every join and the sort, the names of 8M store products cost
-    # gigabytes at xl.
-    shelf = products.select(
+    n_stores, n_groups = stores.height, len(departments) * len(TIERS)
+    # One row per product, found for each store product by index (no joins of millions of rows);
+    # the names travel as categories: as strings, the names of 8M store products cost gigabytes at xl.
+    catalog = products.select(
         "product_id", "popularity", "taxable", "refrigerated", "perishable",
         *(pl.col(name).cast(pl.Categorical) for name in ("department", "category", "subcategory")),
         dept_index=pl.col("department").replace_strict(dept_index, return_dtype=pl.Int64),
-        tier_index=pl.col("brand_tier").replace_strict({t: i for i, t in enumerate(TIERS)}, return_dtype=pl.Int64))
-    items = (store_products.select("store_product_id", "store_id", "product_id", "list_price")
-             .join(shelf, on="product_id")
-             .join(stores.select("store_id", "store_index", "tax_rate", "grocery_tax_rate"), on="store_id"))
-    items = items.join(best_promotions(products, promotions), on="product_id", how="left")
-    items = items.with_columns(
-        weight=pl.col("popularity") * (pl.col("list_price") / pl.col("list_price").median()) ** -PRICE_ELASTICITY,
-        tax_rate=pl.when(pl.col("taxable")).then(pl.col("tax_rate")).otherwise(pl.col("grocery_tax_rate")),
-    ).with_columns(group=pl.col("dept_index") * len(TIERS) + pl.col("tier_index"))
+        tier_index=pl.col("brand_tier").replace_strict({t: i for i, t in enumerate(TIERS)}, return_dtype=pl.Int64),
+    ).join(best_promotions(products, promotions), on="product_id", how="left").sort("product_id")
+    sold = store_products.select("store_product_id", "store_id", "product_id", "list_price")
+    product = _row_of(catalog["product_id"].to_numpy(), sold["product_id"].to_numpy())
+    store = _row_of(stores["store_id"].to_numpy(), sold["store_id"].to_numpy())
+    listed = (product >= 0) & (store >= 0)
+    if not listed.all():
+        sold, product, store = sold.filter(pl.Series(listed)), product[listed], store[listed]
+    list_price = sold["list_price"]
+    weight = (pl.Series(catalog["popularity"].to_numpy()[product])
+              * (list_price / list_price.median()) ** -PRICE_ELASTICITY).to_numpy()
     # Float sums by numpy in row order, so the odds are bit-identical whatever the thread count.
-    store = items["store_index"].to_numpy()
-    weight = items["weight"].to_numpy()
-    promoted = items["promotion_id"].is_not_null().to_numpy()
-    on_deal = (np.bincount(store, weights=np.where(promoted, weight, 0.0), minlength=stores.height)
-               / np.maximum(np.bincount(store, weights=weight, minlength=stores.height), 1e-300))
+    promoted = catalog["promotion_id"].is_not_null().to_numpy()[product]
+    on_deal = (np.bincount(store, weights=np.where(promoted, weight, 0.0), minlength=n_stores)
+               / np.maximum(np.bincount(store, weights=weight, minlength=n_stores), 1e-300))
     with np.errstate(divide="ignore"):
         lift = np.clip(PROMOTED_PICK_SHARE * (1 - on_deal) / (on_deal * (1 - PROMOTED_PICK_SHARE)), 1.0, MAX_PROMO_LIFT)
-    items = items.with_columns(weight=pl.Series(np.where(promoted, weight * lift[store], weight)))
-    n_stores, n_groups = stores.height, len(departments) * len(TIERS)
-    # By store, shelf group and id, as one int64 key (the ids are unique, so the order is total).
-    span = int(items["store_product_id"].max() or 0) + 1
-    by_id = items["store_product_id"].to_numpy()
-    shelf_order = np.argsort((items["store_index"].to_numpy() * n_groups + items["group"].to_numpy()) * span + by_id)
-    items = items.drop("popularity", "tier_index", "grocery_tax_rate")[shelf_order]
+    weight = np.where(promoted, weight * lift[store], weight)
+    # By store, shelf group and id: a stable sort by (store, group) of rows in id order.
+    by_id = sold["store_product_id"].to_numpy()
+    key = store * n_groups + (catalog["dept_index"] * len(TIERS) + catalog["tier_index"]).to_numpy()[product]
+    if strictly_increasing(by_id):
+        shelf_order = stable_order(key, n_stores * n_groups)
+    else:
+        in_id_order = np.argsort(by_id, kind="stable")
+        shelf_order = in_id_order[stable_order(key[in_id_order], n_stores * n_groups)]
+    counts = np.bincount(key, minlength=n_stores * n_groups)
+    key = np.repeat(np.arange(n_stores * n_groups), counts)
+    store = key // n_groups
+    weight, product = weight[shelf_order], product[shelf_order]
+    on_shelf = catalog.select("department", "category", "subcategory", "taxable", "refrigerated", "perishable")[product]
+    taxable = on_shelf["taxable"].to_numpy()
+    items = pl.concat([
+        sold[shelf_order].select("store_product_id", "store_id", "product_id", "list_price"),
+        on_shelf,
+        pl.DataFrame({"store_index": store, "tax_rate": np.where(taxable, stores["tax_rate"].to_numpy()[store],
+                                                                 stores["grocery_tax_rate"].to_numpy()[store])}),
+        catalog.select("promotion_id", "discount_value", "deal")[product],
+    ], how="horizontal")
 
     # Items: group key + cumulative weight share inside the (store, group), so one searchsorted finds them.
     n_keys = n_stores * n_groups
-    key = (items["store_index"] * n_groups + items["group"]).to_numpy()
-    counts = np.bincount(key, minlength=n_keys)
     group_first = np.cumsum(counts) - counts
     group_last = np.maximum(group_first + counts - 1, 0)
-    weight = items["weight"].to_numpy()
     running = np.cumsum(weight)
     stocked = counts > 0
     before_group = np.repeat(running[group_first[stocked]] - weight[group_first[stocked]], counts[stocked])
@@ -372,14 +449,10 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
         "promotion_id": items["promotion_id"].fill_null(-1).to_numpy(),
         "deal": items["deal"].fill_null(0).to_numpy(), "deal_value": items["discount_value"].fill_null(0.0).to_numpy(),
         "tax_rate": items["tax_rate"].to_numpy(),
-        "department_index": items["dept_index"].to_numpy(), "perishable": items["perishable"].to_numpy(),
+        "department_index": catalog["dept_index"].to_numpy()[product], "perishable": items["perishable"].to_numpy(),
     }
     return Assortment(
-        stores, items.select(
-            "store_product_id", "store_id", "product_id", "list_price", "department", "category", "subcategory",
-            "taxable", "refrigerated", "perishable", "store_index", "tax_rate", "promotion_id", "discount_value",
-            "deal"),
-        departments, item_cum, group_first, group_last, group_cum, sorted_ids, sorted_rows, shelf,
+        stores, items, departments, item_cum, group_first, group_last, group_cum, sorted_ids, sorted_rows, shelf,
         promotions.select("promotion_id", "promo_code").unique("promotion_id").sort("promotion_id"))
 
 

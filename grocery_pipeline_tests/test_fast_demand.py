@@ -1,0 +1,90 @@
+"""The demand side's fast paths give the answers of the plain computations they replace: the k
+nearest stores, the stable sort by small keys, ids found by table, and the assortment built by
+index from store products in any order."""
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+
+from grocery_pipeline.simulation import shopping
+from grocery_pipeline.simulation.chain import Dimensions
+from grocery_pipeline.simulation.context import Day
+
+START = date(2025, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def world(tiny_settings, dictionaries):
+    return Dimensions().grow(Day(tiny_settings, dictionaries, START))
+
+
+def _nearest_by_sorting(lat, lon, store_lat, store_lon, k):
+    d = shopping.local_miles(lat[:, None], lon[:, None], store_lat[None, :], store_lon[None, :])
+    order = np.lexsort((np.broadcast_to(np.arange(len(store_lat)), d.shape), d), axis=1)[:, :k]
+    return order, np.take_along_axis(d, order, axis=1)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_nearest_stores_are_the_k_smallest_distances_nearest_first_ties_by_store(k):
+    rng = np.random.default_rng(3)
+    store_lat, store_lon = rng.uniform(30, 45, 300), rng.uniform(-120, -75, 300)
+    store_lat[20:23], store_lon[20:23] = store_lat[5], store_lon[5]     # three stores on one spot
+    lat, lon = rng.uniform(30, 45, 3_000), rng.uniform(-120, -75, 3_000)
+    lat[:40], lon[:40] = store_lat[5], store_lon[5]                      # shoppers living on it
+    idx, dist = shopping.nearest_stores(lat, lon, store_lat, store_lon, k=k)
+    want_idx, want_dist = _nearest_by_sorting(lat, lon, store_lat, store_lon, k)
+    assert np.array_equal(dist, want_dist)
+    # a tie at the k-th place (the four stores on one spot) may pick any of the tied stores
+    tie = want_dist[:, -1] == _nearest_by_sorting(lat, lon, store_lat, store_lon, k + 1)[1][:, -1]
+    assert tie[:40].all() == (k < 4) and (~tie).sum() > 2_500
+    assert np.array_equal(idx[~tie], want_idx[~tie])
+    d = shopping.local_miles(lat[:, None], lon[:, None], store_lat[None, :], store_lon[None, :])
+    assert np.array_equal(np.take_along_axis(d, idx, axis=1), dist)
+    assert all(len(set(row)) == k for row in idx.tolist())
+
+
+def test_nearest_stores_with_few_stores_missing_coordinates_and_no_points():
+    store_lat, store_lon = np.array([40.0, 41.0]), np.array([-75.0, -74.0])
+    lat, lon = np.array([40.1, np.nan, 41.0]), np.array([-75.0, -74.0, np.inf])
+    idx, dist = shopping.nearest_stores(lat, lon, store_lat, store_lon, k=3)
+    assert idx.shape == (3, 2) and idx[0].tolist() == [0, 1]
+    assert np.isnan(dist[1]).all() and not np.isfinite(dist[2]).any()
+    idx, dist = shopping.nearest_stores(lat[:0], lon[:0], store_lat, store_lon)
+    assert idx.shape == (0, 2) and dist.shape == (0, 2)
+
+
+@pytest.mark.parametrize("n_keys", [1, 7, 65_536, 65_537, 3_000_000])
+def test_stable_order_is_numpys_stable_argsort(n_keys):
+    key = np.random.default_rng(n_keys).integers(0, n_keys, 50_000)
+    assert np.array_equal(shopping.stable_order(key, n_keys), np.argsort(key, kind="stable"))
+
+
+def test_row_of_finds_small_and_large_ids_and_marks_missing_ones():
+    ids = np.array([3, 8, -1, 5, 100, 101, 7, 10**12])
+    assert shopping._row_of(np.array([3, 7, 8, 100]), ids).tolist() == [0, 2, -1, -1, 3, -1, 1, -1]
+    assert shopping._row_of(np.array([7, 10**12]), ids).tolist() == [-1, -1, -1, -1, -1, -1, 0, 1]
+    assert shopping._row_of(np.zeros(0, dtype=np.int64), ids).tolist() == [-1] * len(ids)
+
+
+def test_assortment_of_shuffled_store_products_with_unknown_rows_is_the_sorted_ones(world):
+    args = (world.stores, world.store_products, world.products, world.promotions)
+    plain = shopping.build_assortment(*args)
+    stray = world.store_products.head(2).with_columns(
+        product_id=pl.Series([-5, world.store_products["product_id"][0]]),
+        store_id=pl.Series([world.store_products["store_id"][0], 10**9]),
+        store_product_id=pl.Series([10**12, 10**12 + 1]))
+    shuffled = pl.concat([world.store_products, stray]).sample(fraction=1.0, shuffle=True, seed=4)
+    other = shopping.build_assortment(world.stores, shuffled, world.products, world.promotions)
+    assert plain.items.height == world.store_products.height
+    assert other.items.equals(plain.items)
+    assert np.array_equal(other.sorted_ids, plain.sorted_ids) and np.array_equal(other.sorted_rows, plain.sorted_rows)
+    # the shelf order: by store, shelf group (department x brand tier) and id
+    items = plain.items
+    tier = items.join(world.products.select("product_id", "brand_tier"), on="product_id", how="left",
+                      maintain_order="left")["brand_tier"].replace_strict(
+        {t: i for i, t in enumerate(shopping.TIERS)}, return_dtype=pl.Int64).to_numpy()
+    group = plain.shelf["department_index"] * len(shopping.TIERS) + tier
+    order = np.lexsort((items["store_product_id"].to_numpy(), group, items["store_index"].to_numpy()))
+    assert np.array_equal(order, np.arange(items.height))
