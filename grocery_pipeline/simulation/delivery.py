@@ -252,13 +252,14 @@ def route_stops(store_lat, store_lon, stop_lat: np.ndarray, stop_lon: np.ndarray
     (bundles x k, indices into the stops) and the leg lengths (bundles x k+1, last leg back home)."""
     b, k = stop_lat.shape
     perms = np.array(list(permutations(range(k))), dtype=np.int64)                  # P x k
-    lat = stop_lat[:, perms]                                                          # B x P x k
-    lon = stop_lon[:, perms]
-    home_lat = np.broadcast_to(np.asarray(store_lat)[:, None, None], (b, len(perms), 1))
-    home_lon = np.broadcast_to(np.asarray(store_lon)[:, None, None], (b, len(perms), 1))
-    path_lat = np.concatenate([home_lat, lat, home_lat], axis=2)
-    path_lon = np.concatenate([home_lon, lon, home_lon], axis=2)
-    legs = road_miles(path_lat[:, :, :-1], path_lon[:, :, :-1], path_lat[:, :, 1:], path_lon[:, :, 1:])
+    # Every directed leg between the store (node 0) and the stops (nodes 1..k) is measured once per
+    # bundle; each path then gathers its legs (B x P x k+1) rather than measuring them again.
+    node_lat = np.concatenate([np.asarray(store_lat, dtype=np.float64).reshape(b, 1), stop_lat], axis=1)
+    node_lon = np.concatenate([np.asarray(store_lon, dtype=np.float64).reshape(b, 1), stop_lon], axis=1)
+    leg = road_miles(node_lat[:, :, None], node_lon[:, :, None], node_lat[:, None, :], node_lon[:, None, :])
+    home = np.zeros((len(perms), 1), dtype=np.int64)
+    path = np.concatenate([home, perms + 1, home], axis=1)                           # P x k+2
+    legs = leg.reshape(b, (k + 1) ** 2)[:, path[:, :-1] * (k + 1) + path[:, 1:]]
     best = legs.sum(axis=2).argmin(axis=1)
     rows = np.arange(b)
     return perms[best], legs[rows, best]
@@ -331,27 +332,36 @@ def assign_drivers(bundles: pl.DataFrame, drivers: pl.DataFrame, stores: pl.Data
     same_dc = stores["dc_id"].to_numpy()[served][:, None] == d_dc[None, :]
     allowed = np.where(local.any(axis=1, keepdims=True), local,
                        np.where(same_dc.any(axis=1, keepdims=True), same_dc, True))
+    # Each store's drivers as one run of a flat list, in driver order.
+    allowed_store, allowed_driver = np.nonzero(allowed)
+    allowed_count = np.bincount(allowed_store, minlength=len(served))
+    allowed_first = np.cumsum(allowed_count) - allowed_count
     wave_end = int(planned.min(initial=0)) + WAVE_SECONDS
     while (driver_of < 0).any():
         waiting = np.flatnonzero((driver_of < 0) & (planned < wave_end))
         if not len(waiting):
             wave_end = int(planned[driver_of < 0].min()) + WAVE_SECONDS
             continue
-        free = np.flatnonzero(free_at <= wave_end)   # the others cannot be ready in this wave
-        rows, pd = np.nonzero(allowed[bundle_store[waiting]][:, free])
-        pb, pd = waiting[rows], free[pd]
+        # (bundle, driver) pairs in that order, of drivers free in time (the others cannot be ready in this wave)
+        counts = allowed_count[bundle_store[waiting]]
+        pb = np.repeat(waiting, counts)
+        pd = allowed_driver[np.arange(len(pb)) + np.repeat(allowed_first[bundle_store[waiting]] - np.cumsum(counts)
+                                                           + counts, counts)]
+        free = free_at[pd] <= wave_end
+        pb, pd = pb[free], pd[free]
         ready = free_at[pd] + drive_seconds(road_miles(pos_lat[pd], pos_lon[pd], s_lat[pb], s_lon[pb]))
         ok = ready <= wave_end
         pb, pd, ready = pb[ok], pd[ok], ready[ok]
         score = shopping.local_miles(pos_lat[pd], pos_lon[pd], c_lat[pb], c_lon[pb])
-        # pairs come in (bundle, driver) order: a stable sort by score breaks ties as a lexsort would,
-        # and dropping pairs below keeps the order
-        order = np.argsort(score, kind="stable")
-        pb, pd, ready = pb[order], pd[order], ready[order]
         taken = np.zeros(len(free_at), dtype=bool)
         while len(pb):
-            cand = _first_of_each(pb, n)                  # best driver per bundle, by score
-            win = cand[_first_of_each(pd[cand], len(free_at))]   # each driver to its closest bundle
+            # Each bundle's best driver (lowest score, then lowest driver); each driver then takes the
+            # closest of the bundles that want it (lowest score, then lowest bundle).
+            start = np.flatnonzero(np.r_[True, pb[1:] != pb[:-1]])
+            best = np.flatnonzero(score == np.repeat(np.minimum.reduceat(score, start), np.diff(np.r_[start, len(pb)])))
+            cand = best[np.r_[True, pb[best][1:] != pb[best][:-1]]]
+            cand = cand[np.lexsort((cand, score[cand], pd[cand]))]
+            win = cand[np.r_[True, pd[cand][1:] != pd[cand][:-1]]]
             wb, wd = pb[win], pd[win]
             driver_of[wb] = wd
             dispatched[wb] = np.maximum(planned[wb], ready[win])
@@ -359,7 +369,7 @@ def assign_drivers(bundles: pl.DataFrame, drivers: pl.DataFrame, stores: pl.Data
             pos_lat[wd], pos_lon[wd] = s_lat[wb], s_lon[wb]
             taken[wd] = True
             keep = (driver_of[pb] < 0) & ~taken[pd]
-            pb, pd, ready = pb[keep], pd[keep], ready[keep]
+            pb, pd, ready, score = pb[keep], pd[keep], ready[keep], score[keep]
         wave_end += WAVE_SECONDS
     return pl.DataFrame({
         "bundle": b["bundle"],
@@ -367,16 +377,6 @@ def assign_drivers(bundles: pl.DataFrame, drivers: pl.DataFrame, stores: pl.Data
         "dispatched": dispatched,
         "returned": dispatched + round_trip,
     })
-
-
-def _first_of_each(values: np.ndarray, size: int) -> np.ndarray:
-    """Positions of the first occurrence of each distinct value (non-negative, below `size`), in
-    position order: one pass instead of the sort `np.unique` would do."""
-    first = np.full(size, len(values))
-    np.minimum.at(first, values, np.arange(len(values)))
-    first = first[first < len(values)]
-    first.sort()
-    return first
 
 
 # -- status history --------------------------------------------------------------------------
