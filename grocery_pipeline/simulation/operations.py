@@ -9,7 +9,7 @@ yesterday's state. Every random stream comes from (seed, "operations", date, str
 
 from __future__ import annotations
 
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -133,25 +133,31 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         habits = delivery.habits_long(yesterday.customers.join(orders.select("customer_id"), on="customer_id",
                                                                how="semi"))
         cart = delivery.cart_requests(day.rng("operations", "carts"), d, orders, habits, assortment)
+        substitutes = delivery.SubstituteShelf(assortment.items)   # while the walk-ins are drawn
         trips, wanted = walk_ins.result()
         supply = supplied.result()
         del walk_ins  # a finished future keeps its result: the basket requests would outlive their last use
+        # Beside the shelf: the walk-in lines priced (the first pricing builds the day's price lookup).
+        walk_in_prices = beside.submit(_walk_in_prices, d, wanted, assortment, prices)
 
         # The shelf through the day: walk-in baskets and delivery carts (at placement) in time order.
         ledger = StockLedger(supply.stock["store_product_id"].to_numpy(), supply.stock["opening"].to_numpy())
-        served = serve_shelf(ledger, assortment, wanted, orders, cart, supply.unloaded)
+        served = serve_shelf(ledger, assortment, wanted, orders, cart, supply.unloaded, substitutes)
+        del substitutes
 
         # In-store receipts, beside the delivery orders: what was picked, bundles, drivers, status history.
         walk_in_granted = served.walk_in_granted
         walk_in_items = wanted["item"].to_numpy()
-        receipted = beside.submit(_receipts, day, number, landed, trips, wanted, walk_in_granted, assortment, prices)
+        receipted = beside.submit(_receipts, day, number, landed, trips, wanted, walk_in_granted, walk_in_prices,
+                                  assortment)
+        del walk_in_prices
         deliveries = settle_orders(day, orders, cart, served.cart_granted, served.substitute,
                                    served.substitute_granted, habits, assortment, prices, world, number, landed,
                                    beside)
-        receipts, receipt_lines = receipted.result()
-        del wanted, trips, habits
+        del habits
 
-        # Tomorrow's delivery habits, beside the close: shrink and cycle counts, then closing stock.
+        # Tomorrow's delivery habits (and what is left of the receipts) beside the close: shrink and
+        # cycle counts, then closing stock.
         habits_next = beside.submit(_next_customers, d, landed, yesterday.customers, deliveries)
         sold = np.concatenate([walk_in_granted, deliveries.picked_units])
         sold_items = np.concatenate([walk_in_items, deliveries.picked_items])
@@ -160,6 +166,8 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         del assortment, cart, served, walk_in_granted, walk_in_items, sold, sold_items
         close = closing_adjustments(day, ledger, shelf)
         del ledger, shelf
+        receipts, receipt_lines = receipted.result()   # the receipts may still be written during the close
+        del receipted, wanted, trips
         store_txn = store_transactions(d, number, receipt_lines, deliveries, supply.unloaded, supply.shipments,
                                        close, landed)
         store_inventory = close_stock(supply.stock, close, d, landed)
@@ -222,13 +230,15 @@ def _walk_in_demand(day: Day, world: World, assortment: Assortment, receipts: fl
     return trips, sales.basket_requests(day.rng("operations", "baskets"), trips, assortment)
 
 
+def _walk_in_prices(d: date, wanted: pl.DataFrame, assortment: Assortment, prices: PriceBook) -> np.ndarray:
+    return prices.price_at(assortment.shelf["store_product_id"][wanted["item"].to_numpy()],
+                           shopping.seconds_to_ts(d, wanted["seconds"].to_numpy()))
+
+
 def _receipts(day: Day, number: int, landed: datetime, trips: pl.DataFrame, wanted: pl.DataFrame,
-              granted: np.ndarray, assortment: Assortment, prices: PriceBook) -> tuple[pl.DataFrame, pl.DataFrame]:
-    d = day.business_date
-    walk_in_prices = prices.price_at(assortment.shelf["store_product_id"][wanted["item"].to_numpy()],
-                                     shopping.seconds_to_ts(d, wanted["seconds"].to_numpy()))
-    return sales.build_receipts(day.rng("operations", "receipts"), d, number, trips, wanted, granted,
-                                walk_in_prices, assortment, landed)
+              granted: np.ndarray, walk_in_prices: Future, assortment: Assortment) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return sales.build_receipts(day.rng("operations", "receipts"), day.business_date, number, trips, wanted, granted,
+                                walk_in_prices.result(), assortment, landed)
 
 
 def _next_customers(d: date, landed: datetime, customers: pl.DataFrame, deliveries: Deliveries) -> pl.DataFrame:
@@ -246,9 +256,11 @@ class Served:
 
 
 def serve_shelf(ledger: StockLedger, assortment: Assortment, wanted: pl.DataFrame, orders: pl.DataFrame,
-                cart: pl.DataFrame, unloaded: pl.DataFrame) -> Served:
+                cart: pl.DataFrame, unloaded: pl.DataFrame, substitutes: delivery.SubstituteShelf | None = None
+                ) -> Served:
     """Walk-in baskets and delivery carts (at placement) served in time order while trucks unload;
-    a cart line that finds nothing gets a substitute when the customer accepts one."""
+    a cart line that finds nothing gets a substitute when the customer accepts one (`substitutes`:
+    the assortment's items indexed ahead, else indexed on the first shortfall)."""
     sp_of_item = assortment.shelf["store_product_id"]
     cancels = orders["customer_cancels"].to_numpy()
     cart_order = cart["order"].to_numpy()
@@ -263,7 +275,7 @@ def serve_shelf(ledger: StockLedger, assortment: Assortment, wanted: pl.DataFram
     substitute_granted = np.zeros(cart.height, dtype=np.int64)
     accepts = orders["accepts_substitutes"].to_numpy()
 
-    substitutes: list[delivery.SubstituteShelf] = []   # indexed on the first shortfall only
+    shelves = [substitutes] if substitutes is not None else []
 
     def pick_substitutes(short: np.ndarray, granted_short: np.ndarray, ledger: StockLedger) -> None:
         online = short >= n_walk_in
@@ -271,9 +283,9 @@ def serve_shelf(ledger: StockLedger, assortment: Assortment, wanted: pl.DataFram
         rows = rows[(granted_short[online] == 0) & accepts[cart_order[rows]]]
         if not len(rows):
             return
-        if not substitutes:
-            substitutes.append(delivery.SubstituteShelf(assortment.items))
-        chosen = substitutes[0].choose(cart_item[rows], cart_qty[rows], ledger.on_hand_of)
+        if not shelves:
+            shelves.append(delivery.SubstituteShelf(assortment.items))
+        chosen = shelves[0].choose(cart_item[rows], cart_qty[rows], ledger.on_hand_of)
         rows, chosen = rows[chosen >= 0], chosen[chosen >= 0]
         substitute[rows] = chosen
         substitute_granted[rows] = ledger.serve(sp_of_item[chosen], cart_qty[rows])
