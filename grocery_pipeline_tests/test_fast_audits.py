@@ -1,0 +1,75 @@
+"""The audits' shortcuts against their plain definitions, on data large enough to reach every
+branch (blocks of yesterday's rows with and without new items, packed and unpacked sorts)."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from grocery_pipeline.checks.inventory import _moved_by_row, _rows_of, balances, conservation_breaks
+
+KEY = ["store_product_id"]
+
+
+def _stock(rng: np.random.Generator, n: int, new: int, moves: int, big: bool = False) -> dict[str, pl.DataFrame]:
+    """Two days of stock that balance: n items yesterday, `new` more today (sparse ids, as store
+    product ids are), and the day's movements (huge quantities when `big`)."""
+    ids = np.sort(rng.choice(10 ** 9, n + new, replace=False)) + 10 ** 6
+    fresh = np.zeros(n + new, dtype=bool)
+    fresh[rng.choice(n + new, new, replace=False)] = True
+    previous = pl.DataFrame({"store_product_id": ids[~fresh], "on_hand": rng.integers(0, 50, n)})
+    opening = pl.DataFrame({"store_product_id": ids[fresh], "initial": rng.integers(0, 9, new)})
+    quantity = rng.integers(-2 ** 40, 2 ** 40, moves) if big else rng.integers(-30, 31, moves)
+    moved = pl.DataFrame({"store_product_id": rng.choice(ids, moves), "quantity": quantity})
+    sums = moved.group_by(KEY).agg(pl.col("quantity").sum())
+    today = (pl.concat([previous, opening.rename({"initial": "on_hand"})]).join(sums, on=KEY, how="left")
+             .select(*KEY, pl.col("on_hand") + pl.col("quantity").fill_null(0)).sort(KEY))
+    return {"today": today, "previous": previous, "opening": opening, "moves": moved}
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("big", [False, True])
+def test_conservation_shortcut_agrees_with_the_plain_check_at_scale(seed, big):
+    rng = np.random.default_rng(seed)
+    day = _stock(rng, 20_000, 300 if seed else 0, 30_000, big)
+    today, previous, opening, moves = day["today"], day["previous"], day["opening"], day["moves"]
+    row = pl.int_range(pl.len()) == int(rng.integers(0, today.height))
+    variants = {
+        "sound": (today, previous, moves),
+        "one unit off": (today.with_columns(on_hand=pl.col("on_hand") + row), previous, moves),
+        "row dropped": (today.filter(~row), previous, moves),
+        "yesterday's row missing today": (today.filter(~pl.col("store_product_id").is_in(
+            previous["store_product_id"].gather([int(rng.integers(0, previous.height))]).implode())), previous, moves),
+        "movement of an unknown item": (today, previous, pl.concat([moves, pl.DataFrame(
+            {"store_product_id": [7], "quantity": [1]})])),
+        "one movement changed": (today, previous, moves.with_columns(
+            quantity=pl.col("quantity") + (pl.int_range(pl.len()) == 0))),
+    }
+    for name, (t, p, m) in variants.items():
+        new = t.join(p, on=KEY, how="anti").select(KEY)
+        breaks = conservation_breaks(t, p, opening.join(new, on=KEY, how="semi"), m, KEY)
+        fast = balances(t, p, lambda items: opening.join(items, on=KEY, how="semi"), m, KEY)
+        assert fast == breaks.is_empty(), name
+        assert fast == (name == "sound"), name
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rows_of_finds_each_id_or_none(seed):
+    rng = np.random.default_rng(seed)
+    items = np.sort(rng.choice(10 ** 7, 5_000, replace=False))
+    kept = np.sort(rng.choice(len(items), 4_000, replace=False))
+    assert np.array_equal(_rows_of(items, items[kept]), kept)
+    assert np.array_equal(_rows_of(items, items), np.arange(len(items)))
+    assert _rows_of(items, np.sort(np.r_[items[kept][1:], items[kept][0] + 1])) is None
+    assert _rows_of(items, np.r_[items, items[-1] + 1]) is None
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_moved_by_row_sums_like_a_group_by(big):
+    rng = np.random.default_rng(3)
+    items = np.sort(rng.choice(10 ** 9, 2_000, replace=False))
+    quantity = rng.integers(-2 ** 45, 2 ** 45, 9_000) if big else rng.integers(-5, 6, 9_000)
+    moves = pl.DataFrame({"store_product_id": rng.choice(items, 9_000), "quantity": quantity})
+    sums = dict(moves.group_by("store_product_id").agg(pl.col("quantity").sum()).rows())
+    assert _moved_by_row(items, moves, "store_product_id").tolist() == [sums.get(i, 0) for i in items.tolist()]
+    assert _moved_by_row(items[1:], moves.filter(pl.col("store_product_id") == items[0]).vstack(moves),
+                         "store_product_id") is None
