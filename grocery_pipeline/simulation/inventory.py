@@ -78,24 +78,26 @@ SHRINK_SCALE = 0.40  # scales the department shrink rates (share of units sold) 
 def serve_by_hour(ledger: StockLedger, demand_seconds: np.ndarray, demand_ids: np.ndarray,
                   demand_qty: np.ndarray, arrival_seconds: np.ndarray, arrival_ids: np.ndarray,
                   arrival_qty: np.ndarray,
-                  on_shortfall: Callable[[np.ndarray, np.ndarray, StockLedger], None] | None = None) -> np.ndarray:
+                  on_shortfall: Callable[[np.ndarray, np.ndarray, StockLedger], None] | None = None,
+                  demand_slots: np.ndarray | None = None) -> np.ndarray:
     """Serve the day's demand in time order while trucks unload during the day.
 
     Demand lines of each hour are served (in time order) against the shelf; then `on_shortfall`
     may serve replacements for the hour's short lines (e.g. substitutes); then stock unloaded
     during the hour goes on the shelf, available from the next hour. Serving later than the truck
     unloads is conservative: the stock on the books never goes below what the shelf held.
-    Returns the units granted per demand line.
+    `demand_slots`: the lines' ledger positions when the caller knows them (`demand_ids` is then
+    not read). Returns the units granted per demand line.
     """
     demand_seconds = np.asarray(demand_seconds, dtype=np.int64)
     arrival_seconds = np.asarray(arrival_seconds, dtype=np.int64)
-    order = np.lexsort((np.arange(len(demand_seconds)), demand_seconds))
+    order = np.argsort(demand_seconds, kind="stable")   # time order, ties in line order
     hour_of_line = demand_seconds[order] // SECONDS_PER_HOUR
     arrival_hour = arrival_seconds // SECONDS_PER_HOUR
     last_hour = int(max(hour_of_line.max(initial=0), arrival_hour.max(initial=0)))
     bounds = np.searchsorted(hour_of_line, np.arange(last_hour + 2))
     granted = np.zeros(len(demand_seconds), dtype=np.int64)
-    slots = ledger.positions(demand_ids)
+    slots = ledger.positions(demand_ids) if demand_slots is None else demand_slots
     demand_qty = np.asarray(demand_qty, dtype=np.int64)
     for hour in range(last_hour + 1):
         lines = order[bounds[hour]:bounds[hour + 1]]

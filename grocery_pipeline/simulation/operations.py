@@ -267,7 +267,13 @@ def serve_shelf(ledger: StockLedger, assortment: Assortment, wanted: pl.DataFram
     cart_item, cart_qty = cart["item"].to_numpy(), cart["quantity"].to_numpy()
     cart_live = ~cancels[cart_order]
     n_walk_in = wanted.height
-    demand_sp = np.concatenate([sp_of_item[wanted["item"].to_numpy()], sp_of_item[cart_item[cart_live]]])
+    item, live = assortment.positions(ledger.store_product_ids)
+    slot_of_item = ledger_slots(item, live, len(sp_of_item))
+    del item, live
+    demand_slots = np.concatenate([slot_of_item[wanted["item"].to_numpy()], slot_of_item[cart_item[cart_live]]])
+    del slot_of_item
+    if (demand_slots < 0).any():
+        raise KeyError("a basket or cart line asks for a store product this ledger does not stock")
     demand_qty = np.concatenate([wanted["quantity"].to_numpy(), cart_qty[cart_live]])
     demand_seconds = np.concatenate([wanted["seconds"].to_numpy(), orders["placed"].to_numpy()[cart_order[cart_live]]])
     live_cart_rows = np.flatnonzero(cart_live)
@@ -291,12 +297,21 @@ def serve_shelf(ledger: StockLedger, assortment: Assortment, wanted: pl.DataFram
         substitute_granted[rows] = ledger.serve(sp_of_item[chosen], cart_qty[rows])
 
     granted = inventory.serve_by_hour(
-        ledger, demand_seconds, demand_sp, demand_qty,
+        ledger, demand_seconds, None, demand_qty,
         unloaded["completed"].to_numpy(), unloaded["store_product_id"].to_numpy(), unloaded["units"].to_numpy(),
-        on_shortfall=pick_substitutes)
+        on_shortfall=pick_substitutes, demand_slots=demand_slots)
     cart_granted = np.zeros(cart.height, dtype=np.int64)
     cart_granted[live_cart_rows] = granted[n_walk_in:]
     return Served(granted[:n_walk_in].copy(), cart_granted, substitute, substitute_granted)
+
+
+def ledger_slots(item: np.ndarray, live: np.ndarray, n_items: int) -> np.ndarray:
+    """Each assortment row's slot in the ledger, -1 where it has none (`item`, `live`: the
+    assortment's `positions` of the ledger's ids): lines are then located by a gather rather than
+    a search of the ledger."""
+    slot_of_item = np.full(n_items, -1, dtype=np.int64)
+    slot_of_item[item[live]] = np.flatnonzero(live)
+    return slot_of_item
 
 
 def drivers_on_duty(world: World) -> pl.DataFrame:
@@ -531,9 +546,7 @@ def shelf_at_close(day: Day, ledger: StockLedger, assortment: Assortment, sold_i
     lines, `sold`: their units)."""
     ids = ledger.store_product_ids
     item, live = assortment.positions(ids)
-    # Every assortment row is live in the ledger exactly once: its slot is found by a gather.
-    slot_of_item = np.empty(len(assortment.shelf["store_product_id"]), dtype=np.int64)
-    slot_of_item[item[live]] = np.flatnonzero(live)
+    slot_of_item = ledger_slots(item, live, len(assortment.shelf["store_product_id"]))
     sold_units = np.bincount(slot_of_item[sold_items], weights=sold, minlength=len(ids))
     del slot_of_item
     rates = dict(day.dictionaries.departments.select("department", "shrink_rate").iter_rows())
