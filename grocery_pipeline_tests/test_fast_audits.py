@@ -73,3 +73,40 @@ def test_moved_by_row_sums_like_a_group_by(big):
     assert _moved_by_row(items, moves, "store_product_id").tolist() == [sums.get(i, 0) for i in items.tolist()]
     assert _moved_by_row(items[1:], moves.filter(pl.col("store_product_id") == items[0]).vstack(moves),
                          "store_product_id") is None
+
+
+def _plain_basket_totals(baskets: pl.DataFrame, lines: pl.DataFrame, key: str) -> pl.DataFrame:
+    from grocery_pipeline.checks.totals import _offending_baskets
+
+    sums = lines.group_by(key).agg(pl.len().alias("_lines"), pl.col("quantity").sum().alias("_units"),
+                                   pl.col("line_total").sum().alias("_lines_total"))
+    return _offending_baskets(baskets.join(sums, on=key, how="left"), ())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_basket_totals_by_runs_find_what_the_group_by_finds(seed):
+    from grocery_pipeline.checks.totals import basket_totals
+
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 12, 500)
+    ids = np.repeat(np.arange(1, 501) * 3, counts)
+    lines = pl.DataFrame({"receipt_id": ids, "quantity": rng.integers(1, 4, len(ids)),
+                          "line_total": rng.integers(1, 900, len(ids)) / 100})
+    sums = lines.group_by("receipt_id").agg(pl.len(), pl.col("quantity").sum(), pl.col("line_total").sum())
+    baskets = (sums.sort("receipt_id").select("receipt_id", line_count=pl.col("len"), item_count="quantity",
+                                              subtotal=pl.col("line_total").round(2))
+               .with_columns(basket_discount=pl.lit(0.0), tax=pl.lit(0.5), total=pl.col("subtotal") + 0.5))
+    row = pl.int_range(pl.len()) == int(rng.integers(0, 400))
+    variants = {
+        "sound": (baskets, lines),
+        "a line a cent off": (baskets, lines.with_columns(line_total=pl.col("line_total") + row * 0.01)),
+        "a line dropped": (baskets, lines.filter(~row)),
+        "a basket without lines": (baskets, lines.filter(pl.col("receipt_id") != baskets["receipt_id"][7])),
+        "lines of no basket": (baskets.filter(~row), lines),
+        "lines out of order": (baskets.with_columns(tax=pl.col("tax") + row), lines.reverse()),
+        "a null unit count": (baskets, lines.with_columns(quantity=pl.when(row).then(None).otherwise("quantity"))),
+    }
+    for name, (b, l) in variants.items():
+        fast, plain = basket_totals(b, l, "receipt_id"), _plain_basket_totals(b, l, "receipt_id")
+        assert fast.equals(plain), name
+        assert fast.is_empty() == (name in ("sound", "lines of no basket")), name  # baskets only offend

@@ -4,6 +4,7 @@ least one line, and every line is priced at the shelf price in effect when it wa
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from
@@ -39,12 +40,43 @@ def basket_totals(baskets: pl.DataFrame, lines: pl.DataFrame | None, key: str,
                   extras: tuple[str, ...] = ()) -> pl.DataFrame:
     """Baskets whose money does not add up to the cent: subtotal = sum of the lines' totals,
     total = subtotal - basket_discount + tax (+ extras such as delivery fee and tip), line and
-    item counts match the lines, and every basket has at least one line."""
+    item counts match the lines, and every basket has at least one line. Lines written in basket
+    order are summed by runs first; only when that finds an offender (or cannot tell) do the
+    group-by and join list the offenders."""
     if lines is None:
         lines = pl.DataFrame(schema={key: pl.Int64, "quantity": pl.Int64, "line_total": pl.Float64})
+    summed = _sums_in_order(baskets, lines, key)
+    if summed is not None:
+        offenders = _offending_baskets(summed, extras)
+        if offenders.is_empty():
+            return offenders
     sums = lines.group_by(key).agg(pl.len().alias("_lines"), pl.col("quantity").sum().alias("_units"),
                                    pl.col("line_total").sum().alias("_lines_total"))
-    joined = baskets.join(sums, on=key, how="left")
+    return _offending_baskets(baskets.join(sums, on=key, how="left"), extras)
+
+
+def _sums_in_order(baskets: pl.DataFrame, lines: pl.DataFrame, key: str) -> pl.DataFrame | None:
+    """The baskets with their lines' count, units and total, summed by runs of the lines when
+    both are written in basket order (no group-by, no join); None when they are not, or when a
+    null would need the group-by's own handling."""
+    ids, basket_ids = lines[key], baskets[key]
+    if not (ids.dtype.is_integer() and basket_ids.dtype.is_integer() and lines.height and baskets.height
+            and lines["quantity"].dtype.is_integer() and lines["line_total"].dtype == pl.Float64) or any(
+            lines[c].null_count() for c in (key, "quantity", "line_total")) or basket_ids.null_count():
+        return None
+    ids, basket_ids = ids.to_numpy(), basket_ids.to_numpy()
+    if not ((ids[1:] >= ids[:-1]).all() and (basket_ids[1:] > basket_ids[:-1]).all()):
+        return None
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    if len(starts) != len(basket_ids) or not np.array_equal(ids[starts], basket_ids):
+        return None  # a basket without lines, or lines of no basket: the group-by and join say which
+    return baskets.with_columns(
+        _lines=pl.Series(np.diff(np.r_[starts, len(ids)]), dtype=pl.UInt32),
+        _units=pl.Series(np.add.reduceat(lines["quantity"].to_numpy().astype(np.int64), starts)),
+        _lines_total=pl.Series(np.add.reduceat(lines["line_total"].to_numpy(), starts)))
+
+
+def _offending_baskets(joined: pl.DataFrame, extras: tuple[str, ...]) -> pl.DataFrame:
     paid = pl.col("subtotal") - pl.col("basket_discount") + pl.col("tax") + pl.sum_horizontal(
         [pl.col(c) for c in extras] or [pl.lit(0.0)])
     amounts = ("subtotal", "basket_discount", "tax", "total", *extras)
