@@ -75,6 +75,19 @@ def delivering_stores(assortment: Assortment, drivers: pl.DataFrame) -> np.ndarr
     return stocked[(reach <= DRIVER_REACH_MILES).any(axis=1)]
 
 
+def smallest(keys: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k smallest keys (no NaN), ascending, ties in position order: what
+    `np.argsort(keys, kind="stable")[:k]` gives, without sorting every key."""
+    if k >= len(keys):
+        return np.argsort(keys, kind="stable")
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    bound = np.partition(keys, k - 1)[k - 1]
+    below = np.flatnonzero(keys < bound)
+    picked = np.concatenate([below, np.flatnonzero(keys == bound)[:k - len(below)]])
+    return picked[np.lexsort((picked, keys[picked]))]
+
+
 def plan_orders(rng: np.random.Generator, business_date: date, customers: pl.DataFrame, state: pl.DataFrame,
                 assortment: Assortment, drivers: pl.DataFrame, expected: float) -> pl.DataFrame:
     """The day's delivery orders (one per customer at most, from customers living within the
@@ -91,7 +104,7 @@ def plan_orders(rng: np.random.Generator, business_date: date, customers: pl.Dat
     # outside every delivery zone, rather than measuring every customer's distance.
     keys = rng.exponential(size=people.height) / np.where(weight > 0, weight, np.nan)
     spare = min(people.height, int(n * 1.15) + 20) if n else 0
-    candidates = np.argsort(np.nan_to_num(keys, nan=np.inf), kind="stable")[:spare]
+    candidates = smallest(np.nan_to_num(keys, nan=np.inf), spare)
     near, miles = shopping.nearest_stores(people["lat"].to_numpy()[candidates], people["lon"].to_numpy()[candidates],
                                           stores["lat"].to_numpy()[stocked], stores["lon"].to_numpy()[stocked], k=3)
     in_zone = np.isfinite(keys[candidates]) & (miles[:, 0] <= DELIVERY_RADIUS_MILES) if len(stocked) \
