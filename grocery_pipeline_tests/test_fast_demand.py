@@ -88,3 +88,40 @@ def test_assortment_of_shuffled_store_products_with_unknown_rows_is_the_sorted_o
     group = plain.shelf["department_index"] * len(shopping.TIERS) + tier
     order = np.lexsort((items["store_product_id"].to_numpy(), group, items["store_index"].to_numpy()))
     assert np.array_equal(order, np.arange(items.height))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_nearest_stores_by_map_cell_match_the_measure_against_every_store(k):
+    rng = np.random.default_rng(11)
+    metros = np.array([[40.7, -74.0], [41.9, -87.6], [33.7, -84.4]])
+    store_metro, point_metro = rng.integers(0, 3, 200), rng.integers(0, 3, 20_000)
+    store_lat = metros[store_metro, 0] + rng.normal(0, 0.3, 200)
+    store_lon = metros[store_metro, 1] + rng.normal(0, 0.3, 200)
+    lat = metros[point_metro, 0] + rng.normal(0, 0.4, 20_000)
+    lon = metros[point_metro, 1] + rng.normal(0, 0.4, 20_000)
+    lat[:30], lon[:30] = store_lat[:30], store_lon[:30]    # shoppers at a store's door
+    lat[30], lon[31] = np.nan, np.inf
+    assert len(shopping._map_cells(lat, lon, np.arange(32, 20_000))) * shopping.CELL_MIN_POINTS < 20_000
+    idx, dist = shopping.nearest_stores(lat, lon, store_lat, store_lon, k=k)
+    want_idx, want_dist = _nearest_by_sorting(lat, lon, store_lat, store_lon, k)
+    on_map = np.r_[0:30, 32:20_000]
+    assert np.array_equal(idx[on_map], want_idx[on_map]) and np.array_equal(dist[on_map], want_dist[on_map])
+    assert (idx[:30, 0] == np.arange(30)).all() and (dist[:30, 0] == 0).all()
+    assert not np.isfinite(dist[30:32]).any()
+
+
+def test_ascending_order_puts_values_nearly_in_order_and_keeps_every_row():
+    rng = np.random.default_rng(2)
+    for values in (rng.random(10_000) * 50, rng.integers(-10**15, 10**15, 10_000),
+                   np.array([3.0, np.nan, 1.0, np.inf, 0.0]), -rng.random(100), rng.random(100).astype(np.float32)):
+        order = shopping.ascending_order(values)
+        assert np.array_equal(np.sort(order), np.arange(len(values)))
+        ordered = values[order]
+        if values.dtype == np.int64:
+            assert (np.diff(ordered) > -2**15).all()
+        elif (values >= 0).all() and np.isfinite(values).all():
+            assert (np.diff(ordered) >= -1e-9 * ordered[1:]).all()
+        targets = rng.permutation(values)
+        sorted_values = np.sort(rng.choice(values, 50))
+        assert np.array_equal(shopping.search_sorted(sorted_values, targets, "right"),
+                              np.searchsorted(sorted_values, targets, "right"))

@@ -163,9 +163,19 @@ def local_miles(lat1, lon1, lat2, lon2) -> np.ndarray:
     return np.sqrt(dx + dy)
 
 
+# The nearest stores are looked for among those that can be near: points go by map cells of this
+# size (degrees), each with the stores that a bound on their distances lets in.
+CELL_DEGREES = 0.2
+CELL_MIN_POINTS = 32   # points per cell on average, else all points are measured against all stores
+
+
 def nearest_stores(lat, lon, store_lat, store_lon, k: int = 3, chunk: int = 256):
     """The k nearest stores (indices into the store arrays) and distances (`local_miles`) for each
-    point, nearest first, ties by store index; a few hundred points at a time so the
+    point, nearest first, ties by store index.
+
+    Points go by map cell, measured against the cell's candidate stores only (`_cell_candidates`);
+    a point with a tie at the k-th place or a distance that is not a number, and every point when
+    there are few stores, is measured against all stores, a few hundred points at a time so the
     point-by-store matrices stay in cache."""
     lat = np.asarray(lat, dtype=np.float64)
     lon = np.asarray(lon, dtype=np.float64)
@@ -176,33 +186,88 @@ def nearest_stores(lat, lon, store_lat, store_lon, k: int = 3, chunk: int = 256)
     idx = np.empty((len(lat), k), dtype=np.int64)
     dist = np.empty((len(lat), k), dtype=np.float64)
     scale = MILES_PER_DEGREE_LAT * np.cos(np.radians(lat))
-    dy, dx = np.empty((chunk, n_stores)), np.empty((chunk, n_stores))
-    for start in range(0, len(lat), chunk):
-        rows = slice(start, start + chunk)
-        m = len(lat[rows])
-        # local_miles, its steps in place on reused buffers
-        d, dy_m = dx[:m], dy[:m]
-        np.subtract(store_lat[None, :], lat[rows, None], out=dy_m)
-        dy_m *= MILES_PER_DEGREE_LAT
-        np.subtract(store_lon[None, :], lon[rows, None], out=d)
-        d *= scale[rows, None]
-        d *= d
-        dy_m *= dy_m
-        d += dy_m
-        np.sqrt(d, out=d)
-        idx[rows], dist[rows] = _k_smallest(d, k)
+    everywhere = np.ones(len(lat), dtype=bool)
+    cells = []
+    if n_stores > 8 * (k + 1) and np.isfinite(store_lat).all() and np.isfinite(store_lon).all():
+        on_map = np.isfinite(lat) & np.isfinite(lon)
+        cells = _map_cells(lat, lon, np.flatnonzero(on_map))
+        if len(cells) * CELL_MIN_POINTS <= on_map.sum():   # else the cells cost more than they save
+            everywhere = ~on_map
+        else:
+            cells = []
+    for rows in cells:
+        stores = _cell_candidates(lat, lon, store_lat, store_lon, k, rows)
+        if len(stores) <= k:   # none to spare for the tie check
+            everywhere[rows] = True
+            continue
+        for start in range(0, len(rows), 1_024):
+            part = rows[start:start + 1_024]
+            d = _miles(lat[part], lon[part], scale[part], store_lat[stores], store_lon[stores])
+            near, near_d, tied = _k_smallest(d, k)
+            idx[part], dist[part] = stores[near], near_d
+            everywhere[part] = tied
+    rows = np.flatnonzero(everywhere)
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        idx[part], dist[part], tied = _k_smallest(_miles(lat[part], lon[part], scale[part], store_lat, store_lon), k)
+        if tied.any():   # argpartition's own pick among the tied stores
+            part = part[tied]
+            d = _miles(lat[part], lon[part], scale[part], store_lat, store_lon)
+            pick = np.argpartition(d, k - 1, axis=1)[:, :k]
+            idx[part], dist[part] = _by_value(pick, np.take_along_axis(d, pick, axis=1))
     return idx, dist
 
 
-def _k_smallest(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Columns and values of the k smallest values of each row, smallest first, ties by column
-    (`d` is overwritten). k + 1 row minima find them several times faster than a partition of
-    every row; a row whose (k+1)-th value ties its k-th, or that holds a value that is not a
-    number, takes the partition, whose pick among such ties is its own."""
+def _miles(lat, lon, scale, store_lat, store_lon) -> np.ndarray:
+    """`local_miles` from each point to each store, its steps in place; `scale` is the point's
+    miles per degree of longitude."""
+    dy = np.subtract(store_lat[None, :], lat[:, None])
+    dy *= MILES_PER_DEGREE_LAT
+    d = np.subtract(store_lon[None, :], lon[:, None])
+    d *= scale[:, None]
+    d *= d
+    dy *= dy
+    d += dy
+    return np.sqrt(d, out=d)
+
+
+def _map_cells(lat, lon, points: np.ndarray) -> list[np.ndarray]:
+    """The points (indices) by map cell, in cell order."""
+    if not len(points):
+        return []
+    cy = np.floor(lat[points] / CELL_DEGREES).astype(np.int64)
+    cx = np.floor(lon[points] / CELL_DEGREES).astype(np.int64)
+    cell = (cy - cy.min()) * (int(cx.max() - cx.min()) + 1) + (cx - cx.min())
+    by_cell = np.argsort(cell, kind="stable")
+    cell = cell[by_cell]
+    return np.split(points[by_cell], np.flatnonzero(cell[1:] != cell[:-1]) + 1)
+
+
+def _cell_candidates(lat, lon, store_lat, store_lon, k: int, rows: np.ndarray) -> np.ndarray:
+    """In index order, every store that may be among the k nearest of one of the points of a map
+    cell. The k stores nearest the cell's middle bound the k-th nearest distance of every point;
+    a store farther than that bound from the points' bounding box is not a candidate."""
+    p_lat, p_lon = lat[rows], lon[rows]
+    lo_lat, hi_lat, lo_lon, hi_lon = p_lat.min(), p_lat.max(), p_lon.min(), p_lon.max()
+    middle = local_miles((lo_lat + hi_lat) / 2, (lo_lon + hi_lon) / 2, store_lat, store_lon)
+    some = np.argpartition(middle, k - 1)[:k]
+    reach = local_miles(p_lat[:, None], p_lon[:, None], store_lat[some][None, :], store_lon[some][None, :]).max()
+    d_lat = np.maximum(np.maximum(lo_lat - store_lat, store_lat - hi_lat), 0.0)
+    d_lon = np.maximum(np.maximum(lo_lon - store_lon, store_lon - hi_lon), 0.0) \
+        * np.cos(np.radians(max(abs(lo_lat), abs(hi_lat))))
+    box_miles = MILES_PER_DEGREE_LAT * np.sqrt(d_lat * d_lat + d_lon * d_lon)
+    return np.flatnonzero(box_miles <= reach * (1 + 1e-9) + 1e-9)   # a margin for rounding
+
+
+def _k_smallest(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Columns and values of the k smallest values of each row, smallest first, ties by column,
+    and whether the row is tied at the k-th place or holds a value that is not a number (then
+    the set of the k smallest is not one); `d` is overwritten. k + 1 row minima find them several
+    times faster than a partition of every row."""
     m, n = d.shape
     if k >= n:
         part = np.tile(np.arange(k), (m, 1))
-        return _by_value(part, np.take_along_axis(d, part, axis=1))
+        return *_by_value(part, np.take_along_axis(d, part, axis=1)), np.zeros(m, dtype=bool)
     rows = np.arange(m)
     picks = np.empty((m, k + 1), dtype=np.int64)
     values = np.empty((m, k + 1))
@@ -210,13 +275,8 @@ def _k_smallest(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         picks[:, j] = d.argmin(axis=1)      # the first of equal minima, a NaN first of all
         values[:, j] = d[rows, picks[:, j]]
         d[rows, picks[:, j]] = np.inf
-    idx, dist = picks[:, :k], values[:, :k]
-    ask = np.flatnonzero(~np.isfinite(values).all(axis=1) | (values[:, k] == values[:, k - 1]))
-    if len(ask):
-        d[rows[:, None], picks] = values
-        part = np.argpartition(d[ask], k - 1, axis=1)[:, :k]
-        idx[ask], dist[ask] = _by_value(part, np.take_along_axis(d[ask], part, axis=1))
-    return idx, dist
+    tied = ~np.isfinite(values).all(axis=1) | (values[:, k] == values[:, k - 1])
+    return picks[:, :k], values[:, :k], tied
 
 
 def _by_value(part: np.ndarray, part_d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -309,14 +369,32 @@ def strictly_increasing(values: np.ndarray) -> bool:
 def search_sorted(sorted_values: np.ndarray, targets, side: str = "left") -> np.ndarray:
     """np.searchsorted of many targets in random order, sorted first: the lookups then stay in
     cache, several times faster on large arrays. Each target's answer depends on its value alone,
-    so an unstable (faster) sort does."""
+    so any order that is nearly ascending does."""
     targets = np.asarray(targets)
     if len(targets) < 2 or (targets[1:] >= targets[:-1]).all():
         return np.searchsorted(sorted_values, targets, side=side).astype(np.int64, copy=False)
-    order = np.argsort(targets)
+    order = ascending_order(targets)
     out = np.empty(len(targets), dtype=np.int64)
     out[order] = np.searchsorted(sorted_values, targets[order], side=side)
     return out
+
+
+def ascending_order(values: np.ndarray) -> np.ndarray:
+    """A permutation that puts int64 or non-negative float64 values in ascending order, but for
+    values that differ only in their lowest bits. Their bits with the row number in place of the
+    lowest ones sort as plain integers, several times faster than an argsort."""
+    values = np.asarray(values)
+    if values.dtype == np.float64 and not (values < 0).any():
+        bits = values.view(np.int64)             # the bits of non-negative floats order like them
+    elif values.dtype == np.int64:
+        bits = values
+    else:
+        return np.argsort(values)
+    low = max(len(values) - 1, 1).bit_length()
+    packed = (bits >> low << low) | np.arange(len(values))
+    packed.sort()
+    packed &= (1 << low) - 1
+    return packed
 
 
 def _row_of(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
