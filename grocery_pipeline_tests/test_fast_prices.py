@@ -1,4 +1,5 @@
-"""The day's price lookup: its key packing and its fallback give the prices of an as-of join."""
+"""The day's price lookup (its key packing and its fallback give the prices of an as-of join) and the
+day's opening of the price state."""
 
 from datetime import date, datetime, timedelta
 
@@ -6,7 +7,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from grocery_pipeline.simulation.pricing import PriceBook, _PriceLookup
+from grocery_pipeline.simulation.pricing import Catalog, PriceBook, _PriceLookup, empty_state, open_day
+from grocery_pipeline_tests.test_pricing import _catalog, _rules
 
 DAY = date(2025, 1, 2)
 MIDNIGHT = datetime(2025, 1, 2)
@@ -63,3 +65,27 @@ def test_prepare_builds_the_lookup_once():
     built = book.__dict__["_lookup"]
     assert book.price_at([1], [MIDNIGHT]).tolist() == [2.5]
     assert book.__dict__["_lookup"] is built
+
+
+def _opening_catalog(volatility: str = "HIGH") -> Catalog:
+    """The pricing tests' catalog with its store products out of id order (product 2 is discontinued
+    on the day, so its row leaves) and Produce in the given class."""
+    catalog = _catalog()
+    return Catalog(catalog.store_products.reverse(), catalog.products, catalog.stores, catalog.promotions,
+                   catalog.departments.with_columns(volatility_class=pl.Series([volatility, "LOW"])))
+
+
+def test_opening_sorts_the_rows_and_drops_store_products_of_products_gone():
+    rules = _rules()
+    state = open_day(rules, 1, DAY, empty_state(), _opening_catalog())
+    assert state["store_product_id"].to_list() == [1_000_001, 2_000_001]
+    assert state["volatility_class"].to_list() == ["HIGH", "HIGH"]
+    carried = open_day(rules, 1, date(2025, 1, 3), state.with_columns(price=pl.lit(2.29)), _opening_catalog())
+    assert carried["price"].to_list() == [2.29, 2.29]
+    assert carried["next_review_at"].to_list() == state["next_review_at"].to_list()
+
+
+def test_opening_fails_naming_a_class_with_no_figures():
+    rules = _rules()
+    with pytest.raises(ValueError, match="'WILD' is not one of"):
+        open_day(rules, 1, DAY, empty_state(), _opening_catalog("WILD"))

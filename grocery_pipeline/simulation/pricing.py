@@ -201,6 +201,8 @@ def open_day(rules: PricingRules, seed: int, business_date: date, previous_close
         previous_close = previous_close.close()
     carried = previous_close.select("store_product_id", "price", "price_since", "last_reason", "next_review_at")
     del previous_close
+    if carried["store_product_id"].is_sorted():  # both sides flagged sorted: a merge, not a hash join
+        carried = carried.with_columns(pl.col("store_product_id").set_sorted())
     d = business_date
     products = catalog.products.filter(
         (pl.col("launched_on") <= d) & (pl.col("discontinued_on").is_null() | (pl.col("discontinued_on") > d))
@@ -210,22 +212,32 @@ def open_day(rules: PricingRules, seed: int, business_date: date, previous_close
         raise ValueError(f"products: department {missing_class['department'][0]!r} of product "
                          f"{missing_class['product_id'][0]} has no volatility_class in departments.csv")
     stores = catalog.stores.filter(pl.col("opened_on") <= d).select("store_id")
-    attributes = products.select("product_id", "msrp", "unit_cost", "volatility_class").join(
-        promotion_until(catalog, d), on="product_id", how="left")
+    # each product's class code rides along with its class, so the rows need no string lookup
+    class_code = pl.col("volatility_class").replace_strict(PRICE_CLASSES, range(len(PRICE_CLASSES)), default=None,
+                                                           return_dtype=pl.UInt8)
+    attributes = products.select("product_id", "msrp", "unit_cost", "volatility_class", _class=class_code,
+                                 _live=pl.lit(True)).join(promotion_until(catalog, d), on="product_id", how="left")
     # filtered and sorted first, then joined in that order: the small product table goes to the rows
     live = (catalog.store_products
             .filter((pl.col("listed_on") <= d) & pl.col("store_id").is_in(stores["store_id"].implode()))
-            .select("store_product_id", "store_id", "product_id", "list_price", "listed_on")
-            .sort("store_product_id")
-            .join(attributes, on="product_id", maintain_order="left"))
+            .select("store_product_id", "store_id", "product_id", "list_price", "listed_on"))
+    if not live["store_product_id"].is_sorted():
+        live = live.sort("store_product_id")
+    # a left join keeps the order cheaply; store products of products not live leave after it
+    live = live.join(attributes, on="product_id", how="left", maintain_order="left")
+    if live["_live"].null_count():
+        live = live.filter(pl.col("_live").is_not_null())
+    live = live.with_columns(pl.col("store_product_id").set_sorted())
     # one join in id order, no concatenation and re-sort of the whole state
     state = live.join(carried.with_columns(_carried=pl.lit(True)), on="store_product_id", how="left",
                       maintain_order="left")
     entering = state["_carried"].is_null()
+    codes = state["_class"].filter(entering)
+    if codes.null_count():
+        _class_codes(state["volatility_class"].filter(entering))  # fails naming the class
     rng = rng_for(seed, TABLE, d, "listed")
     midnight = datetime.combine(d, time())
-    hours = _hold_hours(_by_class(rules.change_rate, _class_codes(state["volatility_class"].filter(entering))),
-                        rng.random(int(entering.sum())))
+    hours = _hold_hours(_by_class(rules.change_rate, codes.to_numpy()), rng.random(int(entering.sum())))
     next_review = state["next_review_at"].cast(pl.Datetime("us"))
     next_review.scatter(np.flatnonzero(entering.to_numpy()),
                         pl.Series(_review_after(rules, midnight, hours)).cast(pl.Datetime("us")))
@@ -331,7 +343,9 @@ class PriceState:
         now = self.next_review[candidates] <= at
         if not now.all():  # a tick off the grid: the rest wait in the next tick's queue
             self._queue[last].append(np.sort(candidates[~now]))
-        return np.sort(candidates[now])
+            candidates = candidates[now]
+        candidates.sort()
+        return candidates
 
     def review(self, index: np.ndarray, tick_at: datetime, new_price: np.ndarray, reason: np.ndarray,
                next_review: np.ndarray) -> None:
@@ -404,22 +418,28 @@ def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
                        VOLATILITY: 0.0}[market]
     discount = u_event < rules.discount_probability
     surge = ~discount & (u_event < rules.discount_probability + rules.surge_probability)
-    reason = np.where(locked, PROMOTION_END, np.where(
-        promoted, PROMOTION_START, np.where(discount, DISCOUNT, np.where(surge, SURGE, market)))).astype(np.int8)
+    reason = np.full(n, market, dtype=np.int8)  # later assignments take precedence
+    reason[surge] = SURGE
+    reason[discount] = DISCOUNT
+    reason[promoted] = PROMOTION_START
+    reason[locked] = PROMOTION_END
     start = reason == PROMOTION_START
+    starting = np.flatnonzero(start)
 
     sigma = state.by_class(rules.volatility, due_index) * rules.volatility_scale
     drift = rules.mean_reversion * np.log(anchor / old) + sigma * noise
     lo, hi = rules.discount_depth
     slo, shi = rules.surge_depth
-    log_change = np.where(reason == PROMOTION_END, drift, drift + hour_adjustment)
+    log_change = drift
+    if hour_adjustment:
+        log_change[reason != PROMOTION_END] += hour_adjustment
     discounted, surged = np.flatnonzero(reason == DISCOUNT), np.flatnonzero(reason == SURGE)
     log_change[discounted] = np.log1p(-(lo + u_depth[discounted] * (hi - lo)))
     log_change[surged] = np.log1p(slo + u_depth[surged] * (shi - slo))
     raw = np.where(start, anchor, old * np.exp(log_change))
     new = _clip(tick_price_point(raw), bounds)
-    if start.any():
-        new[start] = _clip(anchor[start], bounds[:, start])
+    if len(starting):
+        new[starting] = _clip(anchor[starting], bounds.take(starting, axis=1))
 
     # A review always moves the price (bar a promotion start at the list price already), so each
     # row is a real change; the move goes the way the market pushed, else back toward the list.
@@ -430,14 +450,14 @@ def price_tick(rules: PricingRules, seed: int, tick_at: datetime,
         stuck = np.flatnonzero((new == old) & ~start)
         if not len(stuck):
             break
-        new[stuck] = _clip(_neighbour(old[stuck], sign * direction[stuck]), bounds[:, stuck])
+        new[stuck] = _clip(_neighbour(old[stuck], sign * direction[stuck]), bounds.take(stuck, axis=1))
 
     hold = _hold_hours(state.by_class(rules.change_rate, due_index), u_hold)
     events = np.flatnonzero((reason == DISCOUNT) | (reason == SURGE))  # a flash discount or surge is short
     hold[events] = -np.log1p(-u_hold[events]) * rules.event_hours
     next_review = _review_after(rules, tick_at, hold)
-    if start.any():
-        next_review[start] = state.promotion_end[due_index[start]]
+    if len(starting):
+        next_review[starting] = state.promotion_end[due_index[starting]]
 
     # datetimes as int64 cast in place: building them from numpy datetime64 copies them slowly
     tick = pl.Series("tick_at", np.full(n, _micros(tick_at))).cast(pl.Datetime("us"))
