@@ -110,3 +110,21 @@ def test_basket_totals_by_runs_find_what_the_group_by_finds(seed):
         fast, plain = basket_totals(b, l, "receipt_id"), _plain_basket_totals(b, l, "receipt_id")
         assert fast.equals(plain), name
         assert fast.is_empty() == (name in ("sound", "lines of no basket")), name  # baskets only offend
+
+
+@pytest.mark.parametrize("duplicated", [False, True])
+def test_produce_share_without_the_join_is_the_joined_share(duplicated, monkeypatch):
+    from grocery_pipeline.checks import realism
+
+    rng = np.random.default_rng(5)
+    products = pl.DataFrame({"product_id": np.arange(1, 201),
+                             "department": pl.Series(rng.choice(["Produce", "Dairy", "Bakery"], 200)).scatter([3, 4], None)})
+    if duplicated:  # a product listed twice: its lines count twice, as the join counts them
+        products = pl.concat([products, products.filter(pl.col("department") == "Produce").head(3)])
+    lines = pl.DataFrame({"product_id": pl.Series(rng.integers(0, 230, 5_000)).scatter([0, 9], None),
+                          "line_total": rng.integers(1, 5_000, 5_000) / 100, "promotion_id": None})
+    monkeypatch.setattr(realism, "_sold_lines", lambda ctx: lines)
+    monkeypatch.setattr(realism, "_as_of", lambda ctx, table: products)
+    joined = lines.join(products, on="product_id", how="left")
+    expected = joined.filter(pl.col("department") == "Produce")["line_total"].sum() / joined["line_total"].sum()
+    assert realism._produce_share(None) == (expected, joined.height)

@@ -120,6 +120,12 @@ def _produce_share(ctx: AuditContext):
     products = _as_of(ctx, "products")
     if products is None or lines.is_empty():
         return None, lines.height
+    if products["product_id"].n_unique() == products.height:
+        # one product per id: each line meets at most one product, so the line totals need no join
+        produce_ids = products.filter(pl.col("department") == "Produce")["product_id"]
+        total = lines["line_total"].sum()
+        produce = lines.filter(pl.col("product_id").is_in(produce_ids.implode()))["line_total"].sum()
+        return (produce / total if total else None), lines.height
     joined = lines.join(products.select("product_id", "department"), on="product_id", how="left")
     total = joined["line_total"].sum()
     produce = joined.filter(pl.col("department") == "Produce")["line_total"].sum()
