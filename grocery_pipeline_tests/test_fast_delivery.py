@@ -66,3 +66,35 @@ def test_serving_by_slots_matches_serving_by_ids():
     assert np.array_equal(inventory.serve_by_hour(by_slots, seconds, None, qty, *arrivals, demand_slots=slots), granted)
     assert np.array_equal(by_ids.on_hand, by_slots.on_hand)
     assert granted.sum() < qty.sum()   # some lines went short
+
+
+def test_the_close_lands_among_the_movements_as_a_stable_sort_would_place_it():
+    from datetime import date, datetime, timedelta
+
+    from grocery_pipeline.simulation import operations
+
+    day = date(2025, 1, 2)
+    midnight = datetime(2025, 1, 2)
+    seconds = [3600, operations.SHRINK_SECONDS, operations.SHRINK_SECONDS + 300, operations.ADJUSTMENT_SECONDS,
+               operations.ADJUSTMENT_SECONDS + 600, None]
+    movements = pl.DataFrame({
+        "store_product_id": [1_000_001, 1_000_002, 1_000_003, 1_000_004, 1_000_005, 1_000_006],
+        "kind": [1, 2, 0, 1, 0, 0], "quantity": [-1, -2, 5, -1, 7, 3],
+        "txn_ts": [None if s is None else midnight + timedelta(seconds=s) for s in seconds],
+        "reference_id": [10, 20, 30, 40, 50, 60]},
+        schema_overrides={"kind": pl.Int8, "txn_ts": pl.Datetime("us")}).sort("txn_ts", maintain_order=True)
+    close = operations.Close(ids=np.array([1_000_001, 1_000_002, 1_000_007]), after_sales=np.array([5, 5, 5]),
+                             shrink=np.array([1, 0, 2]), adjustment=np.array([0, -1, 1]))
+    got = operations.store_transactions(day, 2, movements, close, midnight)
+    # the plain form: everything stacked in kind order, then one stable sort by moment
+    shrink_at = midnight + timedelta(seconds=operations.SHRINK_SECONDS)
+    adjusted_at = midnight + timedelta(seconds=operations.ADJUSTMENT_SECONDS)
+    close_rows = pl.DataFrame({"store_product_id": [1_000_001, 1_000_007, 1_000_002, 1_000_007],
+                               "kind": [3, 3, 4, 4], "quantity": [-1, -2, -1, 1],
+                               "txn_ts": [shrink_at, shrink_at, adjusted_at, adjusted_at]},
+                              schema_overrides={"kind": pl.Int8, "txn_ts": pl.Datetime("us")})
+    plain = pl.concat([movements, close_rows], how="diagonal").sort("txn_ts", maintain_order=True)
+    assert got["store_product_id"].to_list() == plain["store_product_id"].to_list()
+    assert got["txn_type"].to_list() == [operations.TXN_TYPES[k] for k in plain["kind"]]
+    assert got["txn_id"].to_list() == [2 * operations.TXN_ID_STRIDE + i for i in range(1, 11)]
+    assert got["txn_type"][2] == "ONLINE_SALE" and got["txn_type"][3] == "SHRINK"   # after the sale at 23:15

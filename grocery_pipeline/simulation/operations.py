@@ -127,6 +127,7 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
 
         # Demand: shoppers walking in, customers ordering at home.
         walk_ins = beside.submit(_walk_in_demand, day, world, assortment, settings.receipts_per_day * multiplier)
+        prepared = beside.submit(prices.prepare)   # the day's price lookup, once the trucks are planned
         drivers = drivers_on_duty(world)
         orders = delivery.plan_orders(day.rng("operations", "orders"), d, world.customers, yesterday.customers,
                                       assortment, drivers, settings.delivery_orders_per_day * multiplier)
@@ -136,8 +137,9 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         substitutes = delivery.SubstituteShelf(assortment.items)   # while the walk-ins are drawn
         trips, wanted = walk_ins.result()
         supply = supplied.result()
+        prepared.result()
         del walk_ins  # a finished future keeps its result: the basket requests would outlive their last use
-        # Beside the shelf: the walk-in lines priced (the first pricing builds the day's price lookup).
+        # Beside the shelf: the walk-in lines priced.
         walk_in_prices = beside.submit(_walk_in_prices, d, wanted, assortment, prices)
 
         # The shelf through the day: walk-in baskets and delivery carts (at placement) in time order.
@@ -164,12 +166,14 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         shelf = shelf_at_close(day, ledger, assortment, sold_items, sold)
         # The shelf is shut: its store-product-sized structures go before the close draws its adjustments.
         del assortment, cart, served, walk_in_granted, walk_in_items, sold, sold_items
+        # The day's other movements of store stock are put in time order beside the close's draws.
+        moved = beside.submit(_store_movements, d, receipted, deliveries, supply.unloaded, supply.shipments)
         close = closing_adjustments(day, ledger, shelf)
         del ledger, shelf
-        receipts, receipt_lines = receipted.result()   # the receipts may still be written during the close
+        receipts, receipt_lines = receipted.result()
         del receipted, wanted, trips
-        store_txn = store_transactions(d, number, receipt_lines, deliveries, supply.unloaded, supply.shipments,
-                                       close, landed)
+        store_txn = store_transactions(d, number, moved.result(), close, landed)
+        del moved
         store_inventory = close_stock(supply.stock, close, d, landed)
         del close
 
@@ -239,6 +243,11 @@ def _receipts(day: Day, number: int, landed: datetime, trips: pl.DataFrame, want
               granted: np.ndarray, walk_in_prices: Future, assortment: Assortment) -> tuple[pl.DataFrame, pl.DataFrame]:
     return sales.build_receipts(day.rng("operations", "receipts"), day.business_date, number, trips, wanted, granted,
                                 walk_in_prices.result(), assortment, landed)
+
+
+def _store_movements(d: date, receipted: Future, deliveries: Deliveries, unloaded: pl.DataFrame,
+                     shipments: pl.DataFrame) -> pl.DataFrame:
+    return store_movements(d, receipted.result()[1], deliveries, unloaded, shipments)
 
 
 def _next_customers(d: date, landed: datetime, customers: pl.DataFrame, deliveries: Deliveries) -> pl.DataFrame:
@@ -579,11 +588,10 @@ def close_stock(stock: pl.DataFrame, close: Close, business_date: date, landed: 
 TXN_TYPES = ("RECEIVING", "SALE", "ONLINE_SALE", "SHRINK", "ADJUSTMENT")
 
 
-def store_transactions(business_date: date, number: int, receipt_lines: pl.DataFrame, deliveries: Deliveries,
-                       unloaded: pl.DataFrame, shipments: pl.DataFrame, close: Close,
-                       landed: datetime) -> pl.DataFrame:
-    """Every movement of store stock, numbered in time order."""
-    midnight = datetime.combine(business_date, time())
+def store_movements(business_date: date, receipt_lines: pl.DataFrame, deliveries: Deliveries,
+                    unloaded: pl.DataFrame, shipments: pl.DataFrame) -> pl.DataFrame:
+    """The day's sales, online sales and receiving of store stock in time order (at the same moment:
+    sales, then online sales, then receiving): all of `store_transactions` but the close's."""
     code = {t: i for i, t in enumerate(TXN_TYPES)}
     sale = receipt_lines.select("store_product_id", kind=pl.lit(code["SALE"]), quantity=-pl.col("quantity"),
                                 txn_ts="priced_at", reference_id="receipt_id")
@@ -595,23 +603,40 @@ def store_transactions(business_date: date, number: int, receipt_lines: pl.DataF
                               maintain_order="left").select(
         "store_product_id", kind=pl.lit(code["RECEIVING"]), quantity="units", txn_ts="completed_at",
         reference_id="shipment_id")
+    return _stacked([sale, online, receiving]).sort("txn_ts", maintain_order=True)
+
+
+def _stacked(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat([frame.with_columns(pl.col("kind").cast(pl.Int8), pl.col("quantity").cast(pl.Int64),
+                                         pl.col("txn_ts").cast(pl.Datetime("us")))
+                      for frame in frames], how="diagonal")
+
+
+def store_transactions(business_date: date, number: int, movements: pl.DataFrame, close: Close,
+                       landed: datetime) -> pl.DataFrame:
+    """Every movement of store stock, numbered in time order (`movements` from `store_movements`).
+    The close's shrink and adjustments follow every movement up to their moments, as a stable
+    sort of everything would place them."""
+    midnight = datetime.combine(business_date, time())
+    code = {t: i for i, t in enumerate(TXN_TYPES)}
     lost = close.shrink > 0
     adjusted = close.adjustment != 0
+    shrink_at = midnight + timedelta(seconds=SHRINK_SECONDS)
+    adjusted_at = midnight + timedelta(seconds=ADJUSTMENT_SECONDS)
     shrink = pl.DataFrame({"store_product_id": close.ids[lost], "kind": code["SHRINK"], "quantity": -close.shrink[lost],
-                           "txn_ts": midnight + timedelta(seconds=SHRINK_SECONDS)})
+                           "txn_ts": shrink_at})
     adjustment = pl.DataFrame({"store_product_id": close.ids[adjusted], "kind": code["ADJUSTMENT"],
-                               "quantity": close.adjustment[adjusted],
-                               "txn_ts": midnight + timedelta(seconds=ADJUSTMENT_SECONDS)})
-    txns = pl.concat([frame.with_columns(pl.col("kind").cast(pl.Int8), pl.col("quantity").cast(pl.Int64),
-                                         pl.col("txn_ts").cast(pl.Datetime("us")))
-                      for frame in (sale, online, receiving, shrink, adjustment)], how="diagonal")
-    # At the same moment, movements keep the order sales, online sales, receiving, shrink, adjustments.
-    return (txns.sort("txn_ts", maintain_order=True)
-            .with_columns(txn_id=number * TXN_ID_STRIDE + pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
-                          store_id=pl.col("store_product_id") // STORE_PRODUCT_STRIDE,
-                          product_id=pl.col("store_product_id") % STORE_PRODUCT_STRIDE,
-                          txn_type=pl.lit(pl.Series(TXN_TYPES)).gather(pl.col("kind")),
-                          business_date=pl.lit(business_date), _loaded_at=pl.lit(landed))
+                               "quantity": close.adjustment[adjusted], "txn_ts": adjusted_at})
+    # Nulls sort first: as the earliest moments they stay ahead of the close.
+    moments = movements["txn_ts"].to_physical().fill_null(np.iinfo(np.int64).min).to_numpy()
+    cuts = np.searchsorted(moments, pl.Series([shrink_at, adjusted_at], dtype=pl.Datetime("us")).to_physical()
+                           .to_numpy(), side="right")
+    txns = _stacked([movements[:cuts[0]], shrink, movements[cuts[0]:cuts[1]], adjustment, movements[cuts[1]:]])
+    return (txns.with_columns(txn_id=number * TXN_ID_STRIDE + pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
+                              store_id=pl.col("store_product_id") // STORE_PRODUCT_STRIDE,
+                              product_id=pl.col("store_product_id") % STORE_PRODUCT_STRIDE,
+                              txn_type=pl.lit(pl.Series(TXN_TYPES)).gather(pl.col("kind")),
+                              business_date=pl.lit(business_date), _loaded_at=pl.lit(landed))
             .drop("kind"))
 
 
