@@ -128,3 +128,37 @@ def test_produce_share_without_the_join_is_the_joined_share(duplicated, monkeypa
     joined = lines.join(products, on="product_id", how="left")
     expected = joined.filter(pl.col("department") == "Produce")["line_total"].sum() / joined["line_total"].sum()
     assert realism._produce_share(None) == (expected, joined.height)
+
+
+def _sorted_by_expression(frame: pl.DataFrame, key: tuple[str, ...]) -> bool:
+    above = pl.lit(False)
+    for column in reversed(key):
+        previous = pl.col(column).shift(1)
+        above = (pl.col(column) > previous) | ((pl.col(column) == previous) & above)
+    return frame.select(above.fill_null(True).all()).item()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_strictly_sorted_in_numpy_is_the_expression(seed):
+    from datetime import date, timedelta
+
+    from grocery_pipeline.checks.keys import _strictly_sorted
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    frame = pl.DataFrame({"id": np.sort(rng.integers(0, 60, n)), "line": rng.integers(0, 4, n).astype(np.uint32),
+                          "day": [date(2025, 1, 1) + timedelta(days=int(x)) for x in rng.integers(0, 3, n)]})
+    ordered = frame.sort("id", "line", "day").unique(maintain_order=True)
+    for f in (frame, ordered, ordered.reverse(), ordered.head(1), ordered.head(0)):
+        for key in (("id",), ("id", "line"), ("id", "line", "day"), ("line", "id"), ("day",)):
+            assert _strictly_sorted(f, key) == _sorted_by_expression(f, key), key
+    assert _strictly_sorted(ordered, ("id", "line", "day")) and not _strictly_sorted(frame.head(2).vstack(frame.head(1)), ("id",))
+
+
+@pytest.mark.parametrize("ids", [[5, 5, 1, 9, 5, 1], [3], [2 ** 30, 7, 7], [None, 4, None, 4, 4]])
+def test_lines_per_product_counts_like_a_group_by(ids):
+    from grocery_pipeline.checks.realism import _lines_per_product
+
+    series = pl.Series("product_id", ids, dtype=pl.Int64)
+    expected = series.to_frame().group_by("product_id").len()["len"].sort().to_list()
+    assert sorted(_lines_per_product(series).tolist()) == expected
