@@ -98,3 +98,14 @@ def test_the_close_lands_among_the_movements_as_a_stable_sort_would_place_it():
     assert got["txn_type"].to_list() == [operations.TXN_TYPES[k] for k in plain["kind"]]
     assert got["txn_id"].to_list() == [2 * operations.TXN_ID_STRIDE + i for i in range(1, 11)]
     assert got["txn_type"][2] == "ONLINE_SALE" and got["txn_type"][3] == "SHRINK"   # after the sale at 23:15
+
+
+def test_cycle_counts_draw_as_generator_choice_does():
+    on_hand = rng_for(1, "test", "counts").integers(0, 3, 50_000)
+    rng, plain = rng_for(1, "test", "cycle"), rng_for(1, "test", "cycle")
+    got = inventory.cycle_count_adjustments(rng, on_hand)
+    counted = plain.random(len(on_hand)) < inventory.CYCLE_COUNT_SHARE
+    delta = plain.choice(inventory.CYCLE_COUNT_DELTAS, size=len(on_hand), p=inventory.CYCLE_COUNT_ODDS)
+    expected = np.where(counted, np.maximum(delta, -on_hand), 0)
+    assert np.array_equal(got, expected) and (got != 0).sum() > 100
+    assert rng.random() == plain.random()   # the stream is left where choice leaves it

@@ -72,6 +72,8 @@ class StockLedger:
 SECONDS_PER_HOUR = 3600
 # Where cycle counts find the books wrong: share of store products counted per day.
 CYCLE_COUNT_SHARE = 0.01
+CYCLE_COUNT_DELTAS = np.array([-2, -1, 1, 2], dtype=np.int64)
+CYCLE_COUNT_ODDS = np.array([0.2, 0.4, 0.3, 0.1])
 SHRINK_SCALE = 0.40  # scales the department shrink rates (share of units sold) to the chain's ~2-3%
 
 
@@ -119,16 +121,26 @@ def shrink_units(rng: np.random.Generator, on_hand: np.ndarray, sold_units: np.n
     what sold, perishables also losing a little of what sits on the shelf; never more than is left."""
     expected = SHRINK_SCALE * shrink_rate
     expected *= sold_units      # in place: at the close these are store-product-sized arrays
-    expected += np.where(perishable, 0.0015 * on_hand, 0.0)
+    spoiled = 0.0015 * on_hand
+    np.add(expected, spoiled, out=expected, where=perishable)
+    del spoiled
     shrink = rng.poisson(expected)
     del expected
     return np.minimum(shrink, on_hand, out=shrink)
 
 
 def cycle_count_adjustments(rng: np.random.Generator, on_hand: np.ndarray) -> np.ndarray:
-    """Book corrections found by the day's cycle counts: a unit or two either way, never below zero."""
-    counted = rng.random(len(on_hand)) < CYCLE_COUNT_SHARE
-    delta = rng.choice(np.array([-2, -1, 1, 2], dtype=np.int64), size=len(on_hand), p=[0.2, 0.4, 0.3, 0.1])
-    np.maximum(delta, -np.asarray(on_hand, dtype=np.int64), out=delta)
-    delta[~counted] = 0
+    """Book corrections found by the day's cycle counts: a unit or two either way, never below zero.
+
+    Every store product draws whether it is counted, then its correction as `Generator.choice`
+    draws one (a uniform against the cumulative odds); the correction is looked up only where a
+    count happened, about 1% of the day's store-product-sized arrays.
+    """
+    n = len(on_hand)
+    counted = np.flatnonzero(rng.random(n) < CYCLE_COUNT_SHARE)
+    cumulative = np.cumsum(CYCLE_COUNT_ODDS)
+    cumulative /= cumulative[-1]
+    pick = np.searchsorted(cumulative, rng.random(n)[counted], side="right")
+    delta = np.zeros(n, dtype=np.int64)
+    delta[counted] = np.maximum(CYCLE_COUNT_DELTAS[pick], -np.asarray(on_hand, dtype=np.int64)[counted])
     return delta

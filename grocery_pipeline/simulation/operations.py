@@ -144,6 +144,7 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
 
         # The shelf through the day: walk-in baskets and delivery carts (at placement) in time order.
         ledger = StockLedger(supply.stock["store_product_id"].to_numpy(), supply.stock["opening"].to_numpy())
+        shelf = beside.submit(shelf_at_close, day, ledger.store_product_ids, assortment)   # what the close needs
         served = serve_shelf(ledger, assortment, wanted, orders, cart, supply.unloaded, substitutes)
         del substitutes
 
@@ -163,13 +164,12 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         habits_next = beside.submit(_next_customers, d, landed, yesterday.customers, deliveries)
         sold = np.concatenate([walk_in_granted, deliveries.picked_units])
         sold_items = np.concatenate([walk_in_items, deliveries.picked_items])
-        shelf = shelf_at_close(day, ledger, assortment, sold_items, sold)
         # The shelf is shut: its store-product-sized structures go before the close draws its adjustments.
-        del assortment, cart, served, walk_in_granted, walk_in_items, sold, sold_items
+        del assortment, cart, served, walk_in_granted, walk_in_items
         # The day's other movements of store stock are put in time order beside the close's draws.
         moved = beside.submit(_store_movements, d, receipted, deliveries, supply.unloaded, supply.shipments)
-        close = closing_adjustments(day, ledger, shelf)
-        del ledger, shelf
+        close = closing_adjustments(day, ledger, shelf.result(), sold_items, sold)
+        del ledger, shelf, sold, sold_items
         receipts, receipt_lines = receipted.result()
         del receipted, wanted, trips
         store_txn = store_transactions(d, number, moved.result(), close, landed)
@@ -542,34 +542,34 @@ class Close:
 
 @dataclass(frozen=True)
 class ShelfAtClose:
-    """Per ledger slot, what the close needs of the shelf, so the assortment can go before the draws."""
-    live: np.ndarray         # the store sells the product today
-    sold_units: np.ndarray   # units sold today (walk-in and delivery)
-    shrink_rate: np.ndarray  # the department's shrink rate (0 where not live)
-    perishable: np.ndarray   # perishable and live
+    """Per ledger slot, what the close needs of the shelf. None of it depends on the day's sales,
+    so it is worked out beside them and the assortment can go before the close."""
+    live: np.ndarray           # the store sells the product today
+    slot_of_item: np.ndarray   # each assortment row's ledger slot (`ledger_slots`), to count the sales
+    shrink_rate: np.ndarray    # the department's shrink rate (0 where not live)
+    perishable: np.ndarray     # perishable and live
 
 
-def shelf_at_close(day: Day, ledger: StockLedger, assortment: Assortment, sold_items: np.ndarray,
-                   sold: np.ndarray) -> ShelfAtClose:
-    """`ShelfAtClose` of the ledger's store products (`sold_items`: assortment rows of the sold
-    lines, `sold`: their units)."""
-    ids = ledger.store_product_ids
-    item, live = assortment.positions(ids)
+def shelf_at_close(day: Day, store_product_ids: np.ndarray, assortment: Assortment) -> ShelfAtClose:
+    """`ShelfAtClose` of the ledger's store products (`store_product_ids`, in ledger order)."""
+    item, live = assortment.positions(store_product_ids)
     slot_of_item = ledger_slots(item, live, len(assortment.shelf["store_product_id"]))
-    sold_units = np.bincount(slot_of_item[sold_items], weights=sold, minlength=len(ids))
-    del slot_of_item
     rates = dict(day.dictionaries.departments.select("department", "shrink_rate").iter_rows())
     rate_of_department = np.array([rates.get(d, 0.0) for d in assortment.departments])
     shrink_rate = rate_of_department[assortment.shelf["department_index"][item]]
     shrink_rate[~live] = 0.0
-    return ShelfAtClose(live, sold_units, shrink_rate, assortment.shelf["perishable"][item] & live)
+    return ShelfAtClose(live, slot_of_item, shrink_rate, assortment.shelf["perishable"][item] & live)
 
 
-def closing_adjustments(day: Day, ledger: StockLedger, shelf: ShelfAtClose) -> Close:
-    """Shrink and cycle-count corrections at the close, for the store products sold today."""
+def closing_adjustments(day: Day, ledger: StockLedger, shelf: ShelfAtClose, sold_items: np.ndarray,
+                        sold: np.ndarray) -> Close:
+    """Shrink and cycle-count corrections at the close, for the store products sold today
+    (`sold_items`: assortment rows of the day's sold lines, `sold`: their units)."""
     rng = day.rng("operations", "close")
     ids, on_hand = ledger.store_product_ids, ledger.on_hand   # the ledger is done with: no copies
-    shrink = inventory.shrink_units(rng, on_hand, shelf.sold_units, shelf.shrink_rate, shelf.perishable)
+    sold_units = np.bincount(shelf.slot_of_item[sold_items], weights=sold, minlength=len(ids))
+    shrink = inventory.shrink_units(rng, on_hand, sold_units, shelf.shrink_rate, shelf.perishable)
+    del sold_units
     shrink[~shelf.live] = 0
     adjustment = inventory.cycle_count_adjustments(rng, on_hand - shrink)
     adjustment[~shelf.live] = 0
