@@ -162,3 +162,14 @@ def test_lines_per_product_counts_like_a_group_by(ids):
     series = pl.Series("product_id", ids, dtype=pl.Int64)
     expected = series.to_frame().group_by("product_id").len()["len"].sort().to_list()
     assert sorted(_lines_per_product(series).tolist()) == expected
+
+
+@pytest.mark.parametrize("ids", [[9, 3, 3, 7, 1], [2 ** 62, 5, 1], [4, None, 2], []])
+def test_sorted_changes_sort_like_the_frame(ids):
+    from grocery_pipeline.checks.pricing import _sorted_changes
+
+    changes = pl.DataFrame({"store_product_id": pl.Series(ids, dtype=pl.Int64),
+                            "new_price": pl.Series(np.arange(len(ids)) + 0.5, dtype=pl.Float64)})
+    got = _sorted_changes(changes)
+    assert got["store_product_id"].to_list() == changes.sort("store_product_id")["store_product_id"].to_list()
+    assert sorted(got.rows(), key=str) == sorted(changes.rows(), key=str)  # each price stays with its id

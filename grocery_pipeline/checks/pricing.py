@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from
@@ -47,8 +48,26 @@ def _priced_changes(ctx: AuditContext) -> pl.DataFrame:
     ids = reference["store_product_id"]
     reference = (reference.sort("store_product_id") if ids.null_count() or not ids.is_sorted()
                  else reference.with_columns(ids.set_sorted())).with_columns(_known=pl.lit(True))
-    changes = ctx.frame("price_updates").select("store_product_id", "new_price").sort("store_product_id")
+    changes = _sorted_changes(ctx.frame("price_updates").select("store_product_id", "new_price"))
     return changes.join(reference, on="store_product_id", how="left")
+
+
+def _sorted_changes(changes: pl.DataFrame) -> pl.DataFrame:
+    """The changes in store product order. When an id and a row number fit one int64 together,
+    one plain numpy sort of the packed pairs gives the order, about twice as fast as sorting
+    the frame; the order among a store product's changes does not matter to the audits."""
+    ids = changes["store_product_id"]
+    if not changes.height or ids.dtype not in (pl.Int32, pl.Int64, pl.UInt32) or ids.null_count():
+        return changes.sort("store_product_id")
+    values = ids.to_numpy().astype(np.int64)
+    low, bits = int(values.min()), changes.height.bit_length()
+    if (int(values.max()) - low).bit_length() + bits > 62:
+        return changes.sort("store_product_id")
+    packed = ((values - low) << bits) | np.arange(changes.height)
+    packed.sort()
+    order = packed & ((1 << bits) - 1)
+    return pl.DataFrame([pl.Series("store_product_id", (packed >> bits) + low, dtype=ids.dtype).set_sorted(),
+                         *(pl.Series(c.name, c.to_numpy()[order], dtype=c.dtype) for c in changes.drop("store_product_id"))])
 
 
 def _tick_prices_between_cost_and_msrp(ctx: AuditContext) -> Finding:
