@@ -106,15 +106,18 @@ def build_receipts(rng: np.random.Generator, business_date: date, day_number: in
     money = shopping.price_lines(sold["unit_price"].to_numpy(), sold["granted"].to_numpy(), shelf["deal"][item],
                                  shelf["deal_value"][item], takes_deal)
     # Receipt ids follow checkout time; trips left with nothing are not numbered.
-    kept = trips.join(sold.select("trip").unique(), on="trip", how="semi").sort("seconds", "trip")
+    sold_in = np.zeros(trips.height, dtype=bool)
+    sold_in[sold["trip"].to_numpy()] = True
+    kept = trips.filter(pl.Series(sold_in[trips["trip"].to_numpy()])).sort("seconds", "trip")
     receipt_ids = day_number * RECEIPT_ID_STRIDE + np.arange(1, kept.height + 1, dtype=np.int64)
     kept = kept.with_columns(receipt_id=receipt_ids, basket=np.arange(kept.height, dtype=np.int64))
     basket_of_trip = np.full(trips.height, -1, dtype=np.int64)
     basket_of_trip[kept["trip"].to_numpy()] = kept["basket"].to_numpy()
     basket = basket_of_trip[sold["trip"].to_numpy()]
+    n = kept.height
     ts = shopping.seconds_to_ts(business_date, sold["seconds"].to_numpy())
 
-    line = np.argsort(basket, kind="stable")   # lines by receipt, in basket order within one
+    line = shopping.stable_order(basket, n)   # lines by receipt, in basket order within one
     promotion_id, promo_code = assortment.promotion_columns(item[line], money.on_promotion[line])
     receipt_lines = pl.DataFrame({
         "receipt_id": receipt_ids[basket[line]],
@@ -130,7 +133,6 @@ def build_receipts(rng: np.random.Generator, business_date: date, day_number: in
         "line_number": shopping.within_group_rank(basket[line]) + 1,
     })
 
-    n = kept.height
     subtotal = np.bincount(basket, weights=money.line_cents, minlength=n).astype(np.int64)
     tax = shopping.tax_cents(money.line_cents, shelf["tax_rate"][item], basket)
     tax = np.pad(tax, (0, n - len(tax)))

@@ -326,8 +326,10 @@ class Assortment:
         """promotion_id and promo_code of each line, null where the line took no deal."""
         promotion = np.where(on_promotion, self.shelf["promotion_id"][item], -1)
         ids = pl.Series("promotion_id", promotion).replace(-1, None)
-        codes = ids.to_frame().join(self.promo_codes, on="promotion_id", how="left", maintain_order="left")
-        return ids, codes["promo_code"]
+        row = _row_of(self.promo_codes["promotion_id"].to_numpy(), promotion)   # the codes are by id, unique
+        at = pl.select(pl.when(pl.Series(row >= 0)).then(pl.Series(row))).to_series()   # null: no code
+        codes = self.promo_codes["promo_code"].gather(at)
+        return ids, codes
 
     @property
     def store_product_ids(self) -> np.ndarray:
