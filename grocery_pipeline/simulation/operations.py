@@ -112,9 +112,11 @@ def _merged_stock(carried: pl.DataFrame, live: pl.DataFrame, old_ids: np.ndarray
 
 def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday) -> dict[str, pl.DataFrame]:
     """The day's operations tables. Parts that do not depend on each other (the trucks and the
-    shoppers, walk-in and delivery demand, receipts and delivery settlement, customer habits and
-    the close) run in two threads: each draws from its own named random stream and reads only
-    frozen inputs, so the rows are the same whatever the interleaving."""
+    shoppers, walk-in and delivery demand, the day's price lookup, the shelf and what the close
+    needs of it, receipts and delivery settlement, the delivery runs and the pricing of their
+    lines, the day's stock movements and the close) run side by side in up to three threads:
+    each draws from its own named random stream (or its own stretch of one, taken in order) and
+    reads only frozen inputs, so the rows are the same whatever the interleaving."""
     d = day.business_date
     number = day.index + 1          # id prefix of the day
     landed = loaded_at(d)
@@ -159,19 +161,18 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
                                    beside)
         del habits
 
-        # Tomorrow's delivery habits (and what is left of the receipts) beside the close: shrink and
-        # cycle counts, then closing stock.
-        habits_next = beside.submit(_next_customers, d, landed, yesterday.customers, deliveries)
+        # Tomorrow's delivery habits while the receipts are finished, then the day's other movements of
+        # store stock put in time order beside the close (after the receipts: their peaks do not meet).
+        customers = _next_customers(d, landed, yesterday.customers, deliveries)
+        receipts, receipt_lines = receipted.result()
+        del receipted, wanted, trips
+        moved = beside.submit(store_movements, d, receipt_lines, deliveries, supply.unloaded, supply.shipments)
         sold = np.concatenate([walk_in_granted, deliveries.picked_units])
         sold_items = np.concatenate([walk_in_items, deliveries.picked_items])
         # The shelf is shut: its store-product-sized structures go before the close draws its adjustments.
         del assortment, cart, served, walk_in_granted, walk_in_items
-        # The day's other movements of store stock are put in time order beside the close's draws.
-        moved = beside.submit(_store_movements, d, receipted, deliveries, supply.unloaded, supply.shipments)
         close = closing_adjustments(day, ledger, shelf.result(), sold_items, sold)
         del ledger, shelf, sold, sold_items
-        receipts, receipt_lines = receipted.result()
-        del receipted, wanted, trips
         store_txn = store_transactions(d, number, moved.result(), close, landed)
         del moved
         store_inventory = close_stock(supply.stock, close, d, landed)
@@ -185,7 +186,6 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
                               on=["dc_id", "product_id"])
                         .sort("dc_id", "product_id")
                         .with_columns(business_date=pl.lit(d), _loaded_at=pl.lit(landed)))
-        customers = habits_next.result()
     return {
         "receipts": receipts, "receipt_lines": receipt_lines,
         "orders": deliveries.orders, "order_items": deliveries.order_items, "order_events": deliveries.order_events,
@@ -243,11 +243,6 @@ def _receipts(day: Day, number: int, landed: datetime, trips: pl.DataFrame, want
               granted: np.ndarray, walk_in_prices: Future, assortment: Assortment) -> tuple[pl.DataFrame, pl.DataFrame]:
     return sales.build_receipts(day.rng("operations", "receipts"), day.business_date, number, trips, wanted, granted,
                                 walk_in_prices.result(), assortment, landed)
-
-
-def _store_movements(d: date, receipted: Future, deliveries: Deliveries, unloaded: pl.DataFrame,
-                     shipments: pl.DataFrame) -> pl.DataFrame:
-    return store_movements(d, receipted.result()[1], deliveries, unloaded, shipments)
 
 
 def _next_customers(d: date, landed: datetime, customers: pl.DataFrame, deliveries: Deliveries) -> pl.DataFrame:
@@ -543,22 +538,31 @@ class Close:
 @dataclass(frozen=True)
 class ShelfAtClose:
     """Per ledger slot, what the close needs of the shelf. None of it depends on the day's sales,
-    so it is worked out beside them and the assortment can go before the close."""
+    so it is worked out beside them and the assortment can go before the close; it is kept in
+    narrow types, as it lives through the delivery settlement."""
     live: np.ndarray           # the store sells the product today
     slot_of_item: np.ndarray   # each assortment row's ledger slot (`ledger_slots`), to count the sales
-    shrink_rate: np.ndarray    # the department's shrink rate (0 where not live)
+    department: np.ndarray     # row of `rates` (the last row, rate 0, where not live)
+    rates: np.ndarray          # shrink rate per department, then 0.0
     perishable: np.ndarray     # perishable and live
+
+    @property
+    def shrink_rate(self) -> np.ndarray:
+        """The department's shrink rate of every slot (0 where not live)."""
+        return self.rates[self.department]
 
 
 def shelf_at_close(day: Day, store_product_ids: np.ndarray, assortment: Assortment) -> ShelfAtClose:
     """`ShelfAtClose` of the ledger's store products (`store_product_ids`, in ledger order)."""
     item, live = assortment.positions(store_product_ids)
     slot_of_item = ledger_slots(item, live, len(assortment.shelf["store_product_id"]))
+    if len(store_product_ids) < 2 ** 31:
+        slot_of_item = slot_of_item.astype(np.int32)
     rates = dict(day.dictionaries.departments.select("department", "shrink_rate").iter_rows())
-    rate_of_department = np.array([rates.get(d, 0.0) for d in assortment.departments])
-    shrink_rate = rate_of_department[assortment.shelf["department_index"][item]]
-    shrink_rate[~live] = 0.0
-    return ShelfAtClose(live, slot_of_item, shrink_rate, assortment.shelf["perishable"][item] & live)
+    rates = np.array([rates.get(d, 0.0) for d in assortment.departments] + [0.0])
+    department = assortment.shelf["department_index"][item].astype(np.int8 if len(rates) <= 127 else np.int64)
+    department[~live] = len(rates) - 1
+    return ShelfAtClose(live, slot_of_item, department, rates, assortment.shelf["perishable"][item] & live)
 
 
 def closing_adjustments(day: Day, ledger: StockLedger, shelf: ShelfAtClose, sold_items: np.ndarray,
