@@ -156,12 +156,13 @@ def test_strictly_sorted_in_numpy_is_the_expression(seed):
 
 
 @pytest.mark.parametrize("ids", [[5, 5, 1, 9, 5, 1], [3], [2 ** 30, 7, 7], [None, 4, None, 4, 4]])
-def test_lines_per_product_counts_like_a_group_by(ids):
-    from grocery_pipeline.checks.realism import _lines_per_product
+def test_counts_by_id_count_like_a_group_by(ids):
+    from grocery_pipeline.checks.realism import _counts_by_id
 
     series = pl.Series("product_id", ids, dtype=pl.Int64)
     expected = series.to_frame().group_by("product_id").len()["len"].sort().to_list()
-    assert sorted(_lines_per_product(series).tolist()) == expected
+    assert sorted(_counts_by_id(series).tolist()) == expected
+    assert len(_counts_by_id(series.drop_nulls())) == series.drop_nulls().n_unique()
 
 
 @pytest.mark.parametrize("ids", [[9, 3, 3, 7, 1], [2 ** 62, 5, 1], [4, None, 2], []])

@@ -112,7 +112,7 @@ def _promotion_share(ctx: AuditContext):
     lines = _sold_lines(ctx)
     if lines.is_empty():
         return None, 0
-    return lines["promotion_id"].is_not_null().mean(), lines["promotion_id"].drop_nulls().n_unique()
+    return lines["promotion_id"].is_not_null().mean(), len(_counts_by_id(lines["promotion_id"].drop_nulls()))
 
 
 def _produce_share(ctx: AuditContext):
@@ -136,16 +136,16 @@ def _top_sku_share(ctx: AuditContext):
     lines = _sold_lines(ctx)
     if lines.is_empty():
         return None, 0
-    per_sku = _lines_per_product(lines["product_id"])
+    per_sku = _counts_by_id(lines["product_id"])
     products = _as_of(ctx, "products")
     catalog_size = products.height if products is not None else len(per_sku)
     top = max(1, int(np.ceil(0.01 * catalog_size)))
     return int(np.sort(per_sku)[::-1][:top].sum()) / lines.height, lines.height
 
 
-def _lines_per_product(ids: pl.Series) -> np.ndarray:
-    """How many lines each product has (products without lines left out), by counting over the
-    ids when they are small non-negative integers (catalog ids are), else by a group-by."""
+def _counts_by_id(ids: pl.Series) -> np.ndarray:
+    """How many times each distinct id occurs (null counts as one id), by counting over the ids
+    when they are small non-negative integers (catalog and promotion ids are), else by a group-by."""
     if ids.dtype.is_integer() and not ids.null_count() and ids.len() and 0 <= ids.min() and ids.max() < 2 ** 24:
         counts = np.bincount(ids.to_numpy())
         return counts[counts > 0]
