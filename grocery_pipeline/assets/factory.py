@@ -27,7 +27,7 @@ from grocery_pipeline.resources import GrocerySettings
 from grocery_pipeline.settings import Settings
 from grocery_pipeline.simulation.context import Day
 from grocery_pipeline.storage import catalog, prices as price_store, world as world_store
-from grocery_pipeline.storage.lake import Lake, StagedPartition
+from grocery_pipeline.storage.lake import Lake, MissingPartitionError, StagedPartition
 from grocery_pipeline.tables import TABLES, Table
 
 KINDS = {"polars", "parquet", "duckdb"}
@@ -162,11 +162,32 @@ def _submit(pool: ThreadPoolExecutor, fn: Callable, *args) -> Future:
     return pool.submit(contextvars.copy_context().run, fn, *args)
 
 
+def read_ahead(ctx: audits.AuditContext) -> None:
+    """Read the published rows the audits of these frames will look up (the parents of their
+    foreign keys, the day's calendar) before the files are written: a read waits behind the
+    writer's encoding tasks in polars' thread pool, and on two cores even a one-row partition
+    then took 0.3 s."""
+    parents = {c.references[0] for name in ctx.frames if name in TABLES
+               for c in TABLES[name].foreign_keys} - set(ctx.frames)
+    for parent in sorted(parents):
+        try:
+            ctx.published_as_of(parent)
+        except MissingPartitionError:
+            pass  # the foreign-key audit reports it
+    ctx.same_day("calendar")
+
+
 def publish_prepared(settings: Settings, lake: Lake, day: date,
                      parts: Sequence[tuple[str | None, dict[str, pl.DataFrame]]]) -> list[CheckOutcome]:
     """`write_audit_publish_ticks` of frames already `prepare`d. The files are written in a second
     thread while the audits run on the frames in memory (both mostly outside the GIL)."""
     by_table: dict[str, list[pl.DataFrame]] = defaultdict(list)
+    for _, frames in parts:
+        for name, frame in frames.items():
+            by_table[name].append(frame)
+    audited = {name: pl.concat(frames) if len(frames) > 1 else frames[0] for name, frames in by_table.items()}
+    ctx = audits.AuditContext(settings, lake, day, audited)
+    read_ahead(ctx)
     writes: list[Future] = []
     published = False
     try:
@@ -176,9 +197,7 @@ def publish_prepared(settings: Settings, lake: Lake, day: date,
                     table = TABLES[name]
                     writes.append(_submit(writer, lake.stage, table, frame, day,
                                           tick if table.partitioning == "price_tick" else None))
-                    by_table[name].append(frame)
-            audited = {name: pl.concat(frames) if len(frames) > 1 else frames[0] for name, frames in by_table.items()}
-            outcomes = run_audits(audited, audits.AuditContext(settings, lake, day, audited))
+            outcomes = run_audits(audited, ctx)
         staged: list[StagedPartition] = [write.result() for write in writes]
         failed = [o for o in outcomes if o.audit.blocking and not o.finding.passed]
         if failed:
