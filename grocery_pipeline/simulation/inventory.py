@@ -47,15 +47,22 @@ class StockLedger:
         """`serve` of lines already located in the ledger (`positions`), so a day's demand is
         looked up once rather than hour by hour."""
         order = np.argsort(pos, kind="stable")  # group lines by product, keep time order inside
-        p, q = pos[order], qty[order]
-        group_start = np.r_[True, p[1:] != p[:-1]]
-        cum = np.cumsum(q)
-        base = np.maximum.accumulate(np.where(group_start, cum - q, 0))
-        before = cum - q - base  # units requested earlier in the same product
-        granted_sorted = np.clip(self.on_hand[p] - before, 0, q)
-        granted = np.empty_like(granted_sorted)
-        granted[order] = granted_sorted
-        np.subtract.at(self.on_hand, p, granted_sorted)
+        granted = np.empty_like(qty)
+        granted[order] = self.serve_grouped(pos[order], qty[order])
+        return granted
+
+    def serve_grouped(self, pos: np.ndarray, qty: np.ndarray) -> np.ndarray:
+        """`serve_at` of lines already grouped by position (each product's lines together, in
+        time order): granted units in the lines' order."""
+        if not len(pos):
+            return np.zeros(0, dtype=np.int64)
+        group_start = np.r_[True, pos[1:] != pos[:-1]]
+        cum = np.cumsum(qty)
+        base = np.maximum.accumulate(np.where(group_start, cum - qty, 0))
+        before = cum - qty - base  # units requested earlier in the same product
+        granted = np.clip(self.on_hand[pos] - before, 0, qty)
+        starts = np.flatnonzero(group_start)
+        self.on_hand[pos[starts]] -= np.add.reduceat(granted, starts)
         return granted
 
     def receive(self, store_product_ids, quantities) -> None:
@@ -93,21 +100,23 @@ def serve_by_hour(ledger: StockLedger, demand_seconds: np.ndarray, demand_ids: n
     """
     demand_seconds = np.asarray(demand_seconds, dtype=np.int64)
     arrival_seconds = np.asarray(arrival_seconds, dtype=np.int64)
-    order = np.argsort(demand_seconds, kind="stable")   # time order, ties in line order
+    slots = ledger.positions(demand_ids) if demand_slots is None else np.asarray(demand_slots, dtype=np.int64)
+    order = hour_slot_order(demand_seconds, slots, len(ledger.on_hand))
     hour_of_line = demand_seconds[order] // SECONDS_PER_HOUR
     arrival_hour = arrival_seconds // SECONDS_PER_HOUR
     last_hour = int(max(hour_of_line.max(initial=0), arrival_hour.max(initial=0)))
     bounds = np.searchsorted(hour_of_line, np.arange(last_hour + 2))
+    del hour_of_line
     granted = np.zeros(len(demand_seconds), dtype=np.int64)
-    slots = ledger.positions(demand_ids) if demand_slots is None else demand_slots
     demand_qty = np.asarray(demand_qty, dtype=np.int64)
     for hour in range(last_hour + 1):
         lines = order[bounds[hour]:bounds[hour + 1]]
         if len(lines):
-            granted[lines] = ledger.serve_at(slots[lines], demand_qty[lines])
+            granted[lines] = ledger.serve_grouped(slots[lines], demand_qty[lines])
             if on_shortfall is not None:
                 short = lines[granted[lines] < demand_qty[lines]]
                 if len(short):
+                    short = short[np.lexsort((short, demand_seconds[short]))]   # back in time order
                     on_shortfall(short, granted[short], ledger)
         unloaded = arrival_hour == hour
         if unloaded.any():
@@ -115,6 +124,22 @@ def serve_by_hour(ledger: StockLedger, demand_seconds: np.ndarray, demand_ids: n
     return granted
 
 
+def hour_slot_order(seconds: np.ndarray, slots: np.ndarray, n_slots: int) -> np.ndarray:
+    """Lines by hour, then ledger slot, then time (ties in line order): each hour's lines grouped
+    by product in time order, as `StockLedger.serve_grouped` takes them, by one sort of the day."""
+    n = len(seconds)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    hour, second = np.divmod(seconds, SECONDS_PER_HOUR)
+    hours = int(hour.max()) + 1
+    if int(hour.min()) >= 0 and hours * max(n_slots, 1) * SECONDS_PER_HOUR * n < 2 ** 63:
+        # One key per line, unique (the line is its last digit): an unstable sort gives the stable order.
+        key = (hour * n_slots + slots) * SECONDS_PER_HOUR + second
+        key *= n
+        key += np.arange(n)
+        key.sort()
+        return key % n
+    return np.lexsort((second, slots, hour))
 def shrink_units(rng: np.random.Generator, on_hand: np.ndarray, sold_units: np.ndarray, shrink_rate: np.ndarray,
                  perishable: np.ndarray) -> np.ndarray:
     """Units lost at the close (spoilage, damage, theft): about the department's shrink rate of

@@ -146,9 +146,12 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
 
         # The shelf through the day: walk-in baskets and delivery carts (at placement) in time order.
         ledger = StockLedger(supply.stock["store_product_id"].to_numpy(), supply.stock["opening"].to_numpy())
-        shelf = beside.submit(shelf_at_close, day, ledger.store_product_ids, assortment)   # what the close needs
-        served = serve_shelf(ledger, assortment, wanted, orders, cart, supply.unloaded, substitutes)
-        del substitutes
+        item, live = assortment.positions(ledger.store_product_ids)
+        slot_of_item = ledger_slots(item, live, len(assortment.shelf["store_product_id"]))
+        shelf = beside.submit(shelf_at_close, day, item, live, slot_of_item, assortment)   # what the close needs
+        del item, live
+        served = serve_shelf(ledger, assortment, wanted, orders, cart, supply.unloaded, substitutes, slot_of_item)
+        del substitutes, slot_of_item
 
         # In-store receipts, beside the delivery orders: what was picked, bundles, drivers, status history.
         walk_in_granted = served.walk_in_granted
@@ -260,22 +263,21 @@ class Served:
 
 
 def serve_shelf(ledger: StockLedger, assortment: Assortment, wanted: pl.DataFrame, orders: pl.DataFrame,
-                cart: pl.DataFrame, unloaded: pl.DataFrame, substitutes: delivery.SubstituteShelf | None = None
-                ) -> Served:
+                cart: pl.DataFrame, unloaded: pl.DataFrame, substitutes: delivery.SubstituteShelf | None = None,
+                slot_of_item: np.ndarray | None = None) -> Served:
     """Walk-in baskets and delivery carts (at placement) served in time order while trucks unload;
     a cart line that finds nothing gets a substitute when the customer accepts one (`substitutes`:
-    the assortment's items indexed ahead, else indexed on the first shortfall)."""
+    the assortment's items indexed ahead, else indexed on the first shortfall; `slot_of_item`:
+    the assortment rows' `ledger_slots` when known)."""
     sp_of_item = assortment.shelf["store_product_id"]
     cancels = orders["customer_cancels"].to_numpy()
     cart_order = cart["order"].to_numpy()
     cart_item, cart_qty = cart["item"].to_numpy(), cart["quantity"].to_numpy()
     cart_live = ~cancels[cart_order]
     n_walk_in = wanted.height
-    item, live = assortment.positions(ledger.store_product_ids)
-    slot_of_item = ledger_slots(item, live, len(sp_of_item))
-    del item, live
+    if slot_of_item is None:
+        slot_of_item = ledger_slots(*assortment.positions(ledger.store_product_ids), len(sp_of_item))
     demand_slots = np.concatenate([slot_of_item[wanted["item"].to_numpy()], slot_of_item[cart_item[cart_live]]])
-    del slot_of_item
     if (demand_slots < 0).any():
         raise KeyError("a basket or cart line asks for a store product this ledger does not stock")
     demand_qty = np.concatenate([wanted["quantity"].to_numpy(), cart_qty[cart_live]])
@@ -312,8 +314,8 @@ def serve_shelf(ledger: StockLedger, assortment: Assortment, wanted: pl.DataFram
 def ledger_slots(item: np.ndarray, live: np.ndarray, n_items: int) -> np.ndarray:
     """Each assortment row's slot in the ledger, -1 where it has none (`item`, `live`: the
     assortment's `positions` of the ledger's ids): lines are then located by a gather rather than
-    a search of the ledger."""
-    slot_of_item = np.full(n_items, -1, dtype=np.int64)
+    a search of the ledger. In int32 when the slots fit: the close keeps it through the settlement."""
+    slot_of_item = np.full(n_items, -1, dtype=np.int32 if len(item) < 2 ** 31 else np.int64)
     slot_of_item[item[live]] = np.flatnonzero(live)
     return slot_of_item
 
@@ -552,12 +554,10 @@ class ShelfAtClose:
         return self.rates[self.department]
 
 
-def shelf_at_close(day: Day, store_product_ids: np.ndarray, assortment: Assortment) -> ShelfAtClose:
-    """`ShelfAtClose` of the ledger's store products (`store_product_ids`, in ledger order)."""
-    item, live = assortment.positions(store_product_ids)
-    slot_of_item = ledger_slots(item, live, len(assortment.shelf["store_product_id"]))
-    if len(store_product_ids) < 2 ** 31:
-        slot_of_item = slot_of_item.astype(np.int32)
+def shelf_at_close(day: Day, item: np.ndarray, live: np.ndarray, slot_of_item: np.ndarray,
+                   assortment: Assortment) -> ShelfAtClose:
+    """`ShelfAtClose` of the ledger's store products (`item`, `live`: the assortment's `positions`
+    of the ledger's ids, `slot_of_item` from `ledger_slots`)."""
     rates = dict(day.dictionaries.departments.select("department", "shrink_rate").iter_rows())
     rates = np.array([rates.get(d, 0.0) for d in assortment.departments] + [0.0])
     department = assortment.shelf["department_index"][item].astype(np.int8 if len(rates) <= 127 else np.int64)
