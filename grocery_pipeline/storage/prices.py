@@ -138,7 +138,16 @@ def load_pricebook(lake: Lake, world: World, settings: Settings | None = None) -
     d = world.business_date
     changes = read_ticks(lake, rules.ticks_of(d), columns=["store_product_id", "valid_from", "new_price"])
     opening_state = read_opening(lake, d, columns=["store_product_id", "price"])
-    listed = world.store_products.select("store_product_id", "list_price")
-    opening = listed.join(opening_state, on="store_product_id", how="left") \
+    return PriceBook(d, opening_prices(world.store_products.select("store_product_id", "list_price"), opening_state),
+                     changes)
+
+
+def opening_prices(listed: pl.DataFrame, snapshot: pl.DataFrame) -> pl.DataFrame:
+    """store_product_id, price of each listed row (in `listed`'s order): its snapshot price, else its
+    list price. Both sides are in id order as read, and a join told so merges them instead of
+    hashing two day-sized frames."""
+    snapshot = snapshot.select("store_product_id", "price").rechunk()
+    if listed["store_product_id"].is_sorted() and snapshot["store_product_id"].is_sorted():
+        listed, snapshot = (frame.with_columns(pl.col("store_product_id").set_sorted()) for frame in (listed, snapshot))
+    return listed.join(snapshot, on="store_product_id", how="left", maintain_order="left") \
         .select("store_product_id", pl.coalesce("price", "list_price").alias("price"))
-    return PriceBook(d, opening, changes)
