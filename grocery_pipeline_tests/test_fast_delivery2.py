@@ -54,3 +54,28 @@ def test_serving_by_hour_serves_each_line_in_time_order_and_reports_shortfalls_i
     assert [s.tolist() for s, _ in shorts] == expected_short
     assert all(np.array_equal(got, expected[s]) for s, got in shorts)
     assert len(expected_short) > 3
+
+
+@pytest.mark.parametrize("customers,products", [(1, 3), (30, 60), (400, 2_000)])
+def test_kept_habits_by_packed_keys_match_the_frame_operations(customers, products):
+    from datetime import date
+
+    import polars as pl
+
+    from grocery_pipeline.simulation import delivery
+
+    rng = rng_for(1, "test", "kept habits", customers, products)
+    today = date(2025, 3, 1)
+    n = customers * 45
+    held = pl.DataFrame({"customer_id": rng.integers(0, customers, n) * 7 + 3,
+                         "product_id": rng.integers(0, products, n),
+                         "times_bought": rng.integers(1, 6, n),
+                         "last_bought_on": pl.Series(18_000 + rng.integers(0, 40, n)).cast(pl.Int32).cast(pl.Date)}
+                        ).unique(["customer_id", "product_id"], keep="first", maintain_order=True)
+    received = pl.DataFrame({"customer_id": rng.integers(0, customers + 5, n // 2) * 7 + 3,
+                             "product_id": rng.integers(0, products, n // 2)})
+    kept = delivery._kept_habits(held, received, today)
+    expected = delivery._kept_habits_by_frame(held, received, today)
+    assert kept.equals(expected) and kept.schema == expected.schema
+    if customers > 1:
+        assert kept["habit_product_ids"].list.len().max() == delivery.HABIT_CAPACITY

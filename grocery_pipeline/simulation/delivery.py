@@ -433,16 +433,7 @@ def next_state(state: pl.DataFrame, business_date: date, orders: pl.DataFrame, r
     placed = orders.select("customer_id").unique()
     touched = state.join(placed, on="customer_id", how="semi")
     untouched = state.join(placed, on="customer_id", how="anti")
-    bought = received.select("customer_id", "product_id").unique().with_columns(
-        times_bought=pl.lit(1, dtype=pl.Int64), last_bought_on=pl.lit(today))
-    habits = (pl.concat([habits_long(touched), bought])
-              .group_by("customer_id", "product_id").agg(pl.col("times_bought").sum(), pl.col("last_bought_on").max())
-              .sort(["customer_id", "last_bought_on", "times_bought", "product_id"],
-                    descending=[False, True, True, False])
-              .group_by("customer_id", maintain_order=True).head(HABIT_CAPACITY)
-              .group_by("customer_id", maintain_order=True)
-              .agg(habit_product_ids=pl.col("product_id"), habit_times_bought=pl.col("times_bought"),
-                   habit_last_bought_on=pl.col("last_bought_on")))
+    habits = _kept_habits(habits_long(touched), received.select("customer_id", "product_id"), today)
     advanced = (placed.join(touched.drop("habit_product_ids", "habit_times_bought", "habit_last_bought_on"),
                             on="customer_id", how="left")
                 .with_columns(first_order_on=pl.col("first_order_on").fill_null(pl.lit(today)),
@@ -457,6 +448,73 @@ def next_state(state: pl.DataFrame, business_date: date, orders: pl.DataFrame, r
     return (pl.concat([untouched.select(columns), advanced.select(columns)])
             .sort("customer_id")
             .with_columns(business_date=pl.lit(today), _loaded_at=pl.lit(loaded_at)))
+
+
+def _kept_habits(held: pl.DataFrame, received: pl.DataFrame, today: date) -> pl.DataFrame:
+    """Each customer's habits after today (lists by customer): what they held (`held`, long) and
+    what they received today counted together, the latest and most bought first (then by
+    product), up to HABIT_CAPACITY. Integer ids and dates are ranked by one sort of packed keys."""
+    ids = [held["customer_id"], held["product_id"], received["customer_id"], received["product_id"]]
+    plain = all(c.dtype == pl.Int64 and not c.null_count() and (not len(c) or c.min() >= 0) for c in ids) \
+        and held["times_bought"].dtype == pl.Int64 and not held["times_bought"].null_count() \
+        and held["last_bought_on"].dtype == pl.Date and not held["last_bought_on"].null_count()
+    if not plain:
+        return _kept_habits_by_frame(held, received, today)
+    products = max(int(c.max()) for c in ids[1::2] if len(c)) + 1 if held.height or received.height else 1
+    customers = max(int(c.max()) for c in ids[::2] if len(c)) + 1 if held.height or received.height else 1
+    if customers * products >= 2 ** 62:
+        return _kept_habits_by_frame(held, received, today)
+    day = today.toordinal() - date(1970, 1, 1).toordinal()
+    # The same (customer, product) held and received: its times summed, its latest day kept.
+    got = np.sort(received["customer_id"].to_numpy() * products + received["product_id"].to_numpy())
+    got = got[np.r_[True, got[1:] != got[:-1]]] if len(got) else got
+    pair = np.concatenate([held["customer_id"].to_numpy() * products + held["product_id"].to_numpy(), got])
+    times = np.concatenate([held["times_bought"].to_numpy(), np.ones(len(got), dtype=np.int64)])
+    last = np.concatenate([held["last_bought_on"].to_physical().to_numpy().astype(np.int64),
+                           np.full(len(got), day, dtype=np.int64)])
+    order = np.argsort(pair)
+    pair, times, last = pair[order], times[order], last[order]
+    first = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]]) if len(pair) else np.zeros(0, dtype=np.int64)
+    pair, times, last = pair[first], np.add.reduceat(times, first), np.maximum.reduceat(last, first)
+    if len(pair) and times.min() < 0:
+        return _kept_habits_by_frame(held, received, today)
+    # Ranked by (customer, latest first, most bought first, product): one key, unique by its pair.
+    age = last.max(initial=0) - last
+    ages, counts = int(age.max(initial=0)) + 1, int(times.max(initial=0)) + 1
+    if customers * ages * counts * products >= 2 ** 63:
+        return _kept_habits_by_frame(held, received, today)
+    key = pair // products * ages + age
+    key *= counts
+    key += counts - 1 - times
+    key *= products
+    key += pair % products
+    key.sort()
+    product = key % products
+    key //= products
+    times = counts - 1 - key % counts
+    key //= counts
+    last = last.max(initial=0) - key % ages
+    customer = key // ages
+    start = np.r_[True, customer[1:] != customer[:-1]] if len(customer) else np.zeros(0, dtype=bool)
+    rank = np.arange(len(customer)) - np.maximum.accumulate(np.where(start, np.arange(len(customer)), 0))
+    kept = rank < HABIT_CAPACITY
+    return (pl.DataFrame({"customer_id": customer[kept], "habit_product_ids": product[kept],
+                          "habit_times_bought": times[kept],
+                          "habit_last_bought_on": pl.Series(last[kept]).cast(pl.Int32).cast(pl.Date)})
+            .group_by("customer_id", maintain_order=True).agg(pl.all()))
+
+
+def _kept_habits_by_frame(held: pl.DataFrame, received: pl.DataFrame, today: date) -> pl.DataFrame:
+    """`_kept_habits` by frame operations, for ids or counts the packed keys cannot hold."""
+    bought = received.unique().with_columns(times_bought=pl.lit(1, dtype=pl.Int64), last_bought_on=pl.lit(today))
+    return (pl.concat([held, bought])
+            .group_by("customer_id", "product_id").agg(pl.col("times_bought").sum(), pl.col("last_bought_on").max())
+            .sort(["customer_id", "last_bought_on", "times_bought", "product_id"],
+                  descending=[False, True, True, False])
+            .group_by("customer_id", maintain_order=True).head(HABIT_CAPACITY)
+            .group_by("customer_id", maintain_order=True)
+            .agg(habit_product_ids=pl.col("product_id"), habit_times_bought=pl.col("times_bought"),
+                 habit_last_bought_on=pl.col("last_bought_on")))
 
 
 def empty_state() -> pl.DataFrame:

@@ -249,7 +249,7 @@ def _receipts(day: Day, number: int, landed: datetime, trips: pl.DataFrame, want
 
 
 def _next_customers(d: date, landed: datetime, customers: pl.DataFrame, deliveries: Deliveries) -> pl.DataFrame:
-    received = deliveries.order_items.filter(pl.col("quantity") > 0).join(
+    received = deliveries.order_items.select("order_id", "product_id", "quantity").filter(pl.col("quantity") > 0).join(
         deliveries.orders.select("order_id", "customer_id"), on="order_id")
     return delivery.next_state(customers, d, deliveries.orders, received, landed)
 
