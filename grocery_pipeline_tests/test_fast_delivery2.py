@@ -79,3 +79,18 @@ def test_kept_habits_by_packed_keys_match_the_frame_operations(customers, produc
     assert kept.equals(expected) and kept.schema == expected.schema
     if customers > 1:
         assert kept["habit_product_ids"].list.len().max() == delivery.HABIT_CAPACITY
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 5_000])
+def test_first_lines_keep_what_unique_keeps(n):
+    import polars as pl
+
+    from grocery_pipeline.simulation import delivery
+
+    rng = rng_for(1, "test", "first lines", n)
+    lines = pl.DataFrame({"order": rng.integers(0, max(n // 20, 1), n), "item": rng.integers(0, 30, n),
+                          "cart_key": rng.random(n)}).sort("order", "cart_key")
+    kept = delivery.first_lines(lines)
+    assert kept.equals(lines.unique(["order", "item"], keep="first", maintain_order=True))
+    if n > 100:
+        assert kept.height < n

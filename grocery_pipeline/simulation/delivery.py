@@ -186,9 +186,28 @@ def cart_requests(rng: np.random.Generator, business_date: date, orders: pl.Data
                                      orders["trip_type"].to_numpy()[empty])
         lines = pl.concat([lines, pl.DataFrame({"order": empty, "item": fallback, "habit": True})])
     lines = lines.with_columns(cart_key=rng.random(lines.height) + np.where(lines["habit"].to_numpy(), 0.0, 0.4))
-    lines = lines.sort("order", "cart_key").unique(["order", "item"], keep="first", maintain_order=True)
+    lines = first_lines(lines.sort("order", "cart_key"))
     trip = orders["trip_type"].to_numpy()[lines["order"].to_numpy()]
     return lines.with_columns(quantity=shopping.line_quantities(rng, trip)).drop("cart_key", "habit")
+
+
+def first_lines(lines: pl.DataFrame) -> pl.DataFrame:
+    """The first line of each (order, item) pair, in the lines' order: `unique(keep="first",
+    maintain_order=True)` by one sort of packed (pair, row) keys when the integers allow."""
+    n = lines.height
+    order, item = lines["order"], lines["item"]
+    plain = n and all(c.dtype == pl.Int64 and not c.null_count() and c.min() >= 0 for c in (order, item))
+    items = int(item.max()) + 1 if plain else 0
+    if not plain or (int(order.max()) + 1) * items >= (2 ** 63 - 1) // n:
+        return lines.unique(["order", "item"], keep="first", maintain_order=True)
+    packed = order.to_numpy() * items + item.to_numpy()
+    packed *= n
+    packed += np.arange(n)
+    packed.sort()
+    pair = packed // n
+    first = np.zeros(n, dtype=bool)
+    first[packed[np.r_[True, pair[1:] != pair[:-1]]] % n] = True
+    return lines.filter(pl.Series(first))
 
 
 # -- substitutes -----------------------------------------------------------------------------
@@ -200,11 +219,18 @@ class SubstituteShelf:
     def __init__(self, items: pl.DataFrame):
         self.store_product_ids = items["store_product_id"].to_numpy()
         # the key only groups equal (store, subcategory) pairs; its values never reach the data
-        self.key = items.select(pl.col("store_id") * 2**32
-                                + pl.col("subcategory").cast(pl.Categorical).to_physical().cast(pl.Int64))
-        self.key = self.key.to_series().to_numpy()
-        self.order = np.argsort(self.key, kind="stable")     # item rows of each group, in item order
-        self.sorted_key = self.key[self.order]
+        code = items["subcategory"].cast(pl.Categorical).to_physical().cast(pl.Int64).to_numpy()
+        self.key = items["store_id"].to_numpy() * (int(code.max(initial=0)) + 1) + code
+        n = len(self.key)
+        if n and self.key.min() >= 0 and int(self.key.max()) < (2 ** 63 - 1) // n:
+            # item rows of each group, in item order: one unique key per row, unstable sort
+            packed = self.key * n + np.arange(n)
+            packed.sort()
+            self.order = packed % n
+            self.sorted_key = packed // n
+        else:
+            self.order = np.argsort(self.key, kind="stable")
+            self.sorted_key = self.key[self.order]
 
     def choose(self, wanted_item: np.ndarray, quantity: np.ndarray, on_hand_of) -> np.ndarray:
         """For each wanted item, the item of the same store and subcategory with the most stock
