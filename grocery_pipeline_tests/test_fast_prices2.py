@@ -1,10 +1,16 @@
-"""The day's opening prices of the price book: a merge join when both sides are in id order."""
+"""The day's opening prices of the price book (a merge join when both sides are in id order) and the
+day's opening of the price state (only the rows listed since are overwritten)."""
+
+from datetime import date
 
 import numpy as np
 import polars as pl
 import pytest
 
+from grocery_pipeline.simulation.pricing import LIST_PRICE, empty_state, open_day
 from grocery_pipeline.storage.prices import opening_prices
+from grocery_pipeline_tests.test_fast_prices import _opening_catalog
+from grocery_pipeline_tests.test_pricing import _rules
 
 
 def _hash_join(listed: pl.DataFrame, snapshot: pl.DataFrame) -> pl.DataFrame:
@@ -26,3 +32,18 @@ def test_opening_prices_are_the_left_join(ordered):
     got = opening_prices(listed, snapshot)
     assert got.equals(_hash_join(listed, snapshot.select("store_product_id", "price")))
     assert got["price"].null_count() == 0 and got.height == listed.height
+
+
+def test_opening_overwrites_only_the_rows_listed_since():
+    """A store product not in yesterday's close starts at its list price, listing date and a fresh
+    review; the carried rows keep their price, reason and review (nulls included)."""
+    rules = _rules()
+    first = open_day(rules, 1, date(2025, 1, 2), empty_state(), _opening_catalog())
+    kept = first.head(1).with_columns(price=pl.lit(2.29), last_reason=pl.lit(None, dtype=pl.String))
+    carried = open_day(rules, 1, date(2025, 1, 3), kept, _opening_catalog())
+    assert carried["store_product_id"].to_list() == first["store_product_id"].to_list()
+    assert carried["price"].to_list() == [2.29, first["price"][1]]
+    assert carried["last_reason"].to_list() == [None, LIST_PRICE]
+    assert carried["price_since"].to_list() == first["price_since"].to_list()
+    assert carried["next_review_at"][0] == first["next_review_at"][0]
+    assert carried["next_review_at"][1] is not None and carried["next_review_at"][1] > first["price_since"][1]

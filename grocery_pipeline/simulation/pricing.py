@@ -238,16 +238,23 @@ def open_day(rules: PricingRules, seed: int, business_date: date, previous_close
     rng = rng_for(seed, TABLE, d, "listed")
     midnight = datetime.combine(d, time())
     hours = _hold_hours(_by_class(rules.change_rate, codes.to_numpy()), rng.random(int(entering.sum())))
-    next_review = state["next_review_at"].cast(pl.Datetime("us"))
-    next_review.scatter(np.flatnonzero(entering.to_numpy()),
-                        pl.Series(_review_after(rules, midnight, hours)).cast(pl.Datetime("us")))
-    listed = pl.col("_carried").is_null()
-    state = state.with_columns(
-        price=pl.when(listed).then(pl.col("list_price")).otherwise(pl.col("price")),
-        price_since=pl.when(listed).then(pl.col("listed_on").cast(pl.Datetime("us"))).otherwise(pl.col("price_since")),
-        last_reason=pl.when(listed).then(pl.lit(LIST_PRICE)).otherwise(pl.col("last_reason")),
-        next_review_at=next_review,
-    )
+    # the few store products listed since start at their list price: their rows are overwritten in
+    # the carried columns rather than every row chosen between two columns
+    at = np.flatnonzero(entering.to_numpy())
+    listed = state[at]
+    opening = {
+        "price": listed["list_price"],
+        "price_since": listed["listed_on"],
+        "last_reason": pl.Series([LIST_PRICE] * len(at), dtype=pl.String),
+        "next_review_at": pl.Series(_review_after(rules, midnight, hours)),
+    }
+    columns = []
+    for name, values in opening.items():
+        column = state[name].cast(STATE_SCHEMA[name])
+        if len(at):
+            column.scatter(at, values.cast(STATE_SCHEMA[name]))
+        columns.append(column)
+    state = state.with_columns(columns)
     return state.select(STATE_SCHEMA.keys()).cast(STATE_SCHEMA).set_sorted("store_product_id")
 
 
