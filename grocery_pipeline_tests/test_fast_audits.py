@@ -174,3 +174,50 @@ def test_sorted_changes_sort_like_the_frame(ids):
     got = _sorted_changes(changes)
     assert got["store_product_id"].to_list() == changes.sort("store_product_id")["store_product_id"].to_list()
     assert sorted(got.rows(), key=str) == sorted(changes.rows(), key=str)  # each price stays with its id
+
+
+@pytest.mark.parametrize("values", [[5, 5, 1, 9, 5, 1], [3], [], [2 ** 40, -7, 7, -7], [4, None, 2], [2 ** 62, 0, 1]])
+def test_packed_sort_is_the_stable_argsort(values):
+    from grocery_pipeline.checks import packed_sort
+
+    series = pl.Series("id", values, dtype=pl.Int64)
+    got = packed_sort(series)
+    if None in values or (values and max(values) - min(values) >= 2 ** 58):
+        assert got is None
+        return
+    order, sorted_values = got
+    expected = np.argsort(np.array(values, dtype=np.int64), kind="stable")
+    assert order.tolist() == expected.tolist()
+    assert sorted_values.tolist() == sorted(values)
+
+
+def _plain_wrong_signs(moves: pl.DataFrame, signs: dict[str, int]) -> pl.DataFrame:
+    sign = pl.col("txn_type").replace_strict(signs, default=None, return_dtype=pl.Int64)
+    return moves.filter(sign.is_null() | (pl.col("quantity") == 0)
+                        | ((sign != 0) & (pl.col("quantity").sign() != sign)))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_wrong_signs_is_the_sign_table(seed):
+    from grocery_pipeline.checks.inventory import STORE_TXN_SIGNS, wrong_signs
+
+    rng = np.random.default_rng(seed)
+    n = 2_000
+    types = pl.Series(rng.choice([*STORE_TXN_SIGNS, "REFUND"], n)).scatter(rng.choice(n, 20), None)
+    quantity = pl.Series(rng.integers(-3, 4, n)).scatter(rng.choice(n, 20), None)
+    moves = pl.DataFrame({"txn_id": np.arange(n), "txn_type": types, "quantity": quantity})
+    found = wrong_signs(moves, STORE_TXN_SIGNS)
+    assert found.equals(_plain_wrong_signs(moves, STORE_TXN_SIGNS))
+    assert 0 < found.height < n
+    sound = moves.filter(pl.col("txn_type").is_in(["SALE", "SHRINK"]) & (pl.col("quantity") < 0))
+    assert wrong_signs(sound, STORE_TXN_SIGNS).is_empty()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rows_by_reference_are_the_stable_frame_sort(seed):
+    from grocery_pipeline.checks.inventory import _by_reference
+
+    rng = np.random.default_rng(seed)
+    rows = pl.DataFrame({"order_id": rng.integers(0, 50, 500), "store_product_id": np.arange(500)})
+    for frame in (rows, rows.sort("order_id"), rows.with_columns(rows["order_id"].scatter([3], None))):
+        assert _by_reference(frame, "order_id").equals(frame.sort("order_id", maintain_order=True))

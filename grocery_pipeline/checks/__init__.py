@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Callable, TypeVar
 
+import numpy as np
 import polars as pl
 
 from grocery_pipeline.settings import Settings
@@ -89,6 +90,25 @@ def finding_from(offenders: pl.DataFrame, key: list[str] | str, **detail) -> Fin
     sample = offenders.select(cols).head(SAMPLE_SIZE)
     keys = sample.to_series().to_list() if len(cols) == 1 else [list(r) for r in sample.rows()]
     return Finding(offenders.height, [str(k) if not isinstance(k, (int, float, list)) else k for k in keys], detail)
+
+
+def packed_sort(values: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """(order, sorted values) of an integer column, stable (equal values keep their row order), by
+    one plain numpy sort of each value packed with its row number: several times cheaper than an
+    argsort or a frame sort. None when the column has nulls, is no integer, or spans too wide a
+    range to pack."""
+    if values.null_count() or values.dtype not in (pl.Int8, pl.Int16, pl.Int32, pl.Int64,
+                                                   pl.UInt8, pl.UInt16, pl.UInt32):
+        return None
+    if not len(values):
+        return np.zeros(0, dtype=np.int64), values.to_numpy()
+    numbers = values.to_numpy().astype(np.int64, copy=False)
+    low, bits = int(numbers.min()), len(numbers).bit_length()
+    if (int(numbers.max()) - low).bit_length() + bits > 62:
+        return None
+    packed = ((numbers - low) << bits) | np.arange(len(numbers))
+    packed.sort()
+    return packed & ((1 << bits) - 1), (packed >> bits) + low
 
 
 def all_audits() -> list[Audit]:

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
-from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from
+from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from, packed_sort
 from grocery_pipeline.storage.lake import MissingPartitionError
 from grocery_pipeline.storage.world import read_as_of_cached
 
@@ -200,12 +200,18 @@ def _conserved(stock: str, movements: str, key: list[str],
 
 
 def wrong_signs(moves: pl.DataFrame, signs: dict[str, int]) -> pl.DataFrame:
-    # a few string comparisons (one per movement type) cost less than a lookup per row
-    sign = pl.lit(None, pl.Int64)
-    for txn_type, expected in signs.items():
-        sign = pl.when(pl.col("txn_type") == txn_type).then(pl.lit(expected, pl.Int64)).otherwise(sign)
-    return moves.filter(sign.is_null() | (pl.col("quantity") == 0)
-                        | ((sign != 0) & (pl.col("quantity").sign() != sign)))
+    """Movements of no known type, of no quantity, or whose quantity has not the sign of their type.
+    A few string comparisons (one per movement type) cost less than a lookup per row."""
+    def one_of(types) -> pl.Expr:
+        matched = pl.lit(False)
+        for txn_type in types:
+            matched = matched | (pl.col("txn_type") == txn_type)
+        return matched.fill_null(False)
+
+    quantity = pl.col("quantity")
+    taking = one_of(t for t, sign in signs.items() if sign < 0)
+    adding = one_of(t for t, sign in signs.items() if sign > 0)
+    return moves.filter(~one_of(signs) | (quantity == 0) | (taking & (quantity > 0)) | (adding & (quantity < 0)))
 
 
 def _signed(table: str, signs: dict[str, int]):
@@ -213,6 +219,15 @@ def _signed(table: str, signs: dict[str, int]):
         offenders = wrong_signs(ctx.frame(table), signs)
         return finding_from(offenders, "txn_id", by_type=dict(offenders.group_by("txn_type").len().rows()))
     return run
+
+
+def _by_reference(rows: pl.DataFrame, reference: str) -> pl.DataFrame:
+    """The rows stably sorted by basket: as they are when they already are, else by a packed sort."""
+    baskets = rows[reference]
+    if not baskets.null_count() and baskets.is_sorted():
+        return rows
+    sorted_ = packed_sort(baskets)
+    return rows.sort(reference, maintain_order=True) if sorted_ is None else rows[sorted_[0]]
 
 
 def _same_rows(sold: pl.DataFrame, taken: pl.DataFrame, reference: str) -> bool:
@@ -223,8 +238,7 @@ def _same_rows(sold: pl.DataFrame, taken: pl.DataFrame, reference: str) -> bool:
         return False
     if sold.equals(taken, null_equal=False):
         return True
-    return sold.sort(reference, maintain_order=True).equals(taken.sort(reference, maintain_order=True),
-                                                            null_equal=False)
+    return _by_reference(sold, reference).equals(_by_reference(taken, reference), null_equal=False)
 
 
 def sales_mismatches(moves: pl.DataFrame, lines: pl.DataFrame | None, txn_type: str, reference: str) -> pl.DataFrame:
@@ -233,8 +247,9 @@ def sales_mismatches(moves: pl.DataFrame, lines: pl.DataFrame | None, txn_type: 
     sold = (lines if lines is not None else pl.DataFrame(schema={reference: pl.Int64, "store_product_id": pl.Int64,
                                                                  "quantity": pl.Int64}))
     sold = sold.select(*key, "quantity").filter(pl.col("quantity") > 0)
-    taken = moves.filter(pl.col("txn_type") == txn_type).select(
-        pl.col("reference_id").alias(reference), "store_product_id", -pl.col("quantity"))
+    # the movements' other columns are not gathered by the filter
+    taken = moves.select(pl.col("reference_id").alias(reference), "store_product_id", -pl.col("quantity")).filter(
+        moves["txn_type"] == txn_type)
     if _same_rows(sold, taken, reference):
         sold, taken = sold.clear(), taken.clear()  # every pair sums alike: nothing can offend
     sold = sold.group_by(key).agg(pl.col("quantity").sum().alias("sold"))
