@@ -1,5 +1,6 @@
 """The day's opening prices of the price book (a merge join when both sides are in id order) and the
-day's opening of the price state (only the rows listed since are overwritten)."""
+day's opening of the price state (only the rows listed since are overwritten; the class codes go
+along to the state)."""
 
 from datetime import date
 
@@ -7,10 +8,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from grocery_pipeline.simulation.pricing import LIST_PRICE, empty_state, open_day
+from grocery_pipeline.simulation.pricing import (
+    LIST_PRICE, PriceState, _class_codes, empty_state, open_day, open_state,
+)
 from grocery_pipeline.storage.prices import opening_prices
 from grocery_pipeline_tests.test_fast_prices import _opening_catalog
 from grocery_pipeline_tests.test_pricing import _rules
+
+DAY = date(2025, 1, 2)
 
 
 def _hash_join(listed: pl.DataFrame, snapshot: pl.DataFrame) -> pl.DataFrame:
@@ -38,7 +43,7 @@ def test_opening_overwrites_only_the_rows_listed_since():
     """A store product not in yesterday's close starts at its list price, listing date and a fresh
     review; the carried rows keep their price, reason and review (nulls included)."""
     rules = _rules()
-    first = open_day(rules, 1, date(2025, 1, 2), empty_state(), _opening_catalog())
+    first = open_day(rules, 1, DAY, empty_state(), _opening_catalog())
     kept = first.head(1).with_columns(price=pl.lit(2.29), last_reason=pl.lit(None, dtype=pl.String))
     carried = open_day(rules, 1, date(2025, 1, 3), kept, _opening_catalog())
     assert carried["store_product_id"].to_list() == first["store_product_id"].to_list()
@@ -47,3 +52,15 @@ def test_opening_overwrites_only_the_rows_listed_since():
     assert carried["price_since"].to_list() == first["price_since"].to_list()
     assert carried["next_review_at"][0] == first["next_review_at"][0]
     assert carried["next_review_at"][1] is not None and carried["next_review_at"][1] > first["price_since"][1]
+
+
+def test_open_state_carries_the_class_codes_of_its_frame():
+    """The codes the opening hands over are those the state would read from the class names; a
+    state that has to sort its frame reads them itself."""
+    rules = _rules()
+    catalog = _opening_catalog()
+    state = open_state(rules, 1, DAY, empty_state(), catalog)
+    frame = state.frame()
+    assert frame.equals(open_day(rules, 1, DAY, empty_state(), catalog))
+    assert state._class_codes.tolist() == _class_codes(frame["volatility_class"]).tolist() == [0, 0]
+    assert PriceState(frame.reverse(), np.array([0, 2]))._class_codes is None

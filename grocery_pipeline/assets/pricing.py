@@ -56,7 +56,7 @@ def tick_frames(rules: PricingRules, settings, lake: Lake, dictionaries, tick_at
     if rules.is_first_tick(tick_at):
         state = state_at_open(lake, rules, settings.seed, settings.start_date, tick_at.date(), dictionaries,
                               previous_close=state)
-        frames[t.PRICE_SNAPSHOTS.name] = snapshot_frame(state, tick_at, loaded_at)
+        frames[t.PRICE_SNAPSHOTS.name] = snapshot_frame(state.frame(), tick_at, loaded_at)
     elif state is None:
         state = state_before(lake, rules, tick_at)
     changes, state = price_tick(rules, settings.seed, tick_at, state)

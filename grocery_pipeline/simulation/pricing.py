@@ -195,8 +195,22 @@ def open_day(rules: PricingRules, seed: int, business_date: date, previous_close
     no longer live (discontinued, or no catalog yet on the first business date) leave. A PriceState
     given as the previous close is spent (see `PriceState.close`).
     """
+    return _opening(rules, seed, business_date, previous_close, catalog)[0]
+
+
+def open_state(rules: PricingRules, seed: int, business_date: date, previous_close: "pl.DataFrame | PriceState",
+               catalog: Catalog | None) -> "PriceState":
+    """`open_day` as the PriceState the day's ticks run on (its `frame()` is `open_day`'s frame),
+    given each row's class code as the opening worked it out rather than read again from the
+    class names of every row."""
+    return PriceState(*_opening(rules, seed, business_date, previous_close, catalog))
+
+
+def _opening(rules: PricingRules, seed: int, business_date: date, previous_close: "pl.DataFrame | PriceState",
+             catalog: Catalog | None) -> tuple[pl.DataFrame, np.ndarray | None]:
+    """`open_day`'s frame and each of its rows' class code (None where a class has no figures)."""
     if catalog is None:
-        return empty_state()
+        return empty_state(), None
     if isinstance(previous_close, PriceState):
         previous_close = previous_close.close()
     carried = previous_close.select("store_product_id", "price", "price_since", "last_reason", "next_review_at")
@@ -255,7 +269,8 @@ def open_day(rules: PricingRules, seed: int, business_date: date, previous_close
             column.scatter(at, values.cast(STATE_SCHEMA[name]))
         columns.append(column)
     state = state.with_columns(columns)
-    return state.select(STATE_SCHEMA.keys()).cast(STATE_SCHEMA).set_sorted("store_product_id")
+    class_codes = None if state["_class"].null_count() else state["_class"].to_numpy()
+    return state.select(STATE_SCHEMA.keys()).cast(STATE_SCHEMA).set_sorted("store_product_id"), class_codes
 
 
 # -- one tick ---------------------------------------------------------------------------------
@@ -278,9 +293,12 @@ class PriceState:
     rebuilt only when asked for (`frame()`: the day's close).
     """
 
-    def __init__(self, opened: pl.DataFrame):
+    def __init__(self, opened: pl.DataFrame, class_codes: np.ndarray | None = None):
+        """`class_codes`: each row's volatility class as its position in PRICE_CLASSES, when known
+        (otherwise read from the frame at the first review)."""
         if not opened["store_product_id"].is_sorted():
             opened = opened.sort("store_product_id")  # the draws go to store products in id order
+            class_codes = None
         self._opened = opened
         self.store_product_id = opened["store_product_id"].to_numpy()
         self.list_price = opened["list_price"].to_numpy()
@@ -289,7 +307,7 @@ class PriceState:
         self.promoted = promotion_until.is_not_null().to_numpy()
         # a promotion pins the price until the first tick after its last day
         self.promotion_end = (promotion_until.to_physical().fill_null(0).to_numpy().astype(np.int64) + 1) * _DAY_MICROS
-        self._class_codes: np.ndarray | None = None
+        self._class_codes = class_codes
         self.price = opened["price"].to_numpy().astype(np.float64, copy=True)
         # a row with no review time is never due
         self.next_review = opened["next_review_at"].dt.epoch("us").fill_null(_NEVER).to_numpy().copy()

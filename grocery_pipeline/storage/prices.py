@@ -12,7 +12,7 @@ from grocery_pipeline.dictionaries import Dictionaries
 from grocery_pipeline.settings import Settings, load_settings
 from grocery_pipeline.simulation.pricing import (
     CHANGE_SCHEMA, STATE_SCHEMA, Catalog, PriceBook, PricingRules, PriceState, apply_changes, empty_changes,
-    open_day,
+    open_state,
 )
 from grocery_pipeline.simulation.world import World
 from grocery_pipeline.storage.lake import Lake, MissingPartitionError, RecentDays, file_signature
@@ -69,18 +69,19 @@ def catalog_as_of(lake: Lake, dictionaries: Dictionaries, business_date: date) -
 
 def state_at_open(lake: Lake, rules: PricingRules, seed: int, first_date: date, business_date: date,
                   dictionaries: Dictionaries, previous_close: pl.DataFrame | PriceState | None = None,
-                  ) -> pl.DataFrame:
-    """The price state at 00:00 of a business date, from the previous day's close and catalog.
+                  ) -> PriceState:
+    """The price state at 00:00 of a business date, from the previous day's close and catalog
+    (its frame, `PriceState.frame()`, is the day's price_snapshots partition).
 
     The first business date has no earlier catalog, so its state is empty (list prices all day).
     Without `previous_close`, it is read: the previous day's snapshot plus its ticks.
     """
     if business_date <= first_date:
-        return open_day(rules, seed, business_date, pl.DataFrame(schema=STATE_SCHEMA), None)
+        return open_state(rules, seed, business_date, pl.DataFrame(schema=STATE_SCHEMA), None)
     yesterday = business_date - timedelta(days=1)
     if previous_close is None:
         previous_close = apply_changes(read_opening(lake, yesterday), read_ticks(lake, rules.ticks_of(yesterday)))
-    return open_day(rules, seed, business_date, previous_close, catalog_as_of(lake, dictionaries, yesterday))
+    return open_state(rules, seed, business_date, previous_close, catalog_as_of(lake, dictionaries, yesterday))
 
 
 def state_before(lake: Lake, rules: PricingRules, tick_at: datetime) -> pl.DataFrame:
