@@ -125,3 +125,36 @@ def test_ascending_order_puts_values_nearly_in_order_and_keeps_every_row():
         sorted_values = np.sort(rng.choice(values, 50))
         assert np.array_equal(shopping.search_sorted(sorted_values, targets, "right"),
                               np.searchsorted(sorted_values, targets, "right"))
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_search_sorted_by_blocks_matches_numpy_on_floats_ints_duplicates_and_nan(side, monkeypatch):
+    monkeypatch.setattr(shopping, "SEARCH_BLOCK", 64)
+    rng = np.random.default_rng(8)
+    floats = np.sort(np.round(rng.random(3_000) * 400, 1))           # many equal values
+    targets = np.r_[rng.random(20_000) * 420 - 10, floats[::7], np.nan, np.inf, 0.0]
+    for sorted_values, t in ((floats, rng.permutation(targets)),
+                             (np.sort(rng.integers(-10**12, 10**12, 5_000)), rng.integers(-10**12, 10**12, 30_000))):
+        assert np.array_equal(shopping.search_sorted(sorted_values, t, side), np.searchsorted(sorted_values, t, side))
+        nearly = t[shopping.ascending_order(t)]
+        assert np.array_equal(shopping._search_by_block(sorted_values, nearly, side),
+                              np.searchsorted(sorted_values, nearly, side))
+
+
+def test_price_factor_is_the_power_of_each_price_by_table_or_row():
+    rng = np.random.default_rng(5)
+    cents = np.round(rng.random(40_000) * 5_000 + 49) / 100
+    for prices in (pl.Series(cents), pl.Series(cents + 1e-7), pl.Series(np.r_[cents, 0.1 + 0.2]),
+                   pl.Series(np.r_[cents, np.nan]), pl.Series([1.5, None, 2.25]), pl.Series([], dtype=pl.Float64)):
+        plain = ((prices / prices.median()) ** -shopping.PRICE_ELASTICITY).to_numpy()
+        factor = shopping.price_factor(prices)
+        assert factor.dtype == np.float64 and np.array_equal(factor, plain, equal_nan=True)
+
+
+def test_gather_rows_is_the_frame_gather():
+    frame = pl.DataFrame({"a": [5, 6, 7, 8], "b": [0.5, 1.5, 2.5, 3.5], "c": [1, None, 3, 4],
+                          "d": ["w", "x", "y", "z"], "e": [True, False, True, False]},
+                         schema_overrides={"a": pl.Int32})
+    rows = np.array([3, 0, 0, 2])
+    gathered = shopping.gather_rows(frame, rows)
+    assert gathered.schema == frame.schema and gathered.equals(frame[rows])

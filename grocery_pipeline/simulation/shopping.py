@@ -305,9 +305,9 @@ class Assortment:
     """What each open store sells today, with the odds of every product landing in a basket.
 
     `items` holds one row per live store product (store_product_id, store_id, product_id,
-    store_index, department, category, subcategory (as categories), taxable, refrigerated, perishable,
-    list_price, tax_rate, promotion_id, deal, discount_value), sorted by shelf group; `shelf` holds the numeric
-    columns the line pricing needs as arrays (promotion_id -1 and deal 0 where no deal runs).
+    list_price, department, subcategory (as categories), taxable, promotion_id, store_index,
+    tax_rate), sorted by shelf group; `shelf` holds the numeric columns the line pricing and the
+    close need as arrays (promotion_id -1 and deal 0 where no deal runs).
     """
 
     stores: pl.DataFrame
@@ -377,7 +377,27 @@ def search_sorted(sorted_values: np.ndarray, targets, side: str = "left") -> np.
         return np.searchsorted(sorted_values, targets, side=side).astype(np.int64, copy=False)
     order = ascending_order(targets)
     out = np.empty(len(targets), dtype=np.int64)
-    out[order] = np.searchsorted(sorted_values, targets[order], side=side)
+    out[order] = _search_by_block(sorted_values, targets[order], side)
+    return out
+
+
+SEARCH_BLOCK = 4_096
+
+
+def _search_by_block(sorted_values: np.ndarray, targets: np.ndarray, side: str) -> np.ndarray:
+    """np.searchsorted of nearly ascending targets, a block at a time inside the stretch of values
+    between the answers of the block's smallest and largest target (a NaN's answer is the
+    largest): each search then runs over a few cached values rather than the whole array."""
+    starts = np.arange(0, len(targets), SEARCH_BLOCK)
+    if len(starts) < 2:
+        return np.searchsorted(sorted_values, targets, side=side).astype(np.int64, copy=False)
+    lo = np.searchsorted(sorted_values, np.fmin.reduceat(targets, starts), side=side).tolist()
+    hi = np.searchsorted(sorted_values, np.maximum.reduceat(targets, starts), side=side).tolist()
+    out = np.empty(len(targets), dtype=np.int64)
+    for start, first, last in zip(starts.tolist(), lo, hi):
+        block = slice(start, start + SEARCH_BLOCK)
+        out[block] = np.searchsorted(sorted_values[first:last], targets[block], side=side)
+        out[block] += first
     return out
 
 
@@ -422,6 +442,33 @@ def stable_order(key: np.ndarray, n_keys: int) -> np.ndarray:
     return order
 
 
+def price_factor(list_price: pl.Series) -> np.ndarray:
+    """(list price / median list price) ** -PRICE_ELASTICITY of each row. List prices are whole
+    cents: when each price is the one value of its cent amount, the power is taken once per cent
+    amount and looked up (millions of powers cost a fifth of a second)."""
+    median = list_price.median()
+    prices = list_price.to_numpy()
+    if len(prices) and not list_price.null_count():
+        cents = np.round(prices * 100)
+        top = cents.max()
+        if 0 <= cents.min() and top < 4 * len(prices):   # no NaN, a table smaller than the rows
+            cents = cents.astype(np.int64)
+            table = np.zeros(int(top) + 1)
+            table[cents] = prices
+            if (table[cents] == prices).all():
+                return ((pl.Series(table) / median) ** -PRICE_ELASTICITY).to_numpy()[cents]
+    return ((list_price / median) ** -PRICE_ELASTICITY).to_numpy()
+
+
+def gather_rows(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
+    """frame[rows]; numeric columns without nulls are gathered by numpy, several times cheaper than
+    a frame gather of millions of rows."""
+    return pl.DataFrame([
+        pl.Series(column.name, column.to_numpy()[rows], dtype=column.dtype)
+        if column.dtype.is_numeric() and not column.null_count() else column.gather(rows)
+        for column in frame.iter_columns()])
+
+
 def best_promotions(products: pl.DataFrame, promotions: pl.DataFrame) -> pl.DataFrame:
     """For each product, the running promotion worth the most at its base price, if any."""
     promo_cols = ["promotion_id", "discount_kind", "discount_value"]
@@ -451,8 +498,8 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
     # One row per product, found for each store product by index (no joins of millions of rows);
     # the names travel as categories: as strings, the names of 8M store products cost gigabytes at xl.
     catalog = products.select(
-        "product_id", "popularity", "taxable", "refrigerated", "perishable",
-        *(pl.col(name).cast(pl.Categorical) for name in ("department", "category", "subcategory")),
+        "product_id", "popularity", "taxable", "perishable",
+        *(pl.col(name).cast(pl.Categorical) for name in ("department", "subcategory")),
         dept_index=pl.col("department").replace_strict(dept_index, return_dtype=pl.Int64),
         tier_index=pl.col("brand_tier").replace_strict({t: i for i, t in enumerate(TIERS)}, return_dtype=pl.Int64),
     ).join(best_promotions(products, promotions), on="product_id", how="left").sort("product_id")
@@ -462,9 +509,7 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
     listed = (product >= 0) & (store >= 0)
     if not listed.all():
         sold, product, store = sold.filter(pl.Series(listed)), product[listed], store[listed]
-    list_price = sold["list_price"]
-    weight = (pl.Series(catalog["popularity"].to_numpy()[product])
-              * (list_price / list_price.median()) ** -PRICE_ELASTICITY).to_numpy()
+    weight = catalog["popularity"].to_numpy()[product] * price_factor(sold["list_price"])
     # Float sums by numpy in row order, so the odds are bit-identical whatever the thread count.
     promoted = catalog["promotion_id"].is_not_null().to_numpy()[product]
     on_deal = (np.bincount(store, weights=np.where(promoted, weight, 0.0), minlength=n_stores)
@@ -482,29 +527,28 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
         shelf_order = in_id_order[stable_order(key[in_id_order], n_stores * n_groups)]
     counts = np.bincount(key, minlength=n_stores * n_groups)
     key = np.repeat(np.arange(n_stores * n_groups), counts)
-    store = key // n_groups
+    store = np.repeat(np.arange(n_stores), counts.reshape(n_stores, n_groups).sum(axis=1))
     weight, product = weight[shelf_order], product[shelf_order]
-    on_shelf = catalog.select("department", "category", "subcategory", "taxable", "refrigerated", "perishable")[product]
-    taxable = on_shelf["taxable"].to_numpy()
+    # Each store's grocery rate and general rate side by side: a taxable item takes the second.
+    rates = np.stack([stores["grocery_tax_rate"].to_numpy(), stores["tax_rate"].to_numpy()], axis=1).ravel()
+    tax_rate = rates[store * 2 + catalog["taxable"].to_numpy()[product]]
     items = pl.concat([
-        sold[shelf_order].select("store_product_id", "store_id", "product_id", "list_price"),
-        on_shelf,
-        pl.DataFrame({"store_index": store, "tax_rate": np.where(taxable, stores["tax_rate"].to_numpy()[store],
-                                                                 stores["grocery_tax_rate"].to_numpy()[store])}),
-        catalog.select("promotion_id", "discount_value", "deal")[product],
+        gather_rows(sold, shelf_order),
+        catalog.select("department", "subcategory", "taxable", "promotion_id")[product],
+        pl.DataFrame({"store_index": store, "tax_rate": tax_rate}),
     ], how="horizontal")
 
     # Items: group key + cumulative weight share inside the (store, group), so one searchsorted finds them.
     n_keys = n_stores * n_groups
     group_first = np.cumsum(counts) - counts
     group_last = np.maximum(group_first + counts - 1, 0)
-    running = np.cumsum(weight)
+    within = np.cumsum(weight)
     stocked = counts > 0
-    before_group = np.repeat(running[group_first[stocked]] - weight[group_first[stocked]], counts[stocked])
-    within = running - before_group
+    within -= np.repeat(within[group_first[stocked]] - weight[group_first[stocked]], counts[stocked])
     group_total = np.zeros(n_keys)
     group_total[stocked] = within[group_last[stocked]]
-    item_cum = key + within / np.where(group_total[key] > 0, group_total[key], 1.0)
+    within /= np.where(group_total > 0, group_total, 1.0)[key]
+    item_cum = np.add(within, key, out=within)
 
     # Groups: odds per (store, kind, trip) = range mass x segment and trip tilts x tier preference.
     mass = group_total.reshape(n_stores, len(departments), len(TIERS))
@@ -524,12 +568,13 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
     else:
         sorted_rows = np.argsort(ids, kind="stable")
         sorted_ids = ids[sorted_rows]
-    shelf = {
+    shelf = {   # gathered from the catalog's columns, a few thousand values each
         "store_product_id": ids, "product_id": items["product_id"].to_numpy(),
-        "promotion_id": items["promotion_id"].fill_null(-1).to_numpy(),
-        "deal": items["deal"].fill_null(0).to_numpy(), "deal_value": items["discount_value"].fill_null(0.0).to_numpy(),
-        "tax_rate": items["tax_rate"].to_numpy(),
-        "department_index": catalog["dept_index"].to_numpy()[product], "perishable": items["perishable"].to_numpy(),
+        "promotion_id": catalog["promotion_id"].fill_null(-1).to_numpy()[product],
+        "deal": catalog["deal"].fill_null(0).to_numpy()[product],
+        "deal_value": catalog["discount_value"].fill_null(0.0).to_numpy()[product],
+        "tax_rate": tax_rate,
+        "department_index": catalog["dept_index"].to_numpy()[product], "perishable": catalog["perishable"].to_numpy()[product],
     }
     return Assortment(
         stores, items, departments, item_cum, group_first, group_last, group_cum, sorted_ids, sorted_rows, shelf,
