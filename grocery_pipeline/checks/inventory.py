@@ -73,13 +73,15 @@ def _sorted_by_id(ids: np.ndarray, quantity: np.ndarray) -> tuple[np.ndarray, np
     return (packed >> bits) + low, (packed & ((1 << bits) - 1)) + q_low
 
 
-def _moved_by_row(items: np.ndarray, moves: pl.DataFrame, k: str) -> np.ndarray | None:
+def _moved_by_row(items: np.ndarray, moves: pl.DataFrame, k: str,
+                  into: np.ndarray | None = None) -> np.ndarray | None:
     """The day's movements summed for each of `items` (sorted, unique ids), by one sort of the
-    movements instead of a group-by and a join; None when a movement has no item (or is null)."""
+    movements instead of a group-by and a join, added to `into` (int64, one per item, updated in
+    place: no day-sized array of its own) or to zeros; None when a movement has no item (or is null)."""
     if moves[k].null_count() or moves["quantity"].null_count() or not (
             moves[k].dtype.is_integer() and moves["quantity"].dtype.is_integer()):
         return None
-    moved = np.zeros(len(items), dtype=np.int64)
+    moved = np.zeros(len(items), dtype=np.int64) if into is None else into
     if not moves.height:
         return moved
     if not len(items):
@@ -89,7 +91,7 @@ def _moved_by_row(items: np.ndarray, moves: pl.DataFrame, k: str) -> np.ndarray 
     rows = np.minimum(np.searchsorted(items, ids[starts]), len(items) - 1)
     if not (items[rows] == ids[starts]).all():
         return None
-    moved[rows] = np.add.reduceat(quantity, starts)
+    moved[rows] += np.add.reduceat(quantity, starts)  # rows are unique: one addition each
     return moved
 
 
@@ -103,8 +105,9 @@ def _rows_of(items: np.ndarray, found: np.ndarray, block: int = 64) -> np.ndarra
     if not len(items):
         return None
     skipped = np.searchsorted(items, found[::block]) - np.arange(0, len(found), block)
-    rows = np.arange(len(found)) + np.repeat(skipped, block)[:len(found)]
-    rows = np.minimum(rows, len(items) - 1)
+    rows = np.repeat(skipped, block)[:len(found)]
+    rows += np.arange(len(found))  # in place: each day-sized array costs fresh memory
+    np.minimum(rows, len(items) - 1, out=rows)
     off = np.flatnonzero(items[rows] != found)
     if len(off):
         rows[off] = np.minimum(np.searchsorted(items, found[off]), len(items) - 1)
@@ -148,10 +151,9 @@ def balances(today: pl.DataFrame, previous: pl.DataFrame, opening: Callable[[pl.
         if not np.array_equal(initial[k].to_numpy(), new_items[k].to_numpy()):
             return False
         stock[new] = initial["initial"].to_numpy()
-    moved = _moved_by_row(items, moves, k)
-    if moved is None:
+    if _moved_by_row(items, moves, k, into=stock) is None:
         return False
-    return bool(np.array_equal(today["on_hand"].to_numpy(), stock + moved))
+    return bool(np.array_equal(today["on_hand"].to_numpy(), stock))
 
 
 def _previous_close(ctx: AuditContext, table: str, key: list[str]) -> pl.DataFrame | None:
