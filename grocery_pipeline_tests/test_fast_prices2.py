@@ -1,6 +1,6 @@
-"""The day's opening prices of the price book (a merge join when both sides are in id order) and the
+"""The day's opening prices of the price book (a merge join when both sides are in id order), the
 day's opening of the price state (only the rows listed since are overwritten; the class codes go
-along to the state)."""
+along to the state) and the sort the price lookup orders its keys and lines by."""
 
 from datetime import date
 
@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from grocery_pipeline.simulation.pricing import (
-    LIST_PRICE, PriceState, _class_codes, empty_state, open_day, open_state,
+    LIST_PRICE, PriceState, _class_codes, _sort_with_order, empty_state, open_day, open_state,
 )
 from grocery_pipeline.storage.prices import opening_prices
 from grocery_pipeline_tests.test_fast_prices import _opening_catalog
@@ -64,3 +64,13 @@ def test_open_state_carries_the_class_codes_of_its_frame():
     assert frame.equals(open_day(rules, 1, DAY, empty_state(), catalog))
     assert state._class_codes.tolist() == _class_codes(frame["volatility_class"]).tolist() == [0, 0]
     assert PriceState(frame.reverse(), np.array([0, 2]))._class_codes is None
+
+
+@pytest.mark.parametrize("bound", [1_000, 2 ** 62], ids=["packed", "no room to pack"])
+def test_sort_with_order_is_the_stable_argsort(bound):
+    values = np.random.default_rng(7)  # test fixture values only
+    key = values.integers(0, min(bound, 50), 5_000)
+    expected = np.argsort(key, kind="stable")
+    sorted_key = key.copy()
+    assert _sort_with_order(sorted_key, bound).tolist() == expected.tolist()
+    assert sorted_key.tolist() == key[expected].tolist()

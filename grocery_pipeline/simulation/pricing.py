@@ -567,18 +567,7 @@ class _PriceLookup:
         np.subtract(change_ids, self.low, out=key[split:])
         key[1:] *= self.width
         key[split:] += np.searchsorted(self.moments, valid_from.to_numpy()) + 1
-        order = np.arange(len(key) - 1, dtype=np.int64)
-        bits = len(order).bit_length()
-        if (self.high - self.low + 1) * self.width < 2 ** (63 - bits):
-            # each key with its position in the low bits: one plain sort is the stable order
-            key[1:] <<= bits
-            key[1:] |= order
-            key[1:].sort()
-            np.bitwise_and(key[1:], (1 << bits) - 1, out=order)
-            key[1:] >>= bits
-        else:
-            order = np.argsort(key[1:], kind="stable")
-            key[1:].sort()  # equal keys are equal values: sorting in place is gathering by `order`
+        order = _sort_with_order(key[1:], (self.high - self.low + 1) * self.width)
         self.key = key
         self.price = np.empty(len(key), dtype=np.float64)
         self.price[0] = np.nan
@@ -590,8 +579,8 @@ class _PriceLookup:
         """The price in effect for each (store product id, epoch microsecond) pair."""
         line_key = ((np.clip(ids, self.low, self.high) - self.low) * self.width
                     + np.searchsorted(self.moments, at, side="right"))
-        order = np.argsort(line_key)  # sorted, the search walks the entries in order
-        line_key = line_key[order]
+        # sorted, the search walks the entries in order
+        order = _sort_with_order(line_key, (self.high - self.low + 1) * self.width)
         entry = np.searchsorted(self.key, line_key, side="right") - 1  # never before the sentinel
         priced = self.key[entry] // self.width == line_key // self.width
         if not priced.all():
@@ -601,6 +590,24 @@ class _PriceLookup:
         out = np.empty(len(ids), dtype=np.float64)
         out[order] = self.price[entry]
         return out
+
+
+def _sort_with_order(key: np.ndarray, bound: int) -> np.ndarray:
+    """Sort `key` (values in [0, bound)) in place; returns the position each value came from, ties
+    in their original order. With room in the int64, each value carries its position in its low
+    bits, so one plain sort (far cheaper than an argsort) is the stable order."""
+    order = np.arange(len(key), dtype=np.int64)
+    bits = len(key).bit_length()
+    if bound < 2 ** (63 - bits):
+        key <<= bits
+        key |= order
+        key.sort()
+        np.bitwise_and(key, (1 << bits) - 1, out=order)
+        key >>= bits
+    else:
+        order = np.argsort(key, kind="stable")
+        key.sort()  # equal keys are equal values: sorting in place is gathering by `order`
+    return order
 
 
 @dataclass(frozen=True)
