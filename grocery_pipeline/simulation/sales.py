@@ -97,47 +97,52 @@ def basket_requests(rng: np.random.Generator, trips: pl.DataFrame, assortment: A
 def build_receipts(rng: np.random.Generator, business_date: date, day_number: int, trips: pl.DataFrame,
                    lines: pl.DataFrame, granted: np.ndarray, unit_price: np.ndarray, assortment: Assortment,
                    loaded_at: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Receipts and their lines from what the shelf granted; a basket left empty leaves no receipt."""
+    """Receipts and their lines from what the shelf granted; a basket left empty leaves no receipt.
+    The sold lines are put in receipt order first and each column is gathered once, in that order;
+    within a receipt they stay in pick order, so the sums by receipt add the lines as drawn."""
     shelf = assortment.shelf
-    sold = lines.with_columns(granted=pl.Series(granted, dtype=pl.Int64), unit_price=pl.Series(unit_price)) \
-        .filter(pl.col("granted") > 0)
-    item = sold["item"].to_numpy()
-    takes_deal = rng.random(sold.height) < shopping.PROMO_USE[sold["kind"].to_numpy()]
-    money = shopping.price_lines(sold["unit_price"].to_numpy(), sold["granted"].to_numpy(), shelf["deal"][item],
-                                 shelf["deal_value"][item], takes_deal)
+    granted = np.asarray(granted)
+    sold = np.flatnonzero(granted > 0)
+    trip = lines["trip"].to_numpy()[sold]
+    takes_deal = rng.random(len(sold)) < shopping.PROMO_USE[lines["kind"].to_numpy()[sold]]
     # Receipt ids follow checkout time; trips left with nothing are not numbered.
     sold_in = np.zeros(trips.height, dtype=bool)
-    sold_in[sold["trip"].to_numpy()] = True
+    sold_in[trip] = True
     kept = trips.filter(pl.Series(sold_in[trips["trip"].to_numpy()])).sort("seconds", "trip")
     receipt_ids = day_number * RECEIPT_ID_STRIDE + np.arange(1, kept.height + 1, dtype=np.int64)
     kept = kept.with_columns(receipt_id=receipt_ids, basket=np.arange(kept.height, dtype=np.int64))
     basket_of_trip = np.full(trips.height, -1, dtype=np.int64)
     basket_of_trip[kept["trip"].to_numpy()] = kept["basket"].to_numpy()
-    basket = basket_of_trip[sold["trip"].to_numpy()]
+    basket = basket_of_trip[trip]
     n = kept.height
-    ts = shopping.seconds_to_ts(business_date, sold["seconds"].to_numpy())
-
     line = shopping.stable_order(basket, n)   # lines by receipt, in basket order within one
-    promotion_id, promo_code = assortment.promotion_columns(item[line], money.on_promotion[line])
+    row, basket, takes_deal = sold[line], basket[line], takes_deal[line]
+    del sold, trip, line, basket_of_trip
+    item = lines["item"].to_numpy()[row]
+    quantity = granted[row].astype(np.int64, copy=False)
+    money = shopping.price_lines(np.asarray(unit_price, dtype=np.float64)[row], quantity, shelf["deal"][item],
+                                 shelf["deal_value"][item], takes_deal)
+    promotion_id, promo_code = assortment.promotion_columns(item, money.on_promotion)
     receipt_lines = pl.DataFrame({
-        "receipt_id": receipt_ids[basket[line]],
-        "store_product_id": shelf["store_product_id"][item[line]],
-        "product_id": shelf["product_id"][item[line]],
-        "priced_at": ts[line],
-        "quantity": sold["granted"].to_numpy()[line],
-        "unit_price": shopping.cents(money.unit_cents[line]),
-        "discount": shopping.cents(money.discount_cents[line]),
-        "line_total": shopping.cents(money.line_cents[line]),
+        "receipt_id": receipt_ids[basket],
+        "store_product_id": shelf["store_product_id"][item],
+        "product_id": shelf["product_id"][item],
+        "priced_at": shopping.seconds_to_ts(business_date, lines["seconds"].to_numpy()[row]),
+        "quantity": quantity,
+        "unit_price": shopping.cents(money.unit_cents),
+        "discount": shopping.cents(money.discount_cents),
+        "line_total": shopping.cents(money.line_cents),
         "promotion_id": promotion_id,
         "promo_code": promo_code,
-        "line_number": shopping.within_group_rank(basket[line]) + 1,
+        "line_number": shopping.within_group_rank(basket) + 1,
     })
+    del row, promotion_id, promo_code
 
     subtotal = np.bincount(basket, weights=money.line_cents, minlength=n).astype(np.int64)
     tax = shopping.tax_cents(money.line_cents, shelf["tax_rate"][item], basket)
     tax = np.pad(tax, (0, n - len(tax)))
     line_count = np.bincount(basket, minlength=n)
-    item_count = np.bincount(basket, weights=sold["granted"].to_numpy(), minlength=n).astype(np.int64)
+    item_count = np.bincount(basket, weights=quantity, minlength=n).astype(np.int64)
     loyal = kept["customer_id"].is_not_null().to_numpy()
     coupon = np.where(loyal & (subtotal >= COUPON_MIN_CENTS) & (rng.random(n) < COUPON_SHARE), COUPON_CENTS, 0)
     receipts = pl.DataFrame({
