@@ -221,3 +221,20 @@ def test_rows_by_reference_are_the_stable_frame_sort(seed):
     rows = pl.DataFrame({"order_id": rng.integers(0, 50, 500), "store_product_id": np.arange(500)})
     for frame in (rows, rows.sort("order_id"), rows.with_columns(rows["order_id"].scatter([3], None))):
         assert _by_reference(frame, "order_id").equals(frame.sort("order_id", maintain_order=True))
+
+
+def test_sold_lines_are_the_lines_with_units_in_order():
+    from types import SimpleNamespace
+
+    from grocery_pipeline.checks.realism import _gather_sold_lines
+
+    rng = np.random.default_rng(2)
+    frames = {table: pl.DataFrame({"product_id": rng.integers(1, 50, 400), "quantity": pl.Series(
+        rng.integers(-1, 3, 400)).scatter([5, 9], None), "line_total": rng.integers(0, 900, 400) / 100,
+        "promotion_id": pl.Series(rng.integers(1, 9, 400)).scatter([1, 2, 3], None), "promo_code": "X"})
+        for table in ("receipt_lines", "order_items")}
+    ctx = SimpleNamespace(same_day=frames.get)
+    expected = pl.concat([f.filter(pl.col("quantity") > 0).select("product_id", "line_total", "promotion_id")
+                          for f in frames.values()])
+    got = _gather_sold_lines(ctx)
+    assert got.equals(expected) and 0 < got.height < 800

@@ -94,7 +94,8 @@ def _gather_sold_lines(ctx: AuditContext) -> pl.DataFrame:
     for table in ("receipt_lines", "order_items"):
         frame = ctx.same_day(table)
         if frame is not None and frame.height:
-            parts.append(frame.filter(pl.col("quantity") > 0).select("product_id", "line_total", "promotion_id"))
+            # only the three columns are gathered by the filter
+            parts.append(frame.select("product_id", "line_total", "promotion_id").filter(frame["quantity"] > 0))
     return pl.concat(parts) if parts else pl.DataFrame(
         schema={"product_id": pl.Int64, "line_total": pl.Float64, "promotion_id": pl.Int64})
 
@@ -169,7 +170,7 @@ def _visits_at_two_nearest(ctx: AuditContext):
     stores = stores.filter(pl.col("opened_on") <= ctx.business_date).sort("store_id")
     if stores.height < 3:  # with two stores or fewer every visit is at one of the two nearest: no measure
         return None, 0
-    visits = receipts.filter(pl.col("customer_id").is_not_null())
+    visits = receipts.select("customer_id", "store_id").filter(pl.col("customer_id").is_not_null())
     visits = visits.gather_every(-(-visits.height // NEAREST_SAMPLE)) if visits.height > NEAREST_SAMPLE else visits
     visits = visits.join(customers.select("customer_id", "lat", "lon"), on="customer_id", how="inner")
     if visits.is_empty():
@@ -212,7 +213,7 @@ def _trip_miles(ctx: AuditContext):
     stores, customers = _as_of(ctx, "stores"), _as_of(ctx, "customers")
     if receipts.is_empty() or stores is None or customers is None:
         return None, 0
-    trips = (receipts.filter(pl.col("customer_id").is_not_null())
+    trips = (receipts.select("customer_id", "store_id").filter(pl.col("customer_id").is_not_null())
              .join(customers.select("customer_id", "lat", "lon"), on="customer_id")
              .join(stores.select("store_id", pl.col("lat").alias("s_lat"), pl.col("lon").alias("s_lon")),
                    on="store_id"))
