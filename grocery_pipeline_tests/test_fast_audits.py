@@ -238,3 +238,24 @@ def test_sold_lines_are_the_lines_with_units_in_order():
                           for f in frames.values()])
     got = _gather_sold_lines(ctx)
     assert got.equals(expected) and 0 < got.height < 800
+
+
+def test_wrong_line_totals_counted_among_the_offenders_are_all_of_them():
+    from types import SimpleNamespace
+
+    from grocery_pipeline.checks.totals import HALF_CENT, _line_totals
+
+    rng = np.random.default_rng(4)
+    n = 1_000
+    quantity, price = rng.integers(1, 4, n), rng.integers(50, 900, n) / 100
+    lines = pl.DataFrame({"receipt_id": np.arange(n), "quantity": quantity, "unit_price": price, "discount": 0.0,
+                          "line_total": np.round(quantity * price, 2)})
+    row = pl.int_range(pl.len())
+    # a negative discount (charged as such) is a bad amount with a right total
+    lines = lines.with_columns(line_total=pl.col("line_total") + (row % 97 == 3) * 0.02 + (row % 89 == 1) * 0.5,
+                               discount=pl.when(row % 89 == 1).then(-0.5).otherwise("discount"),
+                               quantity=pl.when(row == 7).then(None).otherwise("quantity"))
+    found = _line_totals("receipt_lines", 1, ["receipt_id"])(SimpleNamespace(frame=lambda table: lines))
+    charged = pl.col("quantity") * pl.col("unit_price") - pl.col("discount")
+    wrong = lines.filter((pl.col("line_total") - charged).abs() > HALF_CENT).height
+    assert found.detail["wrong_line_total"] == wrong > 0 and found.offending > wrong

@@ -31,7 +31,8 @@ def _line_totals(table: str, min_quantity: int, key: list[str]):
                        | (pl.col("discount") < 0) | (pl.col("line_total") < -HALF_CENT)
                        | _not_in_cents("unit_price", "discount", "line_total"))
         offenders = lines.filter(wrong_total | bad_amounts)
-        return finding_from(offenders, key, wrong_line_total=lines.filter(wrong_total).height,
+        # every line with a wrong total offends: counted among the offenders, not all the lines
+        return finding_from(offenders, key, wrong_line_total=offenders.filter(wrong_total).height,
                             lines_checked=lines.height)
     return run
 
