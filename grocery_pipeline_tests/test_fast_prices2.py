@@ -1,6 +1,6 @@
 """The day's opening prices of the price book (a merge join when both sides are in id order), the
 day's opening of the price state (only the rows listed since are overwritten; the class codes go
-along to the state) and the sort the price lookup orders its keys and lines by."""
+along to the state) and how the price lookup orders its keys and lines and counts change moments."""
 
 from datetime import date
 
@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from grocery_pipeline.simulation.pricing import (
-    LIST_PRICE, PriceState, _class_codes, _sort_with_order, empty_state, open_day, open_state,
+    LIST_PRICE, PriceState, _class_codes, _PriceLookup, _sort_with_order, empty_state, open_day, open_state,
 )
 from grocery_pipeline.storage.prices import opening_prices
 from grocery_pipeline_tests.test_fast_prices import _opening_catalog
@@ -33,7 +33,8 @@ def test_opening_prices_are_the_left_join(ordered):
     price = pl.Series(np.round(values.uniform(1, 9, len(kept)), 2)).scatter([0, 7, 99], None)
     snapshot = pl.DataFrame({"store_product_id": kept, "price": price, "msrp": 10.0})
     if not ordered:
-        listed, snapshot = listed.sample(fraction=1.0, shuffle=True, seed=3), snapshot.sample(fraction=1.0, shuffle=True, seed=4)
+        listed = listed.sample(fraction=1.0, shuffle=True, seed=3)
+        snapshot = snapshot.sample(fraction=1.0, shuffle=True, seed=4)
     got = opening_prices(listed, snapshot)
     assert got.equals(_hash_join(listed, snapshot.select("store_product_id", "price")))
     assert got["price"].null_count() == 0 and got.height == listed.height
@@ -74,3 +75,19 @@ def test_sort_with_order_is_the_stable_argsort(bound):
     sorted_key = key.copy()
     assert _sort_with_order(sorted_key, bound).tolist() == expected.tolist()
     assert sorted_key.tolist() == key[expected].tolist()
+
+
+@pytest.mark.parametrize("moments", [[0, 3_600, 7_200, 10_800], [0, 3_600, 10_800], [5_000], [-7, 0]],
+                         ids=["hourly", "a tick with no change", "one moment", "two"])
+def test_moments_up_to_counts_as_the_binary_search(moments):
+    """Regular moments are counted by a division: the same counts as the search, ends included."""
+    values = np.random.default_rng(9)  # test fixture values only
+    moments = np.array(moments, dtype=np.int64) * 1_000_000 + 1_735_776_000_000_000
+    lookup = _PriceLookup(pl.DataFrame({"store_product_id": [1], "price": [1.0]}),
+                          pl.DataFrame({"store_product_id": [1] * len(moments),
+                                        "valid_from": pl.Series(moments).cast(pl.Datetime("us")),
+                                        "new_price": [2.0] * len(moments)}))
+    near = np.concatenate([moments - 1, moments, moments + 1])
+    at = np.concatenate([near, values.integers(moments[0] - 10**10, moments[-1] + 10**10, 200),
+                         [np.iinfo(np.int64).min, np.iinfo(np.int64).max]])
+    assert lookup._moments_up_to(at).tolist() == np.searchsorted(moments, at, side="right").tolist()
