@@ -229,7 +229,8 @@ def _by_reference(rows: pl.DataFrame, reference: str) -> pl.DataFrame:
     if not baskets.null_count() and baskets.is_sorted():
         return rows
     sorted_ = packed_sort(baskets)
-    return rows.sort(reference, maintain_order=True) if sorted_ is None else rows[sorted_[0]]
+    # gathered from one chunk: a gather across many chunks (a filtered or concatenated frame) is slower
+    return rows.sort(reference, maintain_order=True) if sorted_ is None else rows.rechunk()[sorted_[0]]
 
 
 def _same_rows(sold: pl.DataFrame, taken: pl.DataFrame, reference: str) -> bool:
