@@ -330,8 +330,11 @@ class PriceState:
 
     def _tick_of(self, moments: np.ndarray) -> np.ndarray:
         """For each review time, the day's first tick (0-based) at or after it; before the day: 0."""
-        waited = np.maximum(moments - self._midnight, 0)
-        return -(-waited // self._step)
+        waited = moments - self._midnight
+        np.maximum(waited, 0, out=waited)
+        waited += self._step - 1  # rounded up, in place
+        waited //= self._step
+        return waited
 
     def _enqueue(self, index: np.ndarray, moments: np.ndarray) -> None:
         """Queue the rows at `index` by the tick of their review times `moments`; reviews after the
@@ -365,10 +368,11 @@ class PriceState:
         if not waiting:
             return np.empty(0, dtype=np.int64)
         candidates = np.concatenate(waiting)
-        now = self.next_review[candidates] <= at
-        if not now.all():  # a tick off the grid: the rest wait in the next tick's queue
-            self._queue[last].append(np.sort(candidates[~now]))
-            candidates = candidates[now]
+        if self._midnight + last * self._step > at:  # a tick off the grid: the rest wait in the next tick's queue
+            now = self.next_review[candidates] <= at
+            if not now.all():
+                self._queue[last].append(np.sort(candidates[~now]))
+                candidates = candidates[now]
         candidates.sort()
         return candidates
 
