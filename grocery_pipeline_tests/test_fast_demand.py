@@ -145,7 +145,9 @@ def test_price_factor_is_the_power_of_each_price_by_table_or_row():
     rng = np.random.default_rng(5)
     cents = np.round(rng.random(40_000) * 5_000 + 49) / 100
     for prices in (pl.Series(cents), pl.Series(cents + 1e-7), pl.Series(np.r_[cents, 0.1 + 0.2]),
-                   pl.Series(np.r_[cents, np.nan]), pl.Series([1.5, None, 2.25]), pl.Series([], dtype=pl.Float64)):
+                   pl.Series(np.r_[cents, np.nan]), pl.Series([1.5, None, 2.25]), pl.Series([], dtype=pl.Float64),
+                   pl.Series([1.0, 2.0, 3.0, 4.0]), pl.Series([4.0, 2.0, 2.0, 1.0]), pl.Series([0.99, 5.0, 1.25]),
+                   pl.Series([3.33])):
         plain = ((prices / prices.median()) ** -shopping.PRICE_ELASTICITY).to_numpy()
         factor = shopping.price_factor(prices)
         assert factor.dtype == np.float64 and np.array_equal(factor, plain, equal_nan=True)
@@ -158,3 +160,32 @@ def test_gather_rows_is_the_frame_gather():
     rows = np.array([3, 0, 0, 2])
     gathered = shopping.gather_rows(frame, rows)
     assert gathered.schema == frame.schema and gathered.equals(frame[rows])
+
+
+def test_distinct_picks_leave_out_the_excluded_pairs_and_keep_the_first_draws(world):
+    assortment = shopping.build_assortment(world.stores, world.store_products, world.products, world.promotions)
+    rng = np.random.default_rng(6)
+    n = 400
+    store = assortment.stocked_store_indexes[rng.integers(0, len(assortment.stocked_store_indexes), n)]
+    kind, trip = rng.integers(0, 5, n), rng.integers(0, 4, n)
+    sizes = shopping.basket_sizes(rng, trip)
+    basket = np.arange(n)
+    everything = shopping.distinct_picks(np.random.default_rng(1), assortment, basket, sizes, store, kind, trip,
+                                         spare=1.5)
+    drawn = everything.sample(fraction=0.3, seed=2)
+    exclude = pl.concat([drawn, drawn.head(5), pl.DataFrame({"basket": [0, 1], "item": [10**6, 10**6 + 1]})])
+    picks = shopping.distinct_picks(np.random.default_rng(1), assortment, basket, sizes, store, kind, trip,
+                                    exclude=exclude, spare=1.5)
+    # the same draws: the first of each product of a basket, in draw order, less the excluded pairs
+    draws = np.ceil(sizes * 2.5).astype(np.int64) + 3
+    item = assortment.sample(np.random.default_rng(1), np.repeat(store, draws), np.repeat(kind, draws),
+                             np.repeat(trip, draws))
+    pair = np.repeat(basket, draws) * assortment.items.height + item
+    keep = np.sort(np.unique(pair, return_index=True)[1])
+    banned = exclude["basket"].to_numpy() * assortment.items.height + exclude["item"].to_numpy()
+    keep = keep[~np.isin(pair[keep], banned)]
+    expected = pl.DataFrame({"basket": np.repeat(basket, draws)[keep], "item": item[keep]}) \
+        .with_columns(size=pl.Series(sizes)[np.repeat(basket, draws)[keep]]) \
+        .filter(pl.int_range(pl.len()).over("basket") < pl.col("size")).drop("size")
+    assert picks.equals(expected)
+    assert picks.join(drawn, on=["basket", "item"], how="semi").height == 0 and picks.height > 0

@@ -127,11 +127,14 @@ def distinct_picks(rng: np.random.Generator, assortment: "Assortment", basket: n
     drawn_in = np.repeat(basket, draws)
     n_items = assortment.items.height
     pair = drawn_in * n_items + item
-    _, first = np.unique(pair, return_index=True)
-    keep = np.sort(first)                                   # first draw of each product, in draw order
-    if exclude is not None and exclude.height:
+    drawn, first = np.unique(pair, return_index=True)
+    if exclude is not None and exclude.height and len(drawn):   # the excluded pairs looked up among the drawn
         excluded = exclude["basket"].to_numpy() * n_items + exclude["item"].to_numpy()
-        keep = keep[~np.isin(pair[keep], excluded)]
+        at = np.minimum(np.searchsorted(drawn, excluded), len(drawn) - 1)
+        allowed = np.ones(len(drawn), dtype=bool)
+        allowed[at[drawn[at] == excluded]] = False
+        first = first[allowed]
+    keep = np.sort(first)                                   # first draw of each product, in draw order
     drawn_in, item = drawn_in[keep], item[keep]
     want = np.zeros(int(np.max(basket, initial=-1)) + 1, dtype=np.int64)
     want[basket] = sizes
@@ -444,9 +447,9 @@ def stable_order(key: np.ndarray, n_keys: int) -> np.ndarray:
 
 def price_factor(list_price: pl.Series) -> np.ndarray:
     """(list price / median list price) ** -PRICE_ELASTICITY of each row. List prices are whole
-    cents: when each price is the one value of its cent amount, the power is taken once per cent
-    amount and looked up (millions of powers cost a fifth of a second)."""
-    median = list_price.median()
+    cents: when each price is the one value of its cent amount, the median is read from the count
+    of each amount (when its two middle prices are equal) and the power is taken once per amount
+    and looked up (millions of powers cost a fifth of a second)."""
     prices = list_price.to_numpy()
     if len(prices) and not list_price.null_count():
         cents = np.round(prices * 100)
@@ -456,8 +459,11 @@ def price_factor(list_price: pl.Series) -> np.ndarray:
             table = np.zeros(int(top) + 1)
             table[cents] = prices
             if (table[cents] == prices).all():
+                below = np.cumsum(np.bincount(cents, minlength=len(table)))
+                middle = np.searchsorted(below, [(len(prices) - 1) // 2, len(prices) // 2], side="right")
+                median = float(table[middle[0]]) if middle[0] == middle[1] else list_price.median()
                 return ((pl.Series(table) / median) ** -PRICE_ELASTICITY).to_numpy()[cents]
-    return ((list_price / median) ** -PRICE_ELASTICITY).to_numpy()
+    return ((list_price / list_price.median()) ** -PRICE_ELASTICITY).to_numpy()
 
 
 def gather_rows(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
