@@ -348,12 +348,18 @@ class Assortment:
         store_index = np.asarray(store_index, dtype=np.int64)
         n_groups = len(self.departments) * len(TIERS)
         row = (store_index * len(KINDS) + np.asarray(kind)) * len(TRIP_TYPES) + np.asarray(trip)
-        target = row + rng.random(len(row)) * (1 - 1e-12)
-        group_pos = np.clip(search_sorted(self.group_cum, target, "right"), row * n_groups, row * n_groups + n_groups - 1)
-        group_key = store_index * n_groups + (group_pos - row * n_groups)
-        target = group_key + rng.random(len(row)) * (1 - 1e-12)
+        target = rng.random(len(row))
+        target *= 1 - 1e-12
+        target += row
+        first = np.multiply(row, n_groups, out=row)             # the row's first group
+        group_key = np.clip(search_sorted(self.group_cum, target, "right"), first, first + (n_groups - 1))
+        group_key -= first
+        group_key += store_index * n_groups
+        target = rng.random(len(row), out=target)
+        target *= 1 - 1e-12
+        target += group_key
         item = search_sorted(self.item_cum, target, "right")
-        return np.clip(item, self.group_first[group_key], self.group_last[group_key])
+        return np.clip(item, self.group_first[group_key], self.group_last[group_key], out=item)
 
     def positions(self, store_product_ids) -> tuple[np.ndarray, np.ndarray]:
         """Row index into `items` of each id, and whether the store sells it today."""
