@@ -259,3 +259,22 @@ def test_wrong_line_totals_counted_among_the_offenders_are_all_of_them():
     charged = pl.col("quantity") * pl.col("unit_price") - pl.col("discount")
     wrong = lines.filter((pl.col("line_total") - charged).abs() > HALF_CENT).height
     assert found.detail["wrong_line_total"] == wrong > 0 and found.offending > wrong
+
+
+def test_store_opening_stock_is_the_semi_join(monkeypatch):
+    from datetime import date
+    from types import SimpleNamespace
+
+    from grocery_pipeline.checks import inventory
+
+    rng = np.random.default_rng(6)
+    ids = pl.Series(rng.choice(10 ** 6, 3_000, replace=False)).scatter([4, 8], None)
+    listed = pl.DataFrame({"store_product_id": pl.concat([ids, ids.head(20)]), "store_id": 1,
+                           "initial_on_hand": rng.integers(0, 40, 3_020)})
+    monkeypatch.setattr(inventory, "read_as_of_cached", lambda lake, table, day: listed)
+    ctx = SimpleNamespace(lake=None, business_date=date(2025, 1, 3))
+    new_items = pl.DataFrame({"store_product_id": pl.concat([ids.gather([3, 4, 10, 2_000]), pl.Series([-1])])})
+    expected = listed.join(new_items, on="store_product_id", how="semi").select(
+        "store_product_id", pl.col("initial_on_hand").alias("initial"))
+    got = inventory._store_opening_stock(ctx, new_items)
+    assert got.equals(expected) and got.height == 5  # each duplicated listing twice, the null never

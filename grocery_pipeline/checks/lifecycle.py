@@ -86,7 +86,8 @@ def _order_events(ctx: AuditContext) -> Finding:
     broken = broken_histories(events, "order_id", "event_seq", "event_ts", ORDER_STEPS, "PENDING", ORDER_FINAL)
     orders = ctx.same_day("orders")
     if orders is not None:
-        last = events.sort("order_id", "event_seq").group_by("order_id").agg(pl.col("status").last().alias("_last"))
+        last = (events.select("order_id", "event_seq", "status").sort("order_id", "event_seq")  # not every column
+                .group_by("order_id").agg(pl.col("status").last().alias("_last")))
         disagree = (orders.select("order_id", "status").join(last, on="order_id", how="left")
                     .filter(pl.col("_last").is_null() | (pl.col("_last") != pl.col("status")))
                     .select("order_id", reason=pl.lit("final status differs from orders.status")))
