@@ -189,3 +189,23 @@ def test_distinct_picks_leave_out_the_excluded_pairs_and_keep_the_first_draws(wo
         .filter(pl.int_range(pl.len()).over("basket") < pl.col("size")).drop("size")
     assert picks.equals(expected)
     assert picks.join(drawn, on=["basket", "item"], how="semi").height == 0 and picks.height > 0
+
+
+def test_local_miles_in_place_is_the_plain_formula_for_every_broadcast():
+    rng = np.random.default_rng(12)
+
+    def plain(lat1, lon1, lat2, lon2):
+        lat1, lon1, lat2, lon2 = (np.asarray(v, dtype=np.float64) for v in (lat1, lon1, lat2, lon2))
+        dy = (lat2 - lat1) * shopping.MILES_PER_DEGREE_LAT
+        dx = (lon2 - lon1) * (shopping.MILES_PER_DEGREE_LAT * np.cos(np.radians(lat1)))
+        return np.sqrt(dx * dx + dy * dy)
+
+    for args in ((40.1, -74.0, 40.3, -73.9),
+                 (40 + rng.random((30, 1)), -74 + rng.random((30, 1)), 40 + rng.random((1, 9)), -74 + rng.random((1, 9))),
+                 (40.5, -74.2, 40 + rng.random(20), -74 + rng.random(20)),
+                 (40 + rng.random((5, 1)), -74.0, 41.0, -74 + rng.random((1, 7))),
+                 ([40.0, np.nan], [-74.0, -73.0], 40.2, -73.5)):
+        miles = shopping.local_miles(*args)
+        want = plain(*args)
+        assert np.shape(miles) == np.shape(want) and np.array_equal(miles, want, equal_nan=True)
+    assert isinstance(shopping.local_miles(40.1, -74.0, 40.3, -73.9), float)

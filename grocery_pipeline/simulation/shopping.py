@@ -156,14 +156,18 @@ def within_group_rank(group: np.ndarray) -> np.ndarray:
 def local_miles(lat1, lon1, lat2, lon2) -> np.ndarray:
     """Distance in miles on a flat map around the first point (equirectangular): within a metro
     area it is as good as the great circle and several times cheaper; arguments broadcast like
-    numpy arrays, and the cosine is taken once per first point."""
-    lat1, lat2 = np.asarray(lat1, dtype=np.float64), np.asarray(lat2, dtype=np.float64)
-    dy = (lat2 - lat1) * MILES_PER_DEGREE_LAT
-    dx = (np.asarray(lon2, dtype=np.float64) - np.asarray(lon1, dtype=np.float64)) \
-        * (MILES_PER_DEGREE_LAT * np.cos(np.radians(lat1)))
-    dx *= dx   # squared in place: the point-by-store matrices are large
+    numpy arrays, and the cosine is taken once per first point. The steps run in place on two
+    arrays of the broadcast shape: the point-by-store matrices are large."""
+    lat1, lon1, lat2, lon2 = (np.asarray(v, dtype=np.float64) for v in (lat1, lon1, lat2, lon2))
+    shape = np.broadcast_shapes(lat1.shape, lon1.shape, lat2.shape, lon2.shape)
+    dy = np.subtract(lat2, lat1, out=np.empty(shape))
+    dy *= MILES_PER_DEGREE_LAT
+    dx = np.subtract(lon2, lon1, out=np.empty(shape))
+    dx *= MILES_PER_DEGREE_LAT * np.cos(np.radians(lat1))
+    dx *= dx
     dy *= dy
-    return np.sqrt(dx + dy)
+    dx += dy
+    return np.sqrt(dx, out=dx)[()]   # a number for numbers
 
 
 # The nearest stores are looked for among those that can be near: points go by map cells of this
