@@ -197,11 +197,12 @@ def _at_two_nearest(lat, lon, store_lat, store_lon, store_ids, visited, chunk: i
         rows = slice(start, start + chunk)
         d = local_miles(lat[rows, None], lon[rows, None], store_lat[None, :], store_lon[None, :])
         own = d[np.arange(len(d)), position[rows]][:, None]
-        nearer = np.count_nonzero(d < own, axis=1)
-        level = nearer + np.count_nonzero(d == own, axis=1)
-        sure = known[rows] & ((nearer >= 2) | (level <= 2))
-        out[rows] = sure & (level <= 2)
-        ask = np.flatnonzero(~sure)
+        level = np.count_nonzero(d <= own, axis=1)
+        out[rows] = known[rows] & (level <= 2)
+        # beyond second place, only a tie for it (fewer than two stores strictly nearer) is unsure
+        beyond = np.flatnonzero(known[rows] & (level > 2))
+        tied = beyond[np.count_nonzero(d[beyond] < own[beyond], axis=1) < 2]
+        ask = np.union1d(np.flatnonzero(~known[rows]), tied)
         if len(ask):
             near, _ = nearest_stores(lat[rows][ask], lon[rows][ask], store_lat, store_lon, k=2)
             out[start + ask] = (store_ids[near] == visited[rows][ask, None]).any(axis=1)
