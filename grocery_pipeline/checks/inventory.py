@@ -51,12 +51,13 @@ def conservation_breaks(today: pl.DataFrame, previous: pl.DataFrame, opening: pl
         | (pl.col("on_hand") != pl.col("expected_on_hand")))
 
 
-def _increasing(column: pl.Series) -> bool:
-    """Whether an integer column has no nulls and strictly increases (sorted and unique)."""
+def _increasing(column: pl.Series) -> np.ndarray | None:
+    """The values of an integer column with no nulls that strictly increases (sorted and unique),
+    else None."""
     if not column.dtype.is_integer() or column.null_count():
-        return False
+        return None
     values = column.to_numpy()
-    return bool((values[1:] > values[:-1]).all())
+    return values if bool((values[1:] > values[:-1]).all()) else None
 
 
 def _sorted_by_id(ids: np.ndarray, quantity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,12 +128,13 @@ def balances(today: pl.DataFrame, previous: pl.DataFrame, opening: Callable[[pl.
     one-column key that strictly increases in today's and yesterday's stock (written in key
     order), so yesterday's rows are found in today's by a binary search of sorted ids, new items
     are the rows left over and the movements are summed by item in numpy. False when unsure."""
-    if len(key) != 1 or not (_increasing(today[key[0]]) and _increasing(previous[key[0]])):
+    if len(key) != 1:
         return False
     k = key[0]
-    if not (_integers(today, "on_hand") and _integers(previous, "on_hand")):
+    items = _increasing(today[k])
+    before = _increasing(previous[k]) if items is not None else None
+    if before is None or not (_integers(today, "on_hand") and _integers(previous, "on_hand")):
         return False
-    items, before = today[k].to_numpy(), previous[k].to_numpy()
     if len(before) > len(items):
         return False  # a row of yesterday has no row today
     rows = _rows_of(items, before)
