@@ -287,3 +287,26 @@ def test_days_are_identical_in_another_process_with_one_thread(window, tmp_path)
         for name in OPERATIONS:
             again = pl.read_parquet(tmp_path / f"{name}-{day.business_date}.parquet")
             assert again.equals(expected[name]), (name, day.business_date)
+
+
+def test_tables_handed_over_early_are_the_very_frames_returned(window):
+    runs, frames, _ = window
+    day, world, expected = runs[2]
+    previous = frames[1]
+    yesterday = operations.Yesterday(previous["store_inventory"], previous["dc_inventory"],
+                                     previous["delivery_customers"])
+    handed: dict[str, object] = {}
+
+    def finished(tables):
+        assert not set(tables) & set(handed), "a table is handed over once"
+        handed.update(tables)
+
+    again = operations.simulate_day(day, world, PriceBook.from_list_prices(day.business_date, world.store_products),
+                                    yesterday, finished)
+    # the stock tables close the day; everything handed over before is final (the very frame returned)
+    assert {"receipts", "receipt_lines", "orders", "order_items", "delivery_customers"} <= set(handed)
+    assert not {"store_inventory", "store_inventory_txn", "dc_inventory"} & set(handed)
+    for name, frame in handed.items():
+        assert again[name] is frame, name
+    for name in OPERATIONS:
+        assert again[name].equals(expected[name]), name

@@ -3,6 +3,7 @@ and partitions read back from memory only while their file is the one this proce
 
 import dataclasses
 import os
+import time
 from datetime import date, timedelta
 
 import polars as pl
@@ -108,3 +109,56 @@ def test_a_rejected_day_publishes_neither_itself_nor_any_later_day(tmp_path, ove
     # with overlap (a day within overlap_max_rows) the third day was generated while the second
     # was audited, then thrown away
     assert len(produced) == generated_days
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_parts_are_staged_as_made_and_a_failing_day_leaves_nothing(tmp_path, overlap):
+    settings = load_settings(env={}, preset="tiny", data_dir=tmp_path / "data")
+    lake = Lake(settings.lake_dir)
+    staged_before_next_part = []
+
+    def make_day(day: date, fail: bool):
+        def make():
+            yield None, {"calendar": _calendar(day)}
+            # the first part's file is written while the next part is made: it appears, staged
+            # (not published), before this generator goes on
+            deadline = time.monotonic() + 10
+            while not list((tmp_path / "data" / "lake" / "calendar").rglob("*.staging")) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.01)
+            staged_before_next_part.append(bool(list((tmp_path / "data" / "lake" / "calendar").rglob("*.staging"))))
+            if fail:
+                raise RuntimeError("the day's second part could not be made")
+        return make
+
+    days = [(KEYS[0], START, make_day(START, fail=False)),
+            (KEYS[1], START + timedelta(days=1), make_day(START + timedelta(days=1), fail=True))]
+    with pytest.raises(RuntimeError, match="second part"):
+        for _ in factory.publish_in_order(settings, lake, days, overlap):
+            pass
+    assert lake.has_partition("calendar", START)  # the first day was whole and sound
+    assert not lake.has_partition("calendar", START + timedelta(days=1))
+    assert not list((tmp_path / "data" / "lake").rglob("*.staging")) and not lake._pending
+    assert staged_before_next_part == [True, True]
+
+
+def test_tables_finished_early_are_staged_before_the_day_is_made_and_published_with_it(tmp_path):
+    settings = load_settings(env={}, preset="tiny", data_dir=tmp_path / "data")
+    lake = Lake(settings.lake_dir)
+    staged_while_making = []
+
+    def make():
+        frame = _calendar(START)
+        factory.finished_early()({"calendar": frame})
+        deadline = time.monotonic() + 10
+        while not list((tmp_path / "data" / "lake" / "calendar").rglob("*.staging")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        staged_while_making.append(bool(list((tmp_path / "data" / "lake" / "calendar").rglob("*.staging"))))
+        return [(None, {"calendar": frame})]  # the early table again, with the rest of the day
+
+    [published] = list(factory.publish_in_order(settings, lake, [(KEYS[0], START, make)], overlap=False))
+    assert staged_while_making == [True]
+    assert list(published.frames) == ["calendar"]
+    assert_frame_equal(lake.read_partition("calendar", START), _calendar(START))
+    assert not list((tmp_path / "data" / "lake").rglob("*.staging"))
+    assert factory.finished_early() is None  # only while a day is made

@@ -162,13 +162,13 @@ def _submit(pool: ThreadPoolExecutor, fn: Callable, *args) -> Future:
     return pool.submit(contextvars.copy_context().run, fn, *args)
 
 
-def read_ahead(ctx: audits.AuditContext) -> None:
-    """Read the published rows the audits of these frames will look up (the parents of their
-    foreign keys, the day's calendar) before the files are written: a read waits behind the
-    writer's encoding tasks in polars' thread pool, and on two cores even a one-row partition
-    then took 0.3 s."""
-    parents = {c.references[0] for name in ctx.frames if name in TABLES
-               for c in TABLES[name].foreign_keys} - set(ctx.frames)
+def read_ahead(ctx: audits.AuditContext, tables: Iterable[str]) -> None:
+    """Read the published rows the audits of these tables will look up (the dimensions their
+    foreign keys name, the day's calendar) before their files are written: a read waits behind
+    the writer's encoding tasks in polars' thread pool, and on two cores even a one-row partition
+    then took 0.3 s. (Other parents are tables staged alongside.)"""
+    parents = {c.references[0] for name in tables if name in TABLES for c in TABLES[name].foreign_keys
+               if TABLES[c.references[0]].group == "dimensions"}
     for parent in sorted(parents):
         try:
             ctx.published_as_of(parent)
@@ -177,43 +177,94 @@ def read_ahead(ctx: audits.AuditContext) -> None:
     ctx.same_day("calendar")
 
 
+Parts = list[tuple[str | None, dict[str, pl.DataFrame]]]  # (tick or None, frames by table)
+
+# While a day of a range run is made: where a generator hands the tables of its daily partition
+# that are final before the rest (see `finished_early`).
+_EARLY: contextvars.ContextVar[Callable[[dict[str, pl.DataFrame]], None] | None] = \
+    contextvars.ContextVar("grocery_finished_early", default=None)
+
+
+def finished_early() -> Callable[[dict[str, pl.DataFrame]], None] | None:
+    """For a generator run by `publish_in_order`: a function to call with tables of the day that
+    are final while the rest is still being made (the day's receipts while the stock is closed),
+    so their files are written meanwhile; they must be the very frames it returns at the end.
+    None elsewhere (nothing to hand them to)."""
+    return _EARLY.get()
+
+
+class DayWriter:
+    """Write-audit-publish of one business date whose parts (a day's price ticks, or one daily
+    part) are added one by one: each part's files are staged in a second thread as soon as it is
+    added, so the writes of a day's first tick (with its 8M-row snapshot at xl) overlap the making
+    of its later ticks. `publish` audits the frames of all parts together while the writes finish,
+    then publishes all of them or none."""
+
+    def __init__(self, settings: Settings, lake: Lake, day: date):
+        self.settings, self.lake, self.day = settings, lake, day
+        self.parts: Parts = []
+        self._ctx: audits.AuditContext | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage")
+        self._writes: list[Future] = []
+
+    def add(self, tick: str | None, frames: dict[str, pl.DataFrame]) -> None:
+        """Stage a `prepare`d part (nothing is published before `publish`)."""
+        if self._ctx is None:
+            self._ctx = audits.AuditContext(self.settings, self.lake, self.day, {})
+        read_ahead(self._ctx, frames)  # before these writes start
+        self.parts.append((tick, frames))
+        for name, frame in frames.items():
+            table = TABLES[name]
+            self._writes.append(_submit(self._writer, self.lake.stage, table, frame, self.day,
+                                        tick if table.partitioning == "price_tick" else None))
+
+    def publish(self) -> list[CheckOutcome]:
+        published = False
+        try:
+            by_table: dict[str, list[pl.DataFrame]] = defaultdict(list)
+            for _, frames in self.parts:
+                for name, frame in frames.items():
+                    by_table[name].append(frame)
+            audited = {name: pl.concat(fs) if len(fs) > 1 else fs[0] for name, fs in by_table.items()}
+            ctx = self._ctx or audits.AuditContext(self.settings, self.lake, self.day, {})
+            ctx.frames.update(audited)
+            outcomes = run_audits(audited, ctx)
+            self._writer.shutdown(wait=True)
+            staged: list[StagedPartition] = [write.result() for write in self._writes]
+            failed = [o for o in outcomes if o.audit.blocking and not o.finding.passed]
+            if failed:
+                raise PartitionRejected(self.day, failed)
+            for s in staged:
+                self.lake.publish(s)
+            published = True
+            return outcomes
+        finally:
+            if not published:
+                self.discard()
+
+    def discard(self) -> None:
+        """Drop whatever was staged (after the writes under way have ended)."""
+        self._writer.shutdown(wait=True)
+        for write in self._writes:
+            if write.exception() is None:
+                self.lake.discard(write.result())
+        self._writes = []
+
+
 def publish_prepared(settings: Settings, lake: Lake, day: date,
                      parts: Sequence[tuple[str | None, dict[str, pl.DataFrame]]]) -> list[CheckOutcome]:
     """`write_audit_publish_ticks` of frames already `prepare`d. The files are written in a second
     thread while the audits run on the frames in memory (both mostly outside the GIL)."""
-    by_table: dict[str, list[pl.DataFrame]] = defaultdict(list)
-    for _, frames in parts:
-        for name, frame in frames.items():
-            by_table[name].append(frame)
-    audited = {name: pl.concat(frames) if len(frames) > 1 else frames[0] for name, frames in by_table.items()}
-    ctx = audits.AuditContext(settings, lake, day, audited)
-    read_ahead(ctx)
-    writes: list[Future] = []
-    published = False
+    writer = DayWriter(settings, lake, day)
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as writer:
-            for tick, frames in parts:
-                for name, frame in frames.items():
-                    table = TABLES[name]
-                    writes.append(_submit(writer, lake.stage, table, frame, day,
-                                          tick if table.partitioning == "price_tick" else None))
-            outcomes = run_audits(audited, ctx)
-        staged: list[StagedPartition] = [write.result() for write in writes]
-        failed = [o for o in outcomes if o.audit.blocking and not o.finding.passed]
-        if failed:
-            raise PartitionRejected(day, failed)
-        for s in staged:
-            lake.publish(s)
-        published = True
-        return outcomes
-    finally:
-        if not published:  # every write has ended here (the pool waited for them)
-            for write in writes:
-                if write.exception() is None:
-                    lake.discard(write.result())
+        for tick, frames in parts:
+            writer.add(tick, frames)
+    except BaseException:
+        writer.discard()
+        raise
+    return writer.publish()
 
 
-Parts = list[tuple[str | None, dict[str, pl.DataFrame]]]  # (tick or None, frames by table)
 # What a published day's generation and audits kept in memory (its world, its price book): dropped
 # once the day is published, so a run holds at most the day being generated and the one audited.
 DAY_CACHES = (world_store.release_day, price_store.release_day)
@@ -228,8 +279,8 @@ class PublishedPartition:
 
     @property
     def frames(self) -> dict[str, pl.DataFrame]:
-        """The frames of a daily partition (one part)."""
-        return self.parts[0][1]
+        """The frames of a daily partition (its parts: the tables finished early, then the rest)."""
+        return _daily_frames(self.parts)
 
 
 def _daily_frames(parts: Parts) -> dict[str, pl.DataFrame]:
@@ -272,21 +323,41 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish") as publisher:
         for key, day, make in days:
+            writer = DayWriter(settings, lake, day)
+            handed_over = False  # to `publish`, which discards what it does not publish
+            early: set[str] = set()
+
+            def stage_early(frames: dict[str, pl.DataFrame], writer: DayWriter = writer) -> None:
+                writer.add(None, prepare(settings, frames))
+                early.update(frames)
+
             try:
-                parts = [(tick, prepare(settings, frames)) for tick, frames in make()]
-            except BaseException:
+                token = _EARLY.set(stage_early)
+                try:
+                    for tick, frames in make():  # each part is staged as soon as it is made
+                        if tick is None:
+                            frames = {n: f for n, f in frames.items() if n not in early}
+                        writer.add(tick, prepare(settings, frames))
+                except BaseException:
+                    _EARLY.reset(token)
+                    if pending is not None:
+                        finish()  # the day before failing its audits is the cause to report
+                    raise
+                _EARLY.reset(token)
                 if pending is not None:
-                    finish()  # the day before failing its audits is the cause to report
-                raise
-            if pending is not None:
-                yield finish()
-            rows = sum(f.height for _, frames in parts for f in frames.values())
-            if overlap and rows <= settings.overlap_max_rows:
-                lake.hold_pending(day, _daily_frames(parts))
-                pending = (key, day, parts, _submit(publisher, publish_prepared, settings, lake, day, parts))
-            else:
-                yield published(key, day, parts, publish_prepared(settings, lake, day, parts))
-            del parts  # not alive while the next day is generated (callers drop theirs too)
+                    yield finish()  # a rejected day d raises here: day d+1's staged files go
+                parts = writer.parts
+                rows = sum(f.height for _, frames in parts for f in frames.values())
+                handed_over = True
+                if overlap and rows <= settings.overlap_max_rows:
+                    lake.hold_pending(day, _daily_frames(parts))
+                    pending = (key, day, parts, _submit(publisher, writer.publish))
+                else:
+                    yield published(key, day, parts, writer.publish())
+            finally:
+                if not handed_over:
+                    writer.discard()
+            del parts, writer  # not alive while the next day is generated (callers drop theirs too)
         if pending is not None:
             yield finish()
 

@@ -15,7 +15,7 @@ import dagster as dg
 import polars as pl
 
 from grocery_pipeline.assets.dictionaries import dictionary_key
-from grocery_pipeline.assets.factory import asset_key, daily_tables_asset
+from grocery_pipeline.assets.factory import asset_key, daily_tables_asset, finished_early
 from grocery_pipeline.assets.pricing import PRICING_ASSETS
 from grocery_pipeline.partitions import DAILY
 from grocery_pipeline.simulation import operations
@@ -45,7 +45,7 @@ def read_yesterday(lake: Lake, day: Day) -> Yesterday:
 def produce_operations(day: Day, lake: Lake) -> dict[str, pl.DataFrame]:
     world = load_world(lake, day.business_date)
     prices = cached_pricebook(lake, world, day.settings)  # the line-price audits ask for the same book
-    return operations.simulate_day(day, world, prices, read_yesterday(lake, day))
+    return operations.simulate_day(day, world, prices, read_yesterday(lake, day), finished_early())
 
 
 def _price_deps() -> list[dg.AssetDep]:

@@ -102,8 +102,7 @@ def price_ticks_asset(partitions_def: dg.TimeWindowPartitionsDefinition, per_day
         carried = {"state": None, "tick": None}  # the price state after the last tick generated
 
         def day_of_ticks(day_ticks: list[datetime]):
-            def make():
-                parts = []
+            def make():  # tick by tick, so each tick's files are written while the next is made
                 for tick_at in day_ticks:
                     before = tick_at - timedelta(minutes=rules.tick_minutes)
                     state = carried["state"] if carried["tick"] == before else None
@@ -116,14 +115,14 @@ def price_ticks_asset(partitions_def: dg.TimeWindowPartitionsDefinition, per_day
                             raise dg.RetryRequested(max_retries=SENSOR_RETRIES,
                                                     seconds_to_wait=SENSOR_RETRY_SECONDS) from missing
                         raise
-                    parts.append((lake_tick(tick_at), frames))
                     carried["tick"] = tick_at
-                return parts
+                    yield lake_tick(tick_at), frames
             return make
 
         # A day's ticks are audited together (the audits are row-wise), then each tick's file is
-        # published; a day's ticks of the run go live all or none. The next day's ticks are
-        # generated (from the state carried in memory) while a day is written and audited.
+        # published; a day's ticks of the run go live all or none. Each tick's files are staged as
+        # soon as it is made, and the next day's ticks are generated (from the state carried in
+        # memory) while a day is audited.
         days = ((day.isoformat(), day, day_of_ticks(list(group)))
                 for day, group in groupby(ticks, key=lambda tick_at: tick_at.date()))
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -110,8 +111,11 @@ def _merged_stock(carried: pl.DataFrame, live: pl.DataFrame, old_ids: np.ndarray
     ])
 
 
-def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday) -> dict[str, pl.DataFrame]:
-    """The day's operations tables. Parts that do not depend on each other (the trucks and the
+def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday,
+                 finished: Callable[[dict[str, pl.DataFrame]], None] | None = None) -> dict[str, pl.DataFrame]:
+    """The day's operations tables; `finished`, if given, is called with tables that are final
+    before the rest (the supply tables, the delivery tables, the receipts), so a caller can write
+    them while the day's close is worked out. Parts that do not depend on each other (the trucks and the
     shoppers, walk-in and delivery demand, the day's price lookup, the shelf and what the close
     needs of it, receipts and delivery settlement, the delivery runs and the pricing of their
     lines, the day's stock movements and the close) run side by side in up to three threads:
@@ -163,12 +167,19 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
                                    served.substitute_granted, habits, assortment, prices, world, number, landed,
                                    beside)
         del habits
+        if finished is not None:
+            finished({"shipments": supply.shipments, "shipment_lines": supply.shipment_lines,
+                      "truck_moves": supply.truck_moves, "orders": deliveries.orders,
+                      "order_items": deliveries.order_items, "order_events": deliveries.order_events,
+                      "bundles": deliveries.bundles, "bundle_stops": deliveries.bundle_stops})
 
         # Tomorrow's delivery habits while the receipts are finished, then the day's other movements of
         # store stock put in time order beside the close (after the receipts: their peaks do not meet).
         customers = _next_customers(d, landed, yesterday.customers, deliveries)
         receipts, receipt_lines = receipted.result()
         del receipted, wanted, trips
+        if finished is not None:
+            finished({"receipts": receipts, "receipt_lines": receipt_lines, "delivery_customers": customers})
         moved = beside.submit(store_movements, d, receipt_lines, deliveries, supply.unloaded, supply.shipments)
         sold = np.concatenate([walk_in_granted, deliveries.picked_units])
         sold_items = np.concatenate([walk_in_items, deliveries.picked_items])
