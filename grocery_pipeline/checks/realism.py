@@ -180,11 +180,21 @@ def _visits_at_two_nearest(ctx: AuditContext):
     return float(at_near.mean()), visits.height
 
 
+# Stores within this many miles north or south of a visitor are measured one by one; a visitor who
+# went further is measured against every store only when fewer than two of those are nearer.
+NEAREST_BAND_MILES = 25.0
+
+
 def _at_two_nearest(lat, lon, store_lat, store_lon, store_ids, visited, chunk: int = 4096) -> np.ndarray:
     """Whether each visited store is one of the two `nearest_stores` of the visitor. Counting the
     stores nearer than the visited one answers it without ordering every visitor's stores; only a
     tie for second place (or a distance that is not a number) takes `nearest_stores`' own pick.
-    Visitors go by chunks whose distance matrix stays in the CPU cache."""
+
+    A store can be as near as the visited one only within that distance north or south of the
+    visitor, so most visitors are measured against the few stores of a band of latitude. Two
+    stores of the band strictly nearer settle a visitor beyond it (not at the two nearest); the
+    rest are measured against every store, by chunks whose distance matrix stays in the cache."""
+    from grocery_pipeline.simulation.geography import MILES_PER_DEGREE_LAT
     from grocery_pipeline.simulation.shopping import local_miles, nearest_stores
 
     position = np.minimum(np.searchsorted(store_ids, visited), len(store_ids) - 1)
@@ -192,20 +202,40 @@ def _at_two_nearest(lat, lon, store_lat, store_lon, store_ids, visited, chunk: i
     known = ((store_ids[position] == visited) & np.isfinite(lat) & np.isfinite(lon)
              & bool((store_ids[1:] > store_ids[:-1]).all() and np.isfinite(store_lat).all()
                     and np.isfinite(store_lon).all()))
+    by_lat = np.argsort(store_lat, kind="stable")
+    sorted_lat = store_lat[by_lat]
     out = np.zeros(len(lat), dtype=bool)
     for start in range(0, len(lat), chunk):
-        rows = slice(start, start + chunk)
-        d = local_miles(lat[rows, None], lon[rows, None], store_lat[None, :], store_lon[None, :])
-        own = d[np.arange(len(d)), position[rows]][:, None]
-        level = np.count_nonzero(d <= own, axis=1)
-        out[rows] = known[rows] & (level <= 2)
+        rows = np.arange(start, min(start + chunk, len(lat)))
+        sure = rows[known[rows]]
+        own = local_miles(lat[sure], lon[sure], store_lat[position[sure]], store_lon[position[sure]])
+        # |dy| <= distance: a store further north or south than `reach` is further (the band is
+        # widened far beyond any rounding of the distances)
+        reach = np.minimum(own, NEAREST_BAND_MILES) / MILES_PER_DEGREE_LAT * (1 + 1e-6) + 1e-9
+        low = np.searchsorted(sorted_lat, lat[sure] - reach, side="left")
+        counts = np.searchsorted(sorted_lat, lat[sure] + reach, side="right") - low
+        visitor = np.repeat(np.arange(len(sure)), counts)
+        store = by_lat[np.arange(len(visitor)) - np.repeat(counts.cumsum() - counts - low, counts)]
+        d = local_miles(lat[sure][visitor], lon[sure][visitor], store_lat[store], store_lon[store])
+        level = np.bincount(visitor, weights=d <= own[visitor], minlength=len(sure))
+        nearer = np.bincount(visitor, weights=d < own[visitor], minlength=len(sure))
+        whole = own <= NEAREST_BAND_MILES  # the band holds every store as near as the visited one
+        out[sure] = whole & (level <= 2)
         # beyond second place, only a tie for it (fewer than two stores strictly nearer) is unsure
-        beyond = np.flatnonzero(known[rows] & (level > 2))
-        tied = beyond[np.count_nonzero(d[beyond] < own[beyond], axis=1) < 2]
-        ask = np.union1d(np.flatnonzero(~known[rows]), tied)
+        tied = sure[whole & (level > 2) & (nearer < 2)]
+        wide = sure[~whole & (nearer < 2)]
+        if len(wide):
+            every = local_miles(lat[wide, None], lon[wide, None], store_lat[None, :], store_lon[None, :])
+            visited_miles = every[np.arange(len(wide)), position[wide]][:, None]
+            beyond = np.count_nonzero(every <= visited_miles, axis=1) > 2
+            out[wide] = ~beyond
+            nearer = np.count_nonzero(every[beyond] < visited_miles[beyond], axis=1)
+            tied = np.union1d(tied, wide[beyond][nearer < 2])
+        ask = np.union1d(rows[~known[rows]], tied) - start
         if len(ask):
-            near, _ = nearest_stores(lat[rows][ask], lon[rows][ask], store_lat, store_lon, k=2)
-            out[start + ask] = (store_ids[near] == visited[rows][ask, None]).any(axis=1)
+            chunk_rows = slice(start, start + chunk)
+            near, _ = nearest_stores(lat[chunk_rows][ask], lon[chunk_rows][ask], store_lat, store_lon, k=2)
+            out[start + ask] = (store_ids[near] == visited[chunk_rows][ask, None]).any(axis=1)
     return out
 
 
