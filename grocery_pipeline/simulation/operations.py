@@ -116,9 +116,9 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
     """The day's operations tables; `finished`, if given, is called with tables that are final
     before the rest (the supply tables, the delivery tables, the receipts), so a caller can write
     them while the day's close is worked out. Parts that do not depend on each other (the trucks and the
-    shoppers, walk-in and delivery demand, the day's price lookup, the shelf and what the close
-    needs of it, receipts and delivery settlement, the delivery runs and the pricing of their
-    lines, the day's stock movements and the close) run side by side in up to three threads:
+    shoppers, walk-in and delivery demand, the day's price lookup, the opening shelf and what the close
+    needs of it, the DCs' tables, receipts and delivery settlement, the delivery runs and the pricing of their
+    lines, the day's stock movements and the close) run side by side in up to four threads:
     each draws from its own named random stream (or its own stretch of one, taken in order) and
     reads only frozen inputs, so the rows are the same whatever the interleaving."""
     d = day.business_date
@@ -126,21 +126,28 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
     landed = loaded_at(d)
     settings = day.settings
     multiplier = world.traffic_multiplier
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="operations") as beside:
-        # Supply: last night's plan becomes today's trucks (independent of today's shoppers).
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="operations") as beside:
+        # Supply: last night's plan becomes today's trucks (independent of today's shoppers); the day's
+        # price lookup beside them, while the assortment is built.
         supplied = beside.submit(_supply, d, number, landed, world, yesterday)
+        prepared = beside.submit(prices.prepare)
         assortment = shopping.build_assortment(world.stores, world.store_products, world.products, world.promotions)
 
-        # Demand: shoppers walking in, customers ordering at home.
+        # Demand: shoppers walking in (the longest part: a thread of its own), customers ordering at home.
         walk_ins = beside.submit(_walk_in_demand, day, world, assortment, settings.receipts_per_day * multiplier)
-        prepared = beside.submit(prices.prepare)   # the day's price lookup, once the trucks are planned
+        # Also beside the delivery demand, once the trucks are planned: the shelf's ledger and where each
+        # item sits in it, what the close needs of the shelf, the DCs' tables (their day is done) and the
+        # substitutes' index, so that the shelf opens as soon as the walk-ins are drawn.
+        stocked = beside.submit(_stocked, supplied, assortment)
+        shelf = beside.submit(_shelf_at_close, day, stocked, assortment)
+        dc_tables = beside.submit(_dc_tables, d, number, landed, supplied)
+        substitutes = beside.submit(delivery.SubstituteShelf, assortment.items)
         drivers = drivers_on_duty(world)
         orders = delivery.plan_orders(day.rng("operations", "orders"), d, world.customers, yesterday.customers,
                                       assortment, drivers, settings.delivery_orders_per_day * multiplier)
         habits = delivery.habits_long(yesterday.customers.join(orders.select("customer_id"), on="customer_id",
                                                                how="semi"))
         cart = delivery.cart_requests(day.rng("operations", "carts"), d, orders, habits, assortment)
-        substitutes = delivery.SubstituteShelf(assortment.items)   # while the walk-ins are drawn
         trips, wanted = walk_ins.result()
         supply = supplied.result()
         prepared.result()
@@ -149,12 +156,10 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         walk_in_prices = beside.submit(_walk_in_prices, d, wanted, assortment, prices)
 
         # The shelf through the day: walk-in baskets and delivery carts (at placement) in time order.
-        ledger = StockLedger(supply.stock["store_product_id"].to_numpy(), supply.stock["opening"].to_numpy())
-        item, live = assortment.positions(ledger.store_product_ids)
-        slot_of_item = ledger_slots(item, live, len(assortment.shelf["store_product_id"]))
-        shelf = beside.submit(shelf_at_close, day, item, live, slot_of_item, assortment)   # what the close needs
-        del item, live
-        served = serve_shelf(ledger, assortment, wanted, orders, cart, supply.unloaded, substitutes, slot_of_item)
+        ledger, slot_of_item = stocked.result()[:2]
+        del stocked
+        served = serve_shelf(ledger, assortment, wanted, orders, cart, supply.unloaded, substitutes.result(),
+                             slot_of_item)
         del substitutes, slot_of_item
 
         # In-store receipts, beside the delivery orders: what was picked, bundles, drivers, status history.
@@ -173,13 +178,13 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
                       "order_items": deliveries.order_items, "order_events": deliveries.order_events,
                       "bundles": deliveries.bundles, "bundle_stops": deliveries.bundle_stops})
 
-        # Tomorrow's delivery habits while the receipts are finished, then the day's other movements of
-        # store stock put in time order beside the close (after the receipts: their peaks do not meet).
-        customers = _next_customers(d, landed, yesterday.customers, deliveries)
+        # Tomorrow's delivery habits and the day's other movements of store stock (in time order, once the
+        # receipts are finished) beside the close.
+        habits_tomorrow = beside.submit(_next_customers, d, landed, yesterday.customers, deliveries)
         receipts, receipt_lines = receipted.result()
         del receipted, wanted, trips
         if finished is not None:
-            finished({"receipts": receipts, "receipt_lines": receipt_lines, "delivery_customers": customers})
+            finished({"receipts": receipts, "receipt_lines": receipt_lines})
         moved = beside.submit(store_movements, d, receipt_lines, deliveries, supply.unloaded, supply.shipments)
         sold = np.concatenate([walk_in_granted, deliveries.picked_units])
         sold_items = np.concatenate([walk_in_items, deliveries.picked_items])
@@ -187,19 +192,15 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         del assortment, cart, served, walk_in_granted, walk_in_items
         close = closing_adjustments(day, ledger, shelf.result(), sold_items, sold)
         del ledger, shelf, sold, sold_items
+        customers = habits_tomorrow.result()
+        del habits_tomorrow
+        if finished is not None:
+            finished({"delivery_customers": customers})
         store_txn = store_transactions(d, number, moved.result(), close, landed)
         del moved
         store_inventory = close_stock(supply.stock, close, d, landed)
         del close
-
-        dc_txn = dc_transactions(d, number, supply.supplier, supply.filled, supply.shipments, landed)
-        dc_ids, dc_on_hand = supply.dc_ledger.snapshot()
-        dc_inventory = (pl.DataFrame({"dc_id": dc_ids // supply_chain.DC_KEY,
-                                      "product_id": dc_ids % supply_chain.DC_KEY, "on_hand": dc_on_hand})
-                        .join(supply.dc.select("dc_id", "product_id", "reorder_point", "order_up_to"),
-                              on=["dc_id", "product_id"])
-                        .sort("dc_id", "product_id")
-                        .with_columns(business_date=pl.lit(d), _loaded_at=pl.lit(landed)))
+        dc_txn, dc_inventory = dc_tables.result()
     return {
         "receipts": receipts, "receipt_lines": receipt_lines,
         "orders": deliveries.orders, "order_items": deliveries.order_items, "order_events": deliveries.order_events,
@@ -239,6 +240,33 @@ def _supply(d: date, number: int, landed: datetime, world: World, yesterday: Yes
     unloaded = filled.join(loads.select("shipment_id", "completed"), on="shipment_id").sort("shipment_id",
                                                                                             "store_product_id")
     return Supply(stock, dc, supplier, dc_ledger, filled, shipments, shipment_lines, truck_moves, unloaded)
+
+
+def _stocked(supplied: Future, assortment: Assortment) -> tuple[StockLedger, np.ndarray, np.ndarray, np.ndarray]:
+    """The opening shelf's ledger, the assortment rows' `ledger_slots` in it, and the assortment's
+    `positions` of its ids (item, live)."""
+    stock = supplied.result().stock
+    ledger = StockLedger(stock["store_product_id"].to_numpy(), stock["opening"].to_numpy())
+    item, live = assortment.positions(ledger.store_product_ids)
+    return ledger, ledger_slots(item, live, len(assortment.shelf["store_product_id"])), item, live
+
+
+def _shelf_at_close(day: Day, stocked: Future, assortment: Assortment) -> ShelfAtClose:
+    _, slot_of_item, item, live = stocked.result()
+    return shelf_at_close(day, item, live, slot_of_item, assortment)
+
+
+def _dc_tables(d: date, number: int, landed: datetime, supplied: Future) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The DCs' transactions and closing stock: final once the trucks are loaded."""
+    supply = supplied.result()
+    dc_ids, dc_on_hand = supply.dc_ledger.snapshot()
+    dc_inventory = (pl.DataFrame({"dc_id": dc_ids // supply_chain.DC_KEY,
+                                  "product_id": dc_ids % supply_chain.DC_KEY, "on_hand": dc_on_hand})
+                    .join(supply.dc.select("dc_id", "product_id", "reorder_point", "order_up_to"),
+                          on=["dc_id", "product_id"])
+                    .sort("dc_id", "product_id")
+                    .with_columns(business_date=pl.lit(d), _loaded_at=pl.lit(landed)))
+    return dc_transactions(d, number, supply.supplier, supply.filled, supply.shipments, landed), dc_inventory
 
 
 def _walk_in_demand(day: Day, world: World, assortment: Assortment, receipts: float
