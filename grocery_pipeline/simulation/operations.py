@@ -116,8 +116,8 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
     """The day's operations tables; `finished`, if given, is called with tables that are final
     before the rest (the supply tables, the delivery tables, the receipts), so a caller can write
     them while the day's close is worked out. Parts that do not depend on each other (the trucks and the
-    shoppers, walk-in and delivery demand, the day's price lookup, the opening shelf and what the close
-    needs of it, the DCs' tables, receipts and delivery settlement, the delivery runs and the pricing of their
+    shoppers, the DCs' tables, walk-in and delivery demand, the day's price lookup, the opening shelf and
+    what the close needs of it, receipts and delivery settlement, the delivery runs and the pricing of their
     lines, the day's stock movements and the close) run side by side in up to four threads:
     each draws from its own named random stream (or its own stretch of one, taken in order) and
     reads only frozen inputs, so the rows are the same whatever the interleaving."""
@@ -127,20 +127,18 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
     settings = day.settings
     multiplier = world.traffic_multiplier
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="operations") as beside:
-        # Supply: last night's plan becomes today's trucks (independent of today's shoppers); the day's
-        # price lookup beside them, while the assortment is built.
+        # Supply: last night's plan becomes today's trucks (independent of today's shoppers).
         supplied = beside.submit(_supply, d, number, landed, world, yesterday)
-        prepared = beside.submit(prices.prepare)
+        dc_tables = beside.submit(_dc_tables, d, number, landed, supplied)   # their day is done with the trucks
         assortment = shopping.build_assortment(world.stores, world.store_products, world.products, world.promotions)
 
         # Demand: shoppers walking in (the longest part: a thread of its own), customers ordering at home.
         walk_ins = beside.submit(_walk_in_demand, day, world, assortment, settings.receipts_per_day * multiplier)
         # Also beside the delivery demand, once the trucks are planned: the shelf's ledger and where each
-        # item sits in it, what the close needs of the shelf, the DCs' tables (their day is done) and the
-        # substitutes' index, so that the shelf opens as soon as the walk-ins are drawn.
+        # item sits in it, what the close needs of the shelf and the substitutes' index, so that the shelf
+        # opens as soon as the walk-ins are drawn.
         stocked = beside.submit(_stocked, supplied, assortment)
         shelf = beside.submit(_shelf_at_close, day, stocked, assortment)
-        dc_tables = beside.submit(_dc_tables, d, number, landed, supplied)
         substitutes = beside.submit(delivery.SubstituteShelf, assortment.items)
         drivers = drivers_on_duty(world)
         orders = delivery.plan_orders(day.rng("operations", "orders"), d, world.customers, yesterday.customers,
@@ -148,12 +146,13 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         habits = delivery.habits_long(yesterday.customers.join(orders.select("customer_id"), on="customer_id",
                                                                how="semi"))
         cart = delivery.cart_requests(day.rng("operations", "carts"), d, orders, habits, assortment)
+        # The day's price lookup while the last walk-ins are drawn and the shelf serves (a core is free then).
+        prepared = beside.submit(prices.prepare)
         trips, wanted = walk_ins.result()
         supply = supplied.result()
-        prepared.result()
         del walk_ins  # a finished future keeps its result: the basket requests would outlive their last use
         # Beside the shelf: the walk-in lines priced.
-        walk_in_prices = beside.submit(_walk_in_prices, d, wanted, assortment, prices)
+        walk_in_prices = beside.submit(_walk_in_prices, d, wanted, assortment, prepared)
 
         # The shelf through the day: walk-in baskets and delivery carts (at placement) in time order.
         ledger, slot_of_item = stocked.result()[:2]
@@ -168,6 +167,7 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         receipted = beside.submit(_receipts, day, number, landed, trips, wanted, walk_in_granted, walk_in_prices,
                                   assortment)
         del walk_in_prices
+        prepared.result()
         deliveries = settle_orders(day, orders, cart, served.cart_granted, served.substitute,
                                    served.substitute_granted, habits, assortment, prices, world, number, landed,
                                    beside)
@@ -276,7 +276,8 @@ def _walk_in_demand(day: Day, world: World, assortment: Assortment, receipts: fl
     return trips, sales.basket_requests(day.rng("operations", "baskets"), trips, assortment)
 
 
-def _walk_in_prices(d: date, wanted: pl.DataFrame, assortment: Assortment, prices: PriceBook) -> np.ndarray:
+def _walk_in_prices(d: date, wanted: pl.DataFrame, assortment: Assortment, prepared: Future) -> np.ndarray:
+    prices: PriceBook = prepared.result()
     return prices.price_at(assortment.shelf["store_product_id"][wanted["item"].to_numpy()],
                            shopping.seconds_to_ts(d, wanted["seconds"].to_numpy()))
 
