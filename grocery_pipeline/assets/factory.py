@@ -154,7 +154,14 @@ def write_audit_publish_ticks(settings: Settings, lake: Lake, day: date,
     """Write-audit-publish several partitions of one business date at once (a day's price ticks):
     stage each part's files, audit each table's rows of all parts together, publish all or none.
     A daily table carried by a tick part (the day-opening price snapshot) is staged at its daily path."""
-    return publish_prepared(settings, lake, day, [(tick, prepare(settings, frames)) for tick, frames in parts])
+    writer = DayWriter(settings, lake, day)
+    try:
+        for tick, frames in parts:
+            writer.add(tick, prepare(settings, frames))
+    except BaseException:
+        writer.discard()
+        raise
+    return writer.publish()
 
 
 def _submit(pool: ThreadPoolExecutor, fn: Callable, *args) -> Future:
@@ -251,20 +258,6 @@ class DayWriter:
         self._writes = []
 
 
-def publish_prepared(settings: Settings, lake: Lake, day: date,
-                     parts: Sequence[tuple[str | None, dict[str, pl.DataFrame]]]) -> list[CheckOutcome]:
-    """`write_audit_publish_ticks` of frames already `prepare`d. The files are written in a second
-    thread while the audits run on the frames in memory (both mostly outside the GIL)."""
-    writer = DayWriter(settings, lake, day)
-    try:
-        for tick, frames in parts:
-            writer.add(tick, frames)
-    except BaseException:
-        writer.discard()
-        raise
-    return writer.publish()
-
-
 # What a published day's generation and audits kept in memory (its world, its price book): dropped
 # once the day is published, so a run holds at most the day being generated and the one audited.
 DAY_CACHES = (world_store.release_day, price_store.release_day)
@@ -339,11 +332,11 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
                             frames = {n: f for n, f in frames.items() if n not in early}
                         writer.add(tick, prepare(settings, frames))
                 except BaseException:
-                    _EARLY.reset(token)
                     if pending is not None:
                         finish()  # the day before failing its audits is the cause to report
                     raise
-                _EARLY.reset(token)
+                finally:
+                    _EARLY.reset(token)
                 if pending is not None:
                     yield finish()  # a rejected day d raises here: day d+1's staged files go
                 parts = writer.parts

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from grocery_pipeline.settings import Settings
+from grocery_pipeline.simulation.shopping import packed_order
 from grocery_pipeline.storage.lake import Lake, MissingPartitionError
 
 SAMPLE_SIZE = 10
@@ -100,15 +101,9 @@ def packed_sort(values: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:
     if values.null_count() or values.dtype not in (pl.Int8, pl.Int16, pl.Int32, pl.Int64,
                                                    pl.UInt8, pl.UInt16, pl.UInt32):
         return None
-    if not len(values):
-        return np.zeros(0, dtype=np.int64), values.to_numpy()
-    numbers = values.to_numpy().astype(np.int64, copy=False)
-    low, bits = int(numbers.min()), len(numbers).bit_length()
-    if (int(numbers.max()) - low).bit_length() + bits > 62:
-        return None
-    packed = ((numbers - low) << bits) | np.arange(len(numbers))
-    packed.sort()
-    return packed & ((1 << bits) - 1), (packed >> bits) + low
+    numbers = values.to_numpy().astype(np.int64, copy=True)   # sorted in place
+    order = packed_order(numbers)
+    return None if order is None else (order, numbers)
 
 
 def all_audits() -> list[Audit]:

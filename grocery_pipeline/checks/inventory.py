@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from, packed_sort
+from grocery_pipeline.simulation.shopping import strictly_increasing
 from grocery_pipeline.storage.lake import MissingPartitionError
 from grocery_pipeline.storage.world import read_as_of_cached
 
@@ -57,7 +58,7 @@ def _increasing(column: pl.Series) -> np.ndarray | None:
     if not column.dtype.is_integer() or column.null_count():
         return None
     values = column.to_numpy()
-    return values if bool((values[1:] > values[:-1]).all()) else None
+    return values if strictly_increasing(values) else None
 
 
 def _sorted_by_id(ids: np.ndarray, quantity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ import polars as pl
 
 from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from
 from grocery_pipeline.checks.pricing import line_prices_match
+from grocery_pipeline.simulation.shopping import strictly_increasing
 
 # Amounts are rounded to cents; anything more than half a cent apart is a different amount.
 HALF_CENT = 0.005 + 1e-9
@@ -66,7 +67,7 @@ def _sums_in_order(baskets: pl.DataFrame, lines: pl.DataFrame, key: str) -> pl.D
             lines[c].null_count() for c in (key, "quantity", "line_total")) or basket_ids.null_count():
         return None
     ids, basket_ids = ids.to_numpy(), basket_ids.to_numpy()
-    if not ((ids[1:] >= ids[:-1]).all() and (basket_ids[1:] > basket_ids[:-1]).all()):
+    if not ((ids[1:] >= ids[:-1]).all() and strictly_increasing(basket_ids)):
         return None
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
     if len(starts) != len(basket_ids) or not np.array_equal(ids[starts], basket_ids):

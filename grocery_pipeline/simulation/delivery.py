@@ -198,15 +198,14 @@ def first_lines(lines: pl.DataFrame) -> pl.DataFrame:
     order, item = lines["order"], lines["item"]
     plain = n and all(c.dtype == pl.Int64 and not c.null_count() and c.min() >= 0 for c in (order, item))
     items = int(item.max()) + 1 if plain else 0
-    if not plain or (int(order.max()) + 1) * items >= (2 ** 63 - 1) // n:
+    rows = None
+    if plain and (int(order.max()) + 1) * items < 2 ** 62:
+        pair = order.to_numpy() * items + item.to_numpy()
+        rows = shopping.packed_order(pair)   # sorts the pairs in place
+    if rows is None:
         return lines.unique(["order", "item"], keep="first", maintain_order=True)
-    packed = order.to_numpy() * items + item.to_numpy()
-    packed *= n
-    packed += np.arange(n)
-    packed.sort()
-    pair = packed // n
     first = np.zeros(n, dtype=bool)
-    first[packed[np.r_[True, pair[1:] != pair[:-1]]] % n] = True
+    first[rows[np.r_[True, pair[1:] != pair[:-1]]]] = True
     return lines.filter(pl.Series(first))
 
 
@@ -221,14 +220,10 @@ class SubstituteShelf:
         # the key only groups equal (store, subcategory) pairs; its values never reach the data
         code = items["subcategory"].cast(pl.Categorical).to_physical().cast(pl.Int64).to_numpy()
         self.key = items["store_id"].to_numpy() * (int(code.max(initial=0)) + 1) + code
-        n = len(self.key)
-        if n and self.key.min() >= 0 and int(self.key.max()) < (2 ** 63 - 1) // n:
-            # item rows of each group, in item order: one unique key per row, unstable sort
-            packed = self.key * n + np.arange(n)
-            packed.sort()
-            self.order = packed % n
-            self.sorted_key = packed // n
-        else:
+        # item rows of each group, in item order
+        self.sorted_key = self.key.copy()
+        self.order = shopping.packed_order(self.sorted_key)
+        if self.order is None:
             self.order = np.argsort(self.key, kind="stable")
             self.sorted_key = self.key[self.order]
 

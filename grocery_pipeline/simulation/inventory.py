@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 
+from grocery_pipeline.simulation import shopping
 from grocery_pipeline.simulation.shopping import search_sorted, strictly_increasing
 
 
@@ -132,13 +133,10 @@ def hour_slot_order(seconds: np.ndarray, slots: np.ndarray, n_slots: int) -> np.
         return np.zeros(0, dtype=np.int64)
     hour, second = np.divmod(seconds, SECONDS_PER_HOUR)
     hours = int(hour.max()) + 1
-    if int(hour.min()) >= 0 and hours * max(n_slots, 1) * SECONDS_PER_HOUR * n < 2 ** 63:
-        # One key per line, unique (the line is its last digit): an unstable sort gives the stable order.
-        key = (hour * n_slots + slots) * SECONDS_PER_HOUR + second
-        key *= n
-        key += np.arange(n)
-        key.sort()
-        return key % n
+    if int(hour.min()) >= 0 and hours * max(n_slots, 1) * SECONDS_PER_HOUR < 2 ** 62:
+        order = shopping.packed_order((hour * n_slots + slots) * SECONDS_PER_HOUR + second)
+        if order is not None:
+            return order
     return np.lexsort((second, slots, hour))
 def shrink_units(rng: np.random.Generator, on_hand: np.ndarray, sold_units: np.ndarray, shrink_rate: np.ndarray,
                  perishable: np.ndarray) -> np.ndarray:

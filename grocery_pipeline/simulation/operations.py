@@ -303,20 +303,17 @@ class Served:
 
 
 def serve_shelf(ledger: StockLedger, assortment: Assortment, wanted: pl.DataFrame, orders: pl.DataFrame,
-                cart: pl.DataFrame, unloaded: pl.DataFrame, substitutes: delivery.SubstituteShelf | None = None,
-                slot_of_item: np.ndarray | None = None) -> Served:
+                cart: pl.DataFrame, unloaded: pl.DataFrame, substitutes: delivery.SubstituteShelf,
+                slot_of_item: np.ndarray) -> Served:
     """Walk-in baskets and delivery carts (at placement) served in time order while trucks unload;
     a cart line that finds nothing gets a substitute when the customer accepts one (`substitutes`:
-    the assortment's items indexed ahead, else indexed on the first shortfall; `slot_of_item`:
-    the assortment rows' `ledger_slots` when known)."""
+    the assortment's items indexed; `slot_of_item`: the assortment rows' `ledger_slots`)."""
     sp_of_item = assortment.shelf["store_product_id"]
     cancels = orders["customer_cancels"].to_numpy()
     cart_order = cart["order"].to_numpy()
     cart_item, cart_qty = cart["item"].to_numpy(), cart["quantity"].to_numpy()
     cart_live = ~cancels[cart_order]
     n_walk_in = wanted.height
-    if slot_of_item is None:
-        slot_of_item = ledger_slots(*assortment.positions(ledger.store_product_ids), len(sp_of_item))
     demand_slots = np.concatenate([slot_of_item[wanted["item"].to_numpy()], slot_of_item[cart_item[cart_live]]])
     if (demand_slots < 0).any():
         raise KeyError("a basket or cart line asks for a store product this ledger does not stock")
@@ -327,17 +324,13 @@ def serve_shelf(ledger: StockLedger, assortment: Assortment, wanted: pl.DataFram
     substitute_granted = np.zeros(cart.height, dtype=np.int64)
     accepts = orders["accepts_substitutes"].to_numpy()
 
-    shelves = [substitutes] if substitutes is not None else []
-
     def pick_substitutes(short: np.ndarray, granted_short: np.ndarray, ledger: StockLedger) -> None:
         online = short >= n_walk_in
         rows = live_cart_rows[short[online] - n_walk_in]
         rows = rows[(granted_short[online] == 0) & accepts[cart_order[rows]]]
         if not len(rows):
             return
-        if not shelves:
-            shelves.append(delivery.SubstituteShelf(assortment.items))
-        chosen = shelves[0].choose(cart_item[rows], cart_qty[rows], ledger.on_hand_of)
+        chosen = substitutes.choose(cart_item[rows], cart_qty[rows], ledger.on_hand_of)
         rows, chosen = rows[chosen >= 0], chosen[chosen >= 0]
         substitute[rows] = chosen
         substitute_granted[rows] = ledger.serve(sp_of_item[chosen], cart_qty[rows])

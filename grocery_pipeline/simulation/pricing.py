@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from grocery_pipeline.settings import PRICE_CLASSES, Settings, class_figures, fraction_range, hour_set, tick_grid
+from grocery_pipeline.simulation import shopping
 from grocery_pipeline.simulation.rng import rng_for
 
 TABLE = "price_updates"
@@ -612,17 +613,9 @@ class _PriceLookup:
 
 def _sort_with_order(key: np.ndarray, bound: int) -> np.ndarray:
     """Sort `key` (values in [0, bound)) in place; returns the position each value came from, ties
-    in their original order. With room in the int64, each value carries its position in its low
-    bits, so one plain sort (far cheaper than an argsort) is the stable order."""
-    order = np.arange(len(key), dtype=np.int64)
-    bits = len(key).bit_length()
-    if bound < 2 ** (63 - bits):
-        key <<= bits
-        key |= order
-        key.sort()
-        np.bitwise_and(key, (1 << bits) - 1, out=order)
-        key >>= bits
-    else:
+    in their original order (`shopping.packed_order`, or an argsort when they cannot be packed)."""
+    order = shopping.packed_order(key, bound)
+    if order is None:
         order = np.argsort(key, kind="stable")
         key.sort()  # equal keys are equal values: sorting in place is gathering by `order`
     return order

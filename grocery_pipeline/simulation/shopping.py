@@ -445,6 +445,31 @@ def _row_of(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.where(sorted_ids[row] == ids, row, -1)
 
 
+def packed_order(key: np.ndarray, bound: int | None = None) -> np.ndarray | None:
+    """Sort the int64 `key` in place and return the position each value came from, ties in their
+    original order (np.argsort(kind="stable")), by one plain sort of each value packed with its
+    position in its low bits: several times cheaper than an argsort. `bound`, when given, is known
+    to exceed every value (all non-negative), which spares a pass for the range. None, with `key`
+    untouched, when the values span too wide a range to pack."""
+    n = len(key)
+    bits = n.bit_length()
+    low = 0 if bound is not None or not n else int(key.min())
+    span = bound if bound is not None else (int(key.max()) - low + 1 if n else 1)
+    if (span - 1).bit_length() + bits > 62:
+        return None
+    order = np.arange(n, dtype=np.int64)
+    if low:
+        key -= low
+    key <<= bits
+    key |= order
+    key.sort()
+    np.bitwise_and(key, (1 << bits) - 1, out=order)
+    key >>= bits
+    if low:
+        key += low
+    return order
+
+
 def stable_order(key: np.ndarray, n_keys: int) -> np.ndarray:
     """np.argsort(key, kind="stable") of non-negative integer keys below n_keys, by 16-bit digits:
     numpy radix-sorts 16-bit keys, several times faster than its merge sort of wider ones."""
