@@ -192,7 +192,6 @@ def nearest_stores(lat, lon, store_lat, store_lon, k: int = 3, chunk: int = 256)
     k = min(k, n_stores)
     idx = np.empty((len(lat), k), dtype=np.int64)
     dist = np.empty((len(lat), k), dtype=np.float64)
-    scale = MILES_PER_DEGREE_LAT * np.cos(np.radians(lat))
     everywhere = np.ones(len(lat), dtype=bool)
     cells = []
     if n_stores > 8 * (k + 1) and np.isfinite(store_lat).all() and np.isfinite(store_lon).all():
@@ -209,33 +208,21 @@ def nearest_stores(lat, lon, store_lat, store_lon, k: int = 3, chunk: int = 256)
             continue
         for start in range(0, len(rows), 1_024):
             part = rows[start:start + 1_024]
-            d = _miles(lat[part], lon[part], scale[part], store_lat[stores], store_lon[stores])
+            d = local_miles(lat[part, None], lon[part, None], store_lat[None, stores], store_lon[None, stores])
             near, near_d, tied = _k_smallest(d, k)
             idx[part], dist[part] = stores[near], near_d
             everywhere[part] = tied
     rows = np.flatnonzero(everywhere)
     for start in range(0, len(rows), chunk):
         part = rows[start:start + chunk]
-        idx[part], dist[part], tied = _k_smallest(_miles(lat[part], lon[part], scale[part], store_lat, store_lon), k)
+        idx[part], dist[part], tied = _k_smallest(
+            local_miles(lat[part, None], lon[part, None], store_lat[None], store_lon[None]), k)
         if tied.any():   # argpartition's own pick among the tied stores
             part = part[tied]
-            d = _miles(lat[part], lon[part], scale[part], store_lat, store_lon)
+            d = local_miles(lat[part, None], lon[part, None], store_lat[None], store_lon[None])
             pick = np.argpartition(d, k - 1, axis=1)[:, :k]
             idx[part], dist[part] = _by_value(pick, np.take_along_axis(d, pick, axis=1))
     return idx, dist
-
-
-def _miles(lat, lon, scale, store_lat, store_lon) -> np.ndarray:
-    """`local_miles` from each point to each store, its steps in place; `scale` is the point's
-    miles per degree of longitude."""
-    dy = np.subtract(store_lat[None, :], lat[:, None])
-    dy *= MILES_PER_DEGREE_LAT
-    d = np.subtract(store_lon[None, :], lon[:, None])
-    d *= scale[:, None]
-    d *= d
-    dy *= dy
-    d += dy
-    return np.sqrt(d, out=d)
 
 
 def _map_cells(lat, lon, points: np.ndarray) -> list[np.ndarray]:
@@ -561,11 +548,12 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
     # By store, shelf group and id: a stable sort by (store, group) of rows in id order.
     by_id = sold["store_product_id"].to_numpy()
     key = store * n_groups + (catalog["dept_index"] * len(TIERS) + catalog["tier_index"]).to_numpy()[product]
-    if strictly_increasing(by_id):
+    in_id_order = strictly_increasing(by_id)
+    if in_id_order:
         shelf_order = stable_order(key, n_stores * n_groups)
     else:
-        in_id_order = np.argsort(by_id, kind="stable")
-        shelf_order = in_id_order[stable_order(key[in_id_order], n_stores * n_groups)]
+        by_id_order = np.argsort(by_id, kind="stable")
+        shelf_order = by_id_order[stable_order(key[by_id_order], n_stores * n_groups)]
     counts = np.bincount(key, minlength=n_stores * n_groups)
     key = np.repeat(np.arange(n_stores * n_groups), counts)
     store = np.repeat(np.arange(n_stores), counts.reshape(n_stores, n_groups).sum(axis=1))
@@ -603,7 +591,7 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
     totals = running[:, -1:]  # the same summation as the running share, so the last group ends at 1.0
     group_cum = (np.arange(odds.shape[0])[:, None] + running / np.where(totals > 0, totals, 1.0)).ravel()
     ids = items["store_product_id"].to_numpy()
-    if strictly_increasing(by_id):   # store products come in id order: invert the sort
+    if in_id_order:   # store products come in id order: invert the sort
         sorted_ids, sorted_rows = by_id, np.empty(len(by_id), dtype=np.int64)
         sorted_rows[shelf_order] = np.arange(len(by_id))
     else:
