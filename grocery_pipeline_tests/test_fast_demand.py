@@ -63,9 +63,21 @@ def test_stable_order_is_numpys_stable_argsort(n_keys):
 
 def test_row_of_finds_small_and_large_ids_and_marks_missing_ones():
     ids = np.array([3, 8, -1, 5, 100, 101, 7, 10**12])
-    assert shopping._row_of(np.array([3, 7, 8, 100]), ids).tolist() == [0, 2, -1, -1, 3, -1, 1, -1]
-    assert shopping._row_of(np.array([7, 10**12]), ids).tolist() == [-1, -1, -1, -1, -1, -1, 0, 1]
-    assert shopping._row_of(np.zeros(0, dtype=np.int64), ids).tolist() == [-1] * len(ids)
+    assert shopping.row_of(np.array([3, 7, 8, 100]), ids).tolist() == [0, 2, -1, -1, 3, -1, 1, -1]
+    assert shopping.row_of(np.array([7, 10**12]), ids).tolist() == [-1, -1, -1, -1, -1, -1, 0, 1]
+    assert shopping.row_of(np.zeros(0, dtype=np.int64), ids).tolist() == [-1] * len(ids)
+
+
+def test_row_of_takes_ids_that_are_not_integers_by_search_and_rows_if_present_needs_every_id():
+    # a float NaN (a null id) is missing, also where the table by id would serve integer ids
+    ids = np.array([3.0, np.nan, 8.0, 4.0])
+    assert shopping.row_of(np.array([3, 7, 8]), ids).tolist() == [0, -1, 2, -1]
+    sorted_ids = np.array([2, 5, 9, 10**12])
+    assert shopping.rows_if_present(sorted_ids, np.array([10**12, 2, 9, 2])).tolist() == [3, 0, 2, 0]
+    assert shopping.rows_if_present(sorted_ids, np.array([2, 11])) is None
+    assert shopping.rows_if_present(sorted_ids, np.array([2, 10**13])) is None    # past the last id
+    assert shopping.rows_if_present(sorted_ids, np.zeros(0, dtype=np.int64)).tolist() == []
+    assert shopping.rows_if_present(np.zeros(0, dtype=np.int64), np.array([1])) is None
 
 
 def test_assortment_of_shuffled_store_products_with_unknown_rows_is_the_sorted_ones(world):

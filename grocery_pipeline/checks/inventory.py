@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from, packed_sort
-from grocery_pipeline.simulation.shopping import strictly_increasing
+from grocery_pipeline.simulation.shopping import rows_if_present, strictly_increasing
 from grocery_pipeline.storage.lake import MissingPartitionError
 from grocery_pipeline.storage.world import read_as_of_cached
 
@@ -90,8 +90,8 @@ def _moved_by_row(items: np.ndarray, moves: pl.DataFrame, k: str,
         return None
     ids, quantity = _sorted_by_id(moves[k].to_numpy(), moves["quantity"].to_numpy())
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    rows = np.minimum(np.searchsorted(items, ids[starts]), len(items) - 1)
-    if not (items[rows] == ids[starts]).all():
+    rows = rows_if_present(items, ids[starts])
+    if rows is None:
         return None
     moved[rows] += np.add.reduceat(quantity, starts)  # rows are unique: one addition each
     return moved
@@ -102,19 +102,18 @@ def _rows_of(items: np.ndarray, found: np.ndarray, block: int = 64) -> np.ndarra
     missing. A binary search per block of `found` gives how many items the block skips; only
     the few blocks with an item inserted inside are searched row by row, which costs far less
     than a binary search per row over millions of rows."""
-    if not len(found):
-        return np.zeros(0, dtype=np.int64)
-    if not len(items):
-        return None
+    if not (len(found) and len(items)):
+        return rows_if_present(items, found)
     skipped = np.searchsorted(items, found[::block]) - np.arange(0, len(found), block)
     rows = np.repeat(skipped, block)[:len(found)]
     rows += np.arange(len(found))  # in place: each day-sized array costs fresh memory
     np.minimum(rows, len(items) - 1, out=rows)
     off = np.flatnonzero(items[rows] != found)
     if len(off):
-        rows[off] = np.minimum(np.searchsorted(items, found[off]), len(items) - 1)
-        if not (items[rows[off]] == found[off]).all():
+        searched = rows_if_present(items, found[off])
+        if searched is None:
             return None
+        rows[off] = searched
     return rows
 
 

@@ -195,13 +195,12 @@ def _at_two_nearest(lat, lon, store_lat, store_lon, store_ids, visited, chunk: i
     stores of the band strictly nearer settle a visitor beyond it (not at the two nearest); the
     rest are measured against every store, by chunks whose distance matrix stays in the cache."""
     from grocery_pipeline.simulation.geography import MILES_PER_DEGREE_LAT
-    from grocery_pipeline.simulation.shopping import local_miles, nearest_stores, strictly_increasing
+    from grocery_pipeline.simulation.shopping import local_miles, nearest_stores, row_of, strictly_increasing
 
-    position = np.minimum(np.searchsorted(store_ids, visited), len(store_ids) - 1)
     # the visited store's column, and finite distances (else, or with ids out of order: ask)
-    known = ((store_ids[position] == visited) & np.isfinite(lat) & np.isfinite(lon)
-             & bool(strictly_increasing(store_ids) and np.isfinite(store_lat).all()
-                    and np.isfinite(store_lon).all()))
+    measurable = bool(strictly_increasing(store_ids) and np.isfinite(store_lat).all() and np.isfinite(store_lon).all())
+    position = row_of(store_ids, visited) if measurable else np.full(len(visited), -1, dtype=np.int64)
+    known = (position >= 0) & np.isfinite(lat) & np.isfinite(lon)
     by_lat = np.argsort(store_lat, kind="stable")
     sorted_lat = store_lat[by_lat]
     out = np.zeros(len(lat), dtype=bool)

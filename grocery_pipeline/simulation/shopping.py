@@ -130,9 +130,9 @@ def distinct_picks(rng: np.random.Generator, assortment: "Assortment", basket: n
     drawn, first = np.unique(pair, return_index=True)
     if exclude is not None and exclude.height and len(drawn):   # the excluded pairs looked up among the drawn
         excluded = exclude["basket"].to_numpy() * n_items + exclude["item"].to_numpy()
-        at = np.minimum(np.searchsorted(drawn, excluded), len(drawn) - 1)
+        at, found = _searched(drawn, excluded)
         allowed = np.ones(len(drawn), dtype=bool)
-        allowed[at[drawn[at] == excluded]] = False
+        allowed[at[found]] = False
         first = first[allowed]
     keep = np.sort(first)                                   # first draw of each product, in draw order
     drawn_in, item = drawn_in[keep], item[keep]
@@ -320,7 +320,7 @@ class Assortment:
         """promotion_id and promo_code of each line, null where the line took no deal."""
         promotion = np.where(on_promotion, self.shelf["promotion_id"][item], -1)
         ids = pl.Series("promotion_id", promotion).replace(-1, None)
-        row = _row_of(self.promo_codes["promotion_id"].to_numpy(), promotion)   # the codes are by id, unique
+        row = row_of(self.promo_codes["promotion_id"].to_numpy(), promotion)   # the codes are by id, unique
         at = pl.select(pl.when(pl.Series(row >= 0)).then(pl.Series(row))).to_series()   # null: no code
         codes = self.promo_codes["promo_code"].gather(at)
         return ids, codes
@@ -419,17 +419,36 @@ def ascending_order(values: np.ndarray) -> np.ndarray:
     return packed
 
 
-def _row_of(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Row of each id in the sorted, unique ids; -1 where it is missing. Small non-negative ids
-    (the dimensions' keys) go through a table indexed by id, cheaper than a search per id."""
+def row_of(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Row of each id in the sorted, unique ids; -1 where it is missing. Small non-negative
+    integer ids (the dimensions' keys) go through a table indexed by id, cheaper than a search
+    per id."""
     if not len(sorted_ids) or not len(ids):
         return np.full(len(ids), -1, dtype=np.int64)
-    if sorted_ids[0] >= 0 and sorted_ids[-1] < 4 * len(ids):
+    if ids.dtype.kind in "iu" and sorted_ids[0] >= 0 and sorted_ids[-1] < 4 * len(ids):
         table = np.full(int(sorted_ids[-1]) + 2, -1, dtype=np.int64)   # the last slot: ids out of range
         table[sorted_ids] = np.arange(len(sorted_ids))
         return table[np.where((ids >= 0) & (ids <= sorted_ids[-1]), ids, len(table) - 1)]
-    row = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-    return np.where(sorted_ids[row] == ids, row, -1)
+    row, found = _searched(sorted_ids, ids)
+    return np.where(found, row, -1)
+
+
+def rows_if_present(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
+    """`row_of` when every id is present, else None: one test of the search's matches instead of
+    a pass over the rows for a -1."""
+    if not len(ids):
+        return np.zeros(0, dtype=np.int64)
+    if not len(sorted_ids):
+        return None
+    row, found = _searched(sorted_ids, ids)
+    return row if found.all() else None
+
+
+def _searched(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each id would sit in the sorted ids (the last row past them) and whether it is there."""
+    row = np.searchsorted(sorted_ids, ids)
+    np.minimum(row, len(sorted_ids) - 1, out=row)
+    return row, sorted_ids[row] == ids
 
 
 def packed_order(key: np.ndarray, bound: int | None = None) -> np.ndarray | None:
@@ -532,8 +551,8 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
         tier_index=pl.col("brand_tier").replace_strict({t: i for i, t in enumerate(TIERS)}, return_dtype=pl.Int64),
     ).join(best_promotions(products, promotions), on="product_id", how="left").sort("product_id")
     sold = store_products.select("store_product_id", "store_id", "product_id", "list_price")
-    product = _row_of(catalog["product_id"].to_numpy(), sold["product_id"].to_numpy())
-    store = _row_of(stores["store_id"].to_numpy(), sold["store_id"].to_numpy())
+    product = row_of(catalog["product_id"].to_numpy(), sold["product_id"].to_numpy())
+    store = row_of(stores["store_id"].to_numpy(), sold["store_id"].to_numpy())
     listed = (product >= 0) & (store >= 0)
     if not listed.all():
         sold, product, store = sold.filter(pl.Series(listed)), product[listed], store[listed]
