@@ -13,6 +13,7 @@ import polars as pl
 
 from grocery_pipeline.simulation.geography import haversine_miles
 from grocery_pipeline.simulation.inventory import StockLedger
+from grocery_pipeline.simulation.shopping import row_of
 
 CASE_PACK = 12                    # units per case
 DC_REORDER_COVER = 1.0            # DC reorder point: one full restock of every store it serves
@@ -62,8 +63,8 @@ def _dc_restock(store_products: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFr
         return None
     by_store = np.argsort(stores["store_id"].to_numpy(), kind="stable")
     store_ids, dc_rank = stores["store_id"].to_numpy()[by_store], np.searchsorted(dcs, stores["dc_id"].to_numpy()[by_store])
-    at = np.minimum(np.searchsorted(store_ids, columns["store_id"].to_numpy()), max(len(store_ids) - 1, 0))
-    served = store_ids[at] == columns["store_id"].to_numpy() if len(store_ids) else np.zeros(len(product), bool)
+    at = row_of(store_ids, columns["store_id"].to_numpy())
+    served = at >= 0
     key = dc_rank[at[served]] * width + product[served]
     lines = np.bincount(key, minlength=len(dcs) * width)
     # integer sums, exact in float64 far beyond any order-up-to
