@@ -265,7 +265,9 @@ def _opening(rules: PricingRules, seed: int, business_date: date, previous_close
     }
     columns = []
     for name, values in opening.items():
-        column = state[name].cast(STATE_SCHEMA[name])
+        # taken out of the frame, the column is the only holder of its values and is written in place
+        # (scattered while the frame still holds it, it is copied first: 8M rows at xl, per column)
+        column = state.drop_in_place(name).cast(STATE_SCHEMA[name])
         if len(at):
             column.scatter(at, values.cast(STATE_SCHEMA[name]))
         columns.append(column)
