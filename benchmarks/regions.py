@@ -63,24 +63,29 @@ def main(argv: list[str] | None = None) -> int:
     def partition(table: str, on: str) -> pl.LazyFrame:
         return pl.scan_parquet(str(lake / table / f"date={on}" / f"{table}.parquet"))
 
+    def state(table: str, predicate: pl.Expr) -> pl.DataFrame:
+        """The region's rows of the day before's closing state."""
+        return partition(table, before).filter(predicate).collect().cast(TABLES[table].polars_schema)
+
     all_stores = history("stores").collect()
+    # the tables every region shares, read once
+    shared = {table: history(table).collect() for table in ("calendar", "products", "promotions")}
     dcs = sorted(all_stores["dc_id"].unique()) if args.mode == "regions" else [None]
     seconds = cpu = 0.0
     rows = 0
     for dc in dcs:
         stores = all_stores if dc is None else all_stores.filter(pl.col("dc_id") == dc)
         store_ids = stores["store_id"].implode()
+        dc_ids = stores["dc_id"].implode()
         in_region = (pl.col("store_product_id") // STORE_PRODUCT_STRIDE).is_in(store_ids)
         world = world_on(day, {
-            "calendar": history("calendar").collect(),
-            "distribution_centers": history("distribution_centers").filter(pl.col("dc_id").is_in(stores["dc_id"].implode())).collect(),
+            **shared,
+            "distribution_centers": history("distribution_centers").filter(pl.col("dc_id").is_in(dc_ids)).collect(),
             "stores": stores,
-            "trucks": history("trucks").filter(pl.col("dc_id").is_in(stores["dc_id"].implode())).collect(),
-            "products": history("products").collect(),
+            "trucks": history("trucks").filter(pl.col("dc_id").is_in(dc_ids)).collect(),
             "store_products": history("store_products").filter(pl.col("store_id").is_in(store_ids)).collect(),
             "customers": history("customers").filter(pl.col("home_store_id").is_in(store_ids)).collect(),
             "drivers": history("drivers").filter(pl.col("home_store_id").is_in(store_ids)).collect(),
-            "promotions": history("promotions").collect(),
         })
         snapshot = partition("price_snapshots", day.isoformat()).filter(in_region).select("store_product_id", "price")
         ticks = pl.scan_parquet(str(lake / "price_updates" / f"date={day}" / "*" / "price_updates.parquet"))
@@ -88,12 +93,9 @@ def main(argv: list[str] | None = None) -> int:
                                                snapshot.collect()),
                            ticks.filter(in_region).select("store_product_id", "valid_from", "new_price").collect())
 
-        def state(table: str, predicate: pl.Expr) -> pl.DataFrame:
-            return partition(table, before).filter(predicate).collect().cast(TABLES[table].polars_schema)
-
         yesterday = Yesterday(
             state("store_inventory", pl.col("store_id").is_in(store_ids)),
-            state("dc_inventory", pl.col("dc_id").is_in(stores["dc_id"].implode())),
+            state("dc_inventory", pl.col("dc_id").is_in(dc_ids)),
             state("delivery_customers", pl.col("customer_id").is_in(world.customers["customer_id"].implode())),
             partition("shipments", before).filter(pl.col("truck_id").is_in(world.trucks["truck_id"].implode()))
             .select("truck_id", "truck_back_at").collect())
