@@ -222,10 +222,7 @@ class SubstituteShelf:
         self.key = items["store_id"].to_numpy() * (int(code.max(initial=0)) + 1) + code
         # item rows of each group, in item order
         self.sorted_key = self.key.copy()
-        self.order = shopping.packed_order(self.sorted_key)
-        if self.order is None:
-            self.order = np.argsort(self.key, kind="stable")
-            self.sorted_key = self.key[self.order]
+        self.order = shopping.sorted_with_order(self.sorted_key)
 
     def choose(self, wanted_item: np.ndarray, quantity: np.ndarray, on_hand_of) -> np.ndarray:
         """For each wanted item, the item of the same store and subcategory with the most stock
@@ -394,7 +391,7 @@ def assign_drivers(bundles: pl.DataFrame, drivers: pl.DataFrame, stores: pl.Data
             start = np.flatnonzero(np.r_[True, pb[1:] != pb[:-1]])
             best = np.flatnonzero(score == np.repeat(np.minimum.reduceat(score, start), np.diff(np.r_[start, len(pb)])))
             cand = best[np.r_[True, pb[best][1:] != pb[best][:-1]]]
-            cand = cand[np.lexsort((cand, score[cand], pd[cand]))]
+            cand = cand[np.lexsort((score[cand], pd[cand]))]  # stable: ties keep bundle order
             win = cand[np.r_[True, pd[cand][1:] != pd[cand][:-1]]]
             wb, wd = pb[win], pd[win]
             driver_of[wb] = wd
@@ -487,8 +484,7 @@ def _kept_habits(held: pl.DataFrame, received: pl.DataFrame, today: date) -> pl.
         return _kept_habits_by_frame(held, received, today)
     day = today.toordinal() - date(1970, 1, 1).toordinal()
     # The same (customer, product) held and received: its times summed, its latest day kept.
-    got = np.sort(received["customer_id"].to_numpy() * products + received["product_id"].to_numpy())
-    got = got[np.r_[True, got[1:] != got[:-1]]] if len(got) else got
+    got = np.unique(received["customer_id"].to_numpy() * products + received["product_id"].to_numpy())
     pair = np.concatenate([held["customer_id"].to_numpy() * products + held["product_id"].to_numpy(), got])
     times = np.concatenate([held["times_bought"].to_numpy(), np.ones(len(got), dtype=np.int64)])
     last = np.concatenate([held["last_bought_on"].to_physical().to_numpy().astype(np.int64),
@@ -516,9 +512,7 @@ def _kept_habits(held: pl.DataFrame, received: pl.DataFrame, today: date) -> pl.
     key //= counts
     last = last.max(initial=0) - key % ages
     customer = key // ages
-    start = np.r_[True, customer[1:] != customer[:-1]] if len(customer) else np.zeros(0, dtype=bool)
-    rank = np.arange(len(customer)) - np.maximum.accumulate(np.where(start, np.arange(len(customer)), 0))
-    kept = rank < HABIT_CAPACITY
+    kept = shopping.within_group_rank(customer) < HABIT_CAPACITY
     return (pl.DataFrame({"customer_id": customer[kept], "habit_product_ids": product[kept],
                           "habit_times_bought": times[kept],
                           "habit_last_bought_on": pl.Series(last[kept]).cast(pl.Int32).cast(pl.Date)})
