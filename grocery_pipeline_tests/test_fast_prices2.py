@@ -8,8 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from grocery_pipeline.simulation import shopping
 from grocery_pipeline.simulation.pricing import (
-    LIST_PRICE, PriceState, _class_codes, _PriceLookup, _sort_with_order, empty_state, open_day, open_state,
+    LIST_PRICE, PriceState, _class_codes, _PriceLookup, empty_state, open_day, open_state,
 )
 from grocery_pipeline.storage.prices import opening_prices
 from grocery_pipeline_tests.test_fast_prices import _opening_catalog
@@ -73,7 +74,7 @@ def test_sort_with_order_is_the_stable_argsort(bound):
     key = values.integers(0, min(bound, 50), 5_000)
     expected = np.argsort(key, kind="stable")
     sorted_key = key.copy()
-    assert _sort_with_order(sorted_key, bound).tolist() == expected.tolist()
+    assert shopping.sorted_with_order(sorted_key, bound).tolist() == expected.tolist()
     assert sorted_key.tolist() == key[expected].tolist()
 
 

@@ -246,21 +246,20 @@ def _opening(rules: PricingRules, seed: int, business_date: date, previous_close
     # one join in id order, no concatenation and re-sort of the whole state
     state = live.join(carried.with_columns(_carried=pl.lit(True)), on="store_product_id", how="left",
                       maintain_order="left")
-    entering = state["_carried"].is_null()
-    codes = state["_class"].filter(entering)
-    if codes.null_count():
-        _class_codes(state["volatility_class"].filter(entering))  # fails naming the class
-    rng = rng_for(seed, TABLE, d, "listed")
-    midnight = datetime.combine(d, time())
-    hours = _hold_hours(_by_class(rules.change_rate, codes.to_numpy()), rng.random(int(entering.sum())))
     # the few store products listed since start at their list price: their rows are overwritten in
     # the carried columns rather than every row chosen between two columns
-    at = np.flatnonzero(entering.to_numpy())
-    listed = state[at]
+    at = np.flatnonzero(state["_carried"].is_null().to_numpy())
+    codes = state["_class"].gather(at)
+    if codes.null_count():
+        _class_codes(state["volatility_class"].gather(at))  # fails naming the class
+    rng = rng_for(seed, TABLE, d, "listed")
+    midnight = datetime.combine(d, time())
+    hours = _hold_hours(_by_class(rules.change_rate, codes.to_numpy()), rng.random(len(at)))
+    listed = state.select("list_price", "listed_on")[at]
     opening = {
         "price": listed["list_price"],
         "price_since": listed["listed_on"],
-        "last_reason": pl.Series([LIST_PRICE] * len(at), dtype=pl.String),
+        "last_reason": pl.repeat(LIST_PRICE, len(at), eager=True, dtype=pl.String),
         "next_review_at": pl.Series(_review_after(rules, midnight, hours)),
     }
     columns = []
@@ -574,7 +573,7 @@ class _PriceLookup:
         np.subtract(change_ids, self.low, out=key[split:])
         key[1:] *= self.width
         key[split:] += np.searchsorted(self.moments, valid_from.to_numpy()) + 1
-        order = _sort_with_order(key[1:], (self.high - self.low + 1) * self.width)
+        order = shopping.sorted_with_order(key[1:], (self.high - self.low + 1) * self.width)
         self.key = key
         self.price = np.empty(len(key), dtype=np.float64)
         self.price[0] = np.nan
@@ -601,7 +600,7 @@ class _PriceLookup:
         """The price in effect for each (store product id, epoch microsecond) pair."""
         line_key = (np.clip(ids, self.low, self.high) - self.low) * self.width + self._moments_up_to(at)
         # sorted, the search walks the entries in order
-        order = _sort_with_order(line_key, (self.high - self.low + 1) * self.width)
+        order = shopping.sorted_with_order(line_key, (self.high - self.low + 1) * self.width)
         entry = np.searchsorted(self.key, line_key, side="right") - 1  # never before the sentinel
         priced = self.key[entry] // self.width == line_key // self.width
         if not priced.all():
@@ -611,16 +610,6 @@ class _PriceLookup:
         out = np.empty(len(ids), dtype=np.float64)
         out[order] = self.price[entry]
         return out
-
-
-def _sort_with_order(key: np.ndarray, bound: int) -> np.ndarray:
-    """Sort `key` (values in [0, bound)) in place; returns the position each value came from, ties
-    in their original order (`shopping.packed_order`, or an argsort when they cannot be packed)."""
-    order = shopping.packed_order(key, bound)
-    if order is None:
-        order = np.argsort(key, kind="stable")
-        key.sort()  # equal keys are equal values: sorting in place is gathering by `order`
-    return order
 
 
 @dataclass(frozen=True)

@@ -476,6 +476,16 @@ def packed_order(key: np.ndarray, bound: int | None = None) -> np.ndarray | None
     return order
 
 
+def sorted_with_order(key: np.ndarray, bound: int | None = None) -> np.ndarray:
+    """`packed_order` (sort `key` in place, return where each value came from, ties in their
+    original order), or a stable argsort when the values cannot be packed."""
+    order = packed_order(key, bound)
+    if order is None:
+        order = np.argsort(key, kind="stable")
+        key.sort()  # equal keys are equal values: sorting in place is gathering by `order`
+    return order
+
+
 def stable_order(key: np.ndarray, n_keys: int) -> np.ndarray:
     """np.argsort(key, kind="stable") of non-negative integer keys below n_keys, by 16-bit digits:
     numpy radix-sorts 16-bit keys, several times faster than its merge sort of wider ones."""
