@@ -135,8 +135,6 @@ def balances(today: pl.DataFrame, previous: pl.DataFrame, opening: Callable[[pl.
     before = _increasing(previous[k]) if items is not None else None
     if before is None or not (_integers(today, "on_hand") and _integers(previous, "on_hand")):
         return False
-    if len(before) > len(items):
-        return False  # a row of yesterday has no row today
     rows = _rows_of(items, before)
     if rows is None:
         return False  # a row of yesterday has no row today

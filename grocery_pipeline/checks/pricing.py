@@ -10,6 +10,7 @@ import polars as pl
 
 from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from, packed_sort
 from grocery_pipeline.simulation.pricing import price_mismatches
+from grocery_pipeline.simulation.shopping import gather_rows
 from grocery_pipeline.storage.lake import MissingPartitionError
 from grocery_pipeline.storage.prices import SNAPSHOTS, cached_pricebook
 
@@ -61,7 +62,7 @@ def _sorted_changes(changes: pl.DataFrame) -> pl.DataFrame:
         return changes.sort("store_product_id")
     order, values = sorted_
     return pl.DataFrame([pl.Series("store_product_id", values, dtype=ids.dtype).set_sorted(),
-                         *(pl.Series(c.name, c.to_numpy()[order], dtype=c.dtype) for c in changes.drop("store_product_id"))])
+                         *gather_rows(changes.drop("store_product_id"), order).iter_columns()])
 
 
 def _tick_prices_between_cost_and_msrp(ctx: AuditContext) -> Finding:
