@@ -85,7 +85,7 @@ def test_the_close_lands_among_the_movements_as_a_stable_sort_would_place_it():
         schema_overrides={"kind": pl.Int8, "txn_ts": pl.Datetime("us")}).sort("txn_ts", maintain_order=True)
     close = operations.Close(ids=np.array([1_000_001, 1_000_002, 1_000_007]), after_sales=np.array([5, 5, 5]),
                              shrink=np.array([1, 0, 2]), adjustment=np.array([0, -1, 1]))
-    got = operations.store_transactions(day, 2, movements, close, midnight)
+    got = operations.store_transactions(day, 2 * operations.TXN_ID_STRIDE + 1, movements, close, midnight)
     # the plain form: everything stacked in kind order, then one stable sort by moment
     shrink_at = midnight + timedelta(seconds=operations.SHRINK_SECONDS)
     adjusted_at = midnight + timedelta(seconds=operations.ADJUSTMENT_SECONDS)

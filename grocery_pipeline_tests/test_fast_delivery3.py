@@ -25,8 +25,8 @@ def second_day(tiny_settings, dictionaries):
     (_, _, first), (day, world, frames) = runs[at - 1], runs[at]
     yesterday = operations.Yesterday(first["store_inventory"], first["dc_inventory"], first["delivery_customers"],
                                      first["shipments"])
-    supply = operations._supply(day.business_date, day.index + 1, operations.loaded_at(day.business_date), world,
-                                yesterday)
+    supply = operations._supply(day.business_date, operations.Numbering(day.index + 1),
+                                operations.loaded_at(day.business_date), world, yesterday)
     return day, world, supply, frames
 
 
@@ -46,8 +46,8 @@ def test_the_opening_shelf_is_the_ledger_of_the_opening_stock_with_every_item_lo
 
 def test_the_dc_tables_made_beside_are_the_days_dc_tables(second_day):
     day, _, supply, frames = second_day
-    txn, inventory = operations._dc_tables(day.business_date, day.index + 1, operations.loaded_at(day.business_date),
-                                           done(supply))
+    txn, inventory = operations._dc_tables(day.business_date, operations.Numbering(day.index + 1),
+                                           operations.loaded_at(day.business_date), done(supply))
     assert txn.height and inventory.height
     assert txn.equals(frames["dc_inventory_txn"])
     assert inventory.equals(frames["dc_inventory"])

@@ -122,11 +122,13 @@ def test_parts_are_staged_as_made_and_a_failing_day_leaves_nothing(tmp_path, ove
             yield None, {"calendar": _calendar(day)}
             # the first part's file is written while the next part is made: it appears, staged
             # (not published), before this generator goes on
+            folder = lake.partition_dir("calendar", day)
             deadline = time.monotonic() + 10
-            while not list((tmp_path / "data" / "lake" / "calendar").rglob("*.staging")) \
-                    and time.monotonic() < deadline:
+            staged = False
+            while not staged and time.monotonic() < deadline:
+                staged = bool(list(folder.glob("*.staging")))
                 time.sleep(0.01)
-            staged_before_next_part.append(bool(list((tmp_path / "data" / "lake" / "calendar").rglob("*.staging"))))
+            staged_before_next_part.append(staged)
             if fail:
                 raise RuntimeError("the day's second part could not be made")
         return make

@@ -141,7 +141,8 @@ def test_lines_the_shelf_could_not_serve_are_dropped_and_empty_baskets_leave_no_
     granted[wanted["trip"].to_numpy() == 0] = 0        # trip 0 found nothing
     granted[1::3] = np.maximum(granted[1::3] - 1, 0)   # some lines got less
     prices = assortment.items["list_price"].to_numpy()[wanted["item"].to_numpy()]
-    receipts, lines = sales.build_receipts(rng_for(1, "test", "receipts"), START, 1, few, wanted, granted, prices,
+    receipts, lines = sales.build_receipts(rng_for(1, "test", "receipts"), START, sales.RECEIPT_ID_STRIDE + 1, few,
+                                           wanted, granted, prices,
                                            assortment, datetime(2025, 1, 2, 2))
     assert receipts.height == few.filter(pl.col("trip") != 0).join(
         wanted.filter(pl.Series(granted > 0)).select("trip").unique(), on="trip").height

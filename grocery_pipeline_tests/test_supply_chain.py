@@ -105,7 +105,7 @@ def _plan(network, on_hand):
     stores, dcs, trucks, products, store_products = network
     stock = pl.DataFrame({"store_product_id": store_products["store_product_id"], "on_hand": on_hand})
     needs = supply_chain.replenishment_needs(stock, store_products, stores, products)
-    return supply_chain.plan_shipments(needs, stores, dcs, trucks, DAY, 5)
+    return supply_chain.plan_shipments(needs, stores, dcs, trucks, DAY, 5 * supply_chain.SHIPMENT_ID_STRIDE + 1)
 
 
 def test_refrigerated_loads_ride_refrigerated_trucks_within_capacity_one_trip_at_a_time(network):
@@ -130,7 +130,7 @@ def test_a_big_need_is_split_across_loads_and_late_loads_wait_for_the_next_day(n
     big = store_products.with_columns(order_up_to=pl.lit(30_000))
     stock = pl.DataFrame({"store_product_id": big["store_product_id"], "on_hand": [0] * 5})
     needs = supply_chain.replenishment_needs(stock, big, stores, products)
-    loads, lines = supply_chain.plan_shipments(needs, stores, dcs, trucks, DAY, 5)
+    loads, lines = supply_chain.plan_shipments(needs, stores, dcs, trucks, DAY, 5 * supply_chain.SHIPMENT_ID_STRIDE + 1)
     assert loads.height > 2
     assert (loads["completed"] <= supply_chain.LAST_COMPLETION_SECONDS).all()
     assert lines["cases"].sum() < needs["cases"].sum()   # what did not fit today is left for tomorrow
@@ -145,7 +145,8 @@ def test_a_truck_back_after_midnight_from_a_far_store_loads_again_only_once_it_i
     for offset in range(2):
         today = date.fromordinal(DAY.toordinal() + offset)
         away = supply_chain.trucks_away(shipments[-1], today) if shipments else None
-        loads, lines = supply_chain.plan_shipments(needs, far, dcs, trucks, today, 5 + offset, away)
+        loads, lines = supply_chain.plan_shipments(needs, far, dcs, trucks, today,
+                                                   (5 + offset) * supply_chain.SHIPMENT_ID_STRIDE + 1, away)
         shipments.append(supply_chain.shipment_tables(loads, lines, today, datetime(2025, 2, 1))[0])
     yesterday, today = shipments
     late = yesterday.filter(pl.col("truck_back_at") > datetime.combine(today["business_date"][0], time(2)))

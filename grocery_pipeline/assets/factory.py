@@ -27,7 +27,7 @@ from grocery_pipeline.resources import GrocerySettings
 from grocery_pipeline.settings import Settings
 from grocery_pipeline.simulation.context import Day
 from grocery_pipeline.storage import catalog, prices as price_store, world as world_store
-from grocery_pipeline.storage.lake import Lake, MissingPartitionError, StagedPartition
+from grocery_pipeline.storage.lake import Lake, MissingPartitionError, StagedPartition, Staging
 from grocery_pipeline.tables import TABLES, Table
 
 KINDS = {"polars", "parquet", "duckdb"}
@@ -194,18 +194,20 @@ _EARLY: contextvars.ContextVar[Callable[[dict[str, pl.DataFrame]], None] | None]
 
 def finished_early() -> Callable[[dict[str, pl.DataFrame]], None] | None:
     """For a generator run by `publish_in_order`: a function to call with tables of the day that
-    are final while the rest is still being made (the day's receipts while the stock is closed),
-    so their files are written meanwhile; they must be the very frames it returns at the end.
-    None elsewhere (nothing to hand them to)."""
+    are final while the rest is still being made (the day's receipts while the stock is closed,
+    or one region's tables while the next region is simulated), so their files are written
+    meanwhile. A table handed over in several calls is written as one file, the calls' rows one
+    after another; the generator need not return a handed-over table again (what it returns of
+    such a table is ignored). None elsewhere (nothing to hand them to)."""
     return _EARLY.get()
 
 
 class DayWriter:
-    """Write-audit-publish of one business date whose parts (a day's price ticks, or one daily
-    part) are added one by one: each part's files are staged in a second thread as soon as it is
-    added, so the writes of a day's first tick (with its 8M-row snapshot at xl) overlap the making
-    of its later ticks. `publish` audits the frames of all parts together while the writes finish,
-    then publishes all of them or none."""
+    """Write-audit-publish of one business date whose parts (a day's price ticks, or the regions of
+    a daily part) are added one by one: each part's files are written in a second thread as soon
+    as it is added (a table that comes in several parts gets one file, a part after another), so
+    the writes of a day's first parts overlap the making of its later ones. `publish` audits the
+    frames of all parts together while the writes finish, then publishes all of them or none."""
 
     def __init__(self, settings: Settings, lake: Lake, day: date):
         self.settings, self.lake, self.day = settings, lake, day
@@ -213,6 +215,7 @@ class DayWriter:
         self._ctx: audits.AuditContext | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage")
         self._writes: list[Future] = []
+        self._files: dict[tuple[str, str | None], Staging] = {}  # touched only by the writer thread
 
     def add(self, tick: str | None, frames: dict[str, pl.DataFrame]) -> None:
         """Stage a `prepare`d part (nothing is published before `publish`)."""
@@ -222,22 +225,26 @@ class DayWriter:
         self.parts.append((tick, frames))
         for name, frame in frames.items():
             table = TABLES[name]
-            self._writes.append(_submit(self._writer, self.lake.stage, table, frame, self.day,
-                                        tick if table.partitioning == "price_tick" else None))
+            self._writes.append(_submit(self._writer, self._append, table,
+                                        tick if table.partitioning == "price_tick" else None, frame))
+
+    def _append(self, table: Table, tick: str | None, frame: pl.DataFrame) -> None:
+        key = (table.name, tick)
+        if key not in self._files:
+            self._files[key] = self.lake.staging(table, self.day, tick)
+        self._files[key].append(frame)
 
     def publish(self) -> list[CheckOutcome]:
         published = False
         try:
-            by_table: dict[str, list[pl.DataFrame]] = defaultdict(list)
-            for _, frames in self.parts:
-                for name, frame in frames.items():
-                    by_table[name].append(frame)
-            audited = {name: pl.concat(fs) if len(fs) > 1 else fs[0] for name, fs in by_table.items()}
+            audited = frames_by_table(self.parts)
             ctx = self._ctx or audits.AuditContext(self.settings, self.lake, self.day, {})
             ctx.frames.update(audited)
             outcomes = run_audits(audited, ctx)
             self._writer.shutdown(wait=True)
-            staged: list[StagedPartition] = [write.result() for write in self._writes]
+            for write in self._writes:
+                write.result()  # a failed write fails the partition
+            staged: list[StagedPartition] = [file.close() for file in self._files.values()]
             failed = [o for o in outcomes if o.audit.blocking and not o.finding.passed]
             if failed:
                 raise PartitionRejected(self.day, failed)
@@ -252,10 +259,20 @@ class DayWriter:
     def discard(self) -> None:
         """Drop whatever was staged (after the writes under way have ended)."""
         self._writer.shutdown(wait=True)
-        for write in self._writes:
-            if write.exception() is None:
-                self.lake.discard(write.result())
+        for file in self._files.values():
+            file.abandon()
+        self._files = {}
         self._writes = []
+
+
+def frames_by_table(parts: Parts, daily_only: bool = False) -> dict[str, pl.DataFrame]:
+    """Each table's rows of all parts (a table in several parts: its parts one after another)."""
+    by_table: dict[str, list[pl.DataFrame]] = defaultdict(list)
+    for _, frames in parts:
+        for name, frame in frames.items():
+            if not daily_only or TABLES[name].partitioning != "price_tick":
+                by_table[name].append(frame)
+    return {name: pl.concat(fs) if len(fs) > 1 else fs[0] for name, fs in by_table.items()}
 
 
 # What a published day's generation and audits kept in memory (its world, its price book): dropped
@@ -277,7 +294,7 @@ class PublishedPartition:
 
 
 def _daily_frames(parts: Parts) -> dict[str, pl.DataFrame]:
-    return {n: f for _, frames in parts for n, f in frames.items() if TABLES[n].partitioning != "price_tick"}
+    return frames_by_table(parts, daily_only=True)
 
 
 def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, date, Callable[[], Parts]]],

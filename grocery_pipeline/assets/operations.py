@@ -18,7 +18,7 @@ from grocery_pipeline.assets.dictionaries import dictionary_key
 from grocery_pipeline.assets.factory import asset_key, daily_tables_asset, finished_early
 from grocery_pipeline.assets.pricing import PRICING_ASSETS
 from grocery_pipeline.partitions import DAILY
-from grocery_pipeline.simulation import operations
+from grocery_pipeline.simulation import regions
 from grocery_pipeline.simulation.context import Day
 from grocery_pipeline.simulation.operations import Yesterday
 from grocery_pipeline.storage.lake import Lake
@@ -45,7 +45,7 @@ def read_yesterday(lake: Lake, day: Day) -> Yesterday:
 def produce_operations(day: Day, lake: Lake) -> dict[str, pl.DataFrame]:
     world = load_world(lake, day.business_date)
     prices = cached_pricebook(lake, world, day.settings)  # the line-price audits ask for the same book
-    return operations.simulate_day(day, world, prices, read_yesterday(lake, day), finished_early())
+    return regions.simulate_day(day, world, prices, read_yesterday(lake, day), finished_early())
 
 
 def _price_deps() -> list[dg.AssetDep]:

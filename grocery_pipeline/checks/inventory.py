@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from, packed_sort
-from grocery_pipeline.simulation.shopping import rows_if_present, strictly_increasing
+from grocery_pipeline.simulation.shopping import rows_if_present, sorted_with_order, strictly_increasing
 from grocery_pipeline.storage.lake import MissingPartitionError
 from grocery_pipeline.storage.world import read_as_of_cached
 
@@ -52,13 +52,24 @@ def conservation_breaks(today: pl.DataFrame, previous: pl.DataFrame, opening: pl
         | (pl.col("on_hand") != pl.col("expected_on_hand")))
 
 
-def _increasing(column: pl.Series) -> np.ndarray | None:
-    """The values of an integer column with no nulls that strictly increases (sorted and unique),
-    else None."""
+def _in_id_order(column: pl.Series) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The values of an integer column with no nulls, sorted and unique, with the order that sorts
+    them (None when they already are: a table written in key order); None when a value repeats
+    or is null. A day simulated region by region is written region after region, each region's
+    rows in key order."""
     if not column.dtype.is_integer() or column.null_count():
         return None
     values = column.to_numpy()
-    return values if strictly_increasing(values) else None
+    if strictly_increasing(values):
+        return values, None
+    values = values.astype(np.int64)  # a copy, sorted in place
+    order = sorted_with_order(values)
+    return (values, order) if strictly_increasing(values) else None
+
+
+def _on_hand(frame: pl.DataFrame, order: np.ndarray | None) -> np.ndarray:
+    on_hand = frame["on_hand"].to_numpy()
+    return on_hand if order is None else on_hand[order]
 
 
 def _sorted_by_id(ids: np.ndarray, quantity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,25 +136,26 @@ def _integers(frame: pl.DataFrame, *columns: str) -> bool:
 def balances(today: pl.DataFrame, previous: pl.DataFrame, opening: Callable[[pl.DataFrame], pl.DataFrame],
              moves: pl.DataFrame, key: list[str]) -> bool:
     """Whether `conservation_breaks` would find nothing, decided cheaply in the common case: a
-    one-column key that strictly increases in today's and yesterday's stock (written in key
-    order), so yesterday's rows are found in today's by a binary search of sorted ids, new items
-    are the rows left over and the movements are summed by item in numpy. False when unsure."""
+    one-column key, unique in today's and yesterday's stock, so yesterday's rows are found in
+    today's by a binary search of sorted ids, new items are the rows left over and the movements
+    are summed by item in numpy. False when unsure."""
     if len(key) != 1:
         return False
     k = key[0]
-    items = _increasing(today[k])
-    before = _increasing(previous[k]) if items is not None else None
-    if before is None or not (_integers(today, "on_hand") and _integers(previous, "on_hand")):
+    today_ids = _in_id_order(today[k])
+    previous_ids = _in_id_order(previous[k]) if today_ids is not None else None
+    if previous_ids is None or not (_integers(today, "on_hand") and _integers(previous, "on_hand")):
         return False
+    (items, order), (before, previous_order) = today_ids, previous_ids
     rows = _rows_of(items, before)
     if rows is None:
         return False  # a row of yesterday has no row today
     stock = np.zeros(len(items), dtype=np.int64)
-    stock[rows] = previous["on_hand"].to_numpy()
+    stock[rows] = _on_hand(previous, previous_order)
     new = np.ones(len(items), dtype=bool)
     new[rows] = False
     if new.any():
-        new_items = today.select(k).filter(pl.Series(new))
+        new_items = pl.DataFrame({k: items[new]}, schema={k: today[k].dtype})
         initial = opening(new_items).select(k, "initial")
         if initial.height != new_items.height or not _integers(initial, k, "initial"):
             return False
@@ -153,7 +165,7 @@ def balances(today: pl.DataFrame, previous: pl.DataFrame, opening: Callable[[pl.
         stock[new] = initial["initial"].to_numpy()
     if _moved_by_row(items, moves, k, into=stock) is None:
         return False
-    return bool(np.array_equal(today["on_hand"].to_numpy(), stock))
+    return bool(np.array_equal(_on_hand(today, order), stock))
 
 
 def _previous_close(ctx: AuditContext, table: str, key: list[str]) -> pl.DataFrame | None:

@@ -14,7 +14,7 @@ import polars as pl
 
 from grocery_pipeline.dictionaries import Dictionaries
 from grocery_pipeline.settings import Settings
-from grocery_pipeline.simulation import calendar, catalog, network, operations, people, promotions
+from grocery_pipeline.simulation import calendar, catalog, network, operations, people, promotions, regions
 from grocery_pipeline.simulation.context import Day
 from grocery_pipeline.simulation.pricing import PriceBook
 from grocery_pipeline.simulation.world import World, world_on
@@ -54,7 +54,7 @@ def run_days(settings: Settings, dictionaries: Dictionaries, days: int, start: d
     for offset in range((first - settings.start_date).days + days):
         day = Day(settings, dictionaries, settings.start_date + timedelta(days=offset))
         world = dims.grow(day)
-        frames = operations.simulate_day(day, world, PriceBook.from_list_prices(day.business_date,
+        frames = regions.simulate_day(day, world, PriceBook.from_list_prices(day.business_date,
                                                                                 world.store_products), yesterday)
         yesterday = operations.Yesterday(frames["store_inventory"], frames["dc_inventory"],
                                          frames["delivery_customers"], frames["shipments"])

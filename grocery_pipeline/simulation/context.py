@@ -19,6 +19,9 @@ class Day:
     settings: Settings
     dictionaries: Dictionaries
     business_date: date
+    # The DC whose region is simulated, when a day of operations is simulated region by region:
+    # each region draws from streams of its own.
+    region: int | None = None
 
     @property
     def index(self) -> int:
@@ -34,7 +37,8 @@ class Day:
         return calendar.traffic_multiplier(self.business_date)
 
     def rng(self, table: str, *stream: object) -> np.random.Generator:
-        return rng_for(self.settings.seed, table, self.business_date, *stream)
+        region = () if self.region is None else ("region", self.region)
+        return rng_for(self.settings.seed, table, self.business_date, *stream, *region)
 
     def loaded_at(self, hour: int = 5) -> datetime:
         return calendar.loaded_at(self.business_date, hour)

@@ -30,6 +30,33 @@ SHRINK_SECONDS = 23 * 3600 + 15 * 60       # counted after the 23:00 close
 ADJUSTMENT_SECONDS = 23 * 3600 + 30 * 60
 LOADED_AT = time(2, 0)                      # the day's facts land at 02:00 the next morning
 STORE_PRODUCT_STRIDE = 1_000_000            # store_product_id = store_id * stride + product_id
+# The tables whose ids a day numbers, and the stride of a day's ids
+ID_STRIDES = {"receipts": sales.RECEIPT_ID_STRIDE, "orders": delivery.ORDER_ID_STRIDE,
+              "bundles": delivery.BUNDLE_ID_STRIDE, "shipments": supply_chain.SHIPMENT_ID_STRIDE,
+              "store_inventory_txn": TXN_ID_STRIDE, "dc_inventory_txn": DC_TXN_ID_STRIDE}
+
+
+@dataclass(frozen=True)
+class Numbering:
+    """Where the ids of a day's rows start: each kind's ids are the day's number times the kind's
+    stride, plus 1, 2, ... A day simulated region by region numbers each region's rows after those
+    of the regions before it (`after`), so the day's ids stay dense and unique."""
+
+    day: int                                                 # the day's number (1 = the first day)
+    taken: dict[str, int] = field(default_factory=dict)      # ids each kind's earlier regions took
+
+    def first(self, table: str) -> int:
+        """The first id of the table's rows to number now."""
+        return self.day * ID_STRIDES[table] + 1 + self.taken.get(table, 0)
+
+    def after(self, frames: dict[str, pl.DataFrame]) -> "Numbering":
+        """Where ids start once the rows of `frames` (one region's tables) are numbered."""
+        taken = {table: self.taken.get(table, 0) + frames[table].height for table in ID_STRIDES}
+        full = [table for table, n in taken.items() if n >= ID_STRIDES[table]]
+        if full:
+            raise ValueError(f"day {self.day} numbers more than {ID_STRIDES[full[0]] - 1:,} rows of {full[0]}: "
+                             f"its ids would run into the next day's")
+        return Numbering(self.day, taken)
 
 
 @dataclass(frozen=True)
@@ -112,7 +139,8 @@ def _merged_stock(carried: pl.DataFrame, live: pl.DataFrame, old_ids: np.ndarray
 
 
 def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday,
-                 finished: Callable[[dict[str, pl.DataFrame]], None] | None = None) -> dict[str, pl.DataFrame]:
+                 finished: Callable[[dict[str, pl.DataFrame]], None] | None = None, *, share: float = 1.0,
+                 numbering: Numbering | None = None) -> dict[str, pl.DataFrame]:
     """The day's operations tables; `finished`, if given, is called with tables that are final
     before the rest (the supply tables, the delivery tables, the receipts), so a caller can write
     them while the day's close is worked out. Parts that do not depend on each other (the trucks and the
@@ -120,16 +148,19 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
     what the close needs of it, receipts and delivery settlement, the delivery runs and the pricing of their
     lines, the day's stock movements and the close) run side by side in up to four threads:
     each draws from its own named random stream (or its own stretch of one, taken in order) and
-    reads only frozen inputs, so the rows are the same whatever the interleaving."""
+    reads only frozen inputs, so the rows are the same whatever the interleaving.
+
+    `world`, `prices` and `yesterday` may be one region's (see `regions.simulate_day`): `share`
+    is then its share of the chain's traffic, and `numbering` says where its ids start."""
     d = day.business_date
-    number = day.index + 1          # id prefix of the day
+    numbering = numbering or Numbering(day.index + 1)
     landed = loaded_at(d)
     settings = day.settings
-    multiplier = world.traffic_multiplier
+    multiplier = world.traffic_multiplier * share
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="operations") as beside:
         # Supply: last night's plan becomes today's trucks (independent of today's shoppers).
-        supplied = beside.submit(_supply, d, number, landed, world, yesterday)
-        dc_tables = beside.submit(_dc_tables, d, number, landed, supplied)   # their day is done with the trucks
+        supplied = beside.submit(_supply, d, numbering, landed, world, yesterday)
+        dc_tables = beside.submit(_dc_tables, d, numbering, landed, supplied)   # their day is done with the trucks
         assortment = shopping.build_assortment(world.stores, world.store_products, world.products, world.promotions)
 
         # Demand: shoppers walking in (the longest part: a thread of its own), customers ordering at home.
@@ -164,12 +195,12 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         # In-store receipts, beside the delivery orders: what was picked, bundles, drivers, status history.
         walk_in_granted = served.walk_in_granted
         walk_in_items = wanted["item"].to_numpy()
-        receipted = beside.submit(_receipts, day, number, landed, trips, wanted, walk_in_granted, walk_in_prices,
+        receipted = beside.submit(_receipts, day, numbering, landed, trips, wanted, walk_in_granted, walk_in_prices,
                                   assortment)
         del walk_in_prices
         prepared.result()
         deliveries = settle_orders(day, orders, cart, served.cart_granted, served.substitute,
-                                   served.substitute_granted, habits, assortment, prices, world, number, landed,
+                                   served.substitute_granted, habits, assortment, prices, world, numbering, landed,
                                    beside)
         del habits
         if finished is not None:
@@ -196,7 +227,7 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         del habits_tomorrow
         if finished is not None:
             finished({"delivery_customers": customers})
-        store_txn = store_transactions(d, number, moved.result(), close, landed)
+        store_txn = store_transactions(d, numbering.first("store_inventory_txn"), moved.result(), close, landed)
         del moved
         store_inventory = close_stock(supply.stock, close, d, landed)
         del close
@@ -225,13 +256,13 @@ class Supply:
     unloaded: pl.DataFrame      # shipment lines by completion, to unload onto the shelf
 
 
-def _supply(d: date, number: int, landed: datetime, world: World, yesterday: Yesterday) -> Supply:
+def _supply(d: date, numbering: Numbering, landed: datetime, world: World, yesterday: Yesterday) -> Supply:
     stock = opening_stock(yesterday.store_stock, world.store_products)
     needs = supply_chain.replenishment_needs(
         yesterday.store_stock.select("store_product_id", "on_hand"), world.store_products, world.stores,
         world.products)
     loads, planned_lines = supply_chain.plan_shipments(needs, world.stores, world.distribution_centers,
-                                                       world.trucks, d, number,
+                                                       world.trucks, d, numbering.first("shipments"),
                                                        supply_chain.trucks_away(yesterday.shipments, d))
     dc = supply_chain.dc_opening(yesterday.dc_stock, supply_chain.dc_levels(world.store_products, world.stores))
     supplier = supply_chain.supplier_receipts(dc)
@@ -256,7 +287,7 @@ def _shelf_at_close(day: Day, stocked: Future, assortment: Assortment) -> ShelfA
     return shelf_at_close(day, item, live, slot_of_item, assortment)
 
 
-def _dc_tables(d: date, number: int, landed: datetime, supplied: Future) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _dc_tables(d: date, numbering: Numbering, landed: datetime, supplied: Future) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The DCs' transactions and closing stock: final once the trucks are loaded."""
     supply = supplied.result()
     dc_ids, dc_on_hand = supply.dc_ledger.snapshot()
@@ -266,7 +297,9 @@ def _dc_tables(d: date, number: int, landed: datetime, supplied: Future) -> tupl
                           on=["dc_id", "product_id"])
                     .sort("dc_id", "product_id")
                     .with_columns(business_date=pl.lit(d), _loaded_at=pl.lit(landed)))
-    return dc_transactions(d, number, supply.supplier, supply.filled, supply.shipments, landed), dc_inventory
+    txns = dc_transactions(d, numbering.first("dc_inventory_txn"), supply.supplier, supply.filled, supply.shipments,
+                           landed)
+    return txns, dc_inventory
 
 
 def _walk_in_demand(day: Day, world: World, assortment: Assortment, receipts: float
@@ -282,9 +315,10 @@ def _walk_in_prices(d: date, wanted: pl.DataFrame, assortment: Assortment, prepa
                            shopping.seconds_to_ts(d, wanted["seconds"].to_numpy()))
 
 
-def _receipts(day: Day, number: int, landed: datetime, trips: pl.DataFrame, wanted: pl.DataFrame,
+def _receipts(day: Day, numbering: Numbering, landed: datetime, trips: pl.DataFrame, wanted: pl.DataFrame,
               granted: np.ndarray, walk_in_prices: Future, assortment: Assortment) -> tuple[pl.DataFrame, pl.DataFrame]:
-    return sales.build_receipts(day.rng("operations", "receipts"), day.business_date, number, trips, wanted, granted,
+    return sales.build_receipts(day.rng("operations", "receipts"), day.business_date, numbering.first("receipts"), trips,
+                                wanted, granted,
                                 walk_in_prices.result(), assortment, landed)
 
 
@@ -377,7 +411,7 @@ class Deliveries:
 
 def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: np.ndarray, substitute: np.ndarray,
                   substitute_granted: np.ndarray, habits: pl.DataFrame, assortment: Assortment, prices: PriceBook,
-                  world: World, number: int, landed: datetime, beside: Executor | None = None) -> Deliveries:
+                  world: World, numbering: Numbering, landed: datetime, beside: Executor | None = None) -> Deliveries:
     """The delivery tables of the day's orders as picked. The runs (bundles, drivers, routes and
     status history) need no prices: given `beside`, they are worked out there while the lines
     are priced, on the same random stream (the pricing's draws are taken first, as before)."""
@@ -415,7 +449,7 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
     unit_price = prices.price_at(sp, placed_ts[order_of])
     money = shopping.price_lines(unit_price, quantity, shelf["deal"][item], shelf["deal_value"][item], takes_deal)
     promotion_id, promo_code = assortment.promotion_columns(item, money.on_promotion)
-    order_ids = number * delivery.ORDER_ID_STRIDE + 1 + orders["order"].to_numpy()
+    order_ids = numbering.first("orders") + orders["order"].to_numpy()
     customer_of_line = orders["customer_id"].to_numpy()[order_of]
     product_of_line = shelf["product_id"][item]
     bought_before = pl.DataFrame({"customer_id": customer_of_line, "product_id": product_of_line}) \
@@ -454,7 +488,7 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
     tip = np.where(delivered, delivery.tip_cents(tip_draws, subtotal), 0)
     runs, stops, events, delivered_at = dispatching.result() if dispatching is not None else _runs(*runs_in)
     stores = assortment.stores
-    bundle_ids = number * delivery.BUNDLE_ID_STRIDE + 1 + runs["bundle"].to_numpy()
+    bundle_ids = numbering.first("bundles") + runs["bundle"].to_numpy()
     picked_at = events.filter(pl.col("status") == "PICKING").select("order", "seconds")
     picked_seconds = np.zeros(n_orders, dtype=np.int64)
     picked_seconds[picked_at["order"].to_numpy()] = picked_at["seconds"].to_numpy()
@@ -485,7 +519,7 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
         "business_date": d, "_loaded_at": landed,
     }, schema_overrides={"business_date": pl.Date})
     order_events = events.select(
-        order_id=pl.col("order") + number * delivery.ORDER_ID_STRIDE + 1,
+        order_id=pl.col("order") + numbering.first("orders"),
         event_seq="event_seq", status="status",
         event_ts=pl.lit(datetime.combine(d, time())) + pl.duration(seconds=pl.col("seconds")),
     ).with_columns(business_date=pl.lit(d), _loaded_at=pl.lit(landed))
@@ -501,7 +535,7 @@ def settle_orders(day: Day, orders: pl.DataFrame, cart: pl.DataFrame, granted: n
     }, schema_overrides={"business_date": pl.Date, "driver_id": pl.Int64, "order_count": pl.Int64,
                          "route_miles": pl.Float64})
     bundle_stops = pl.DataFrame({
-        "bundle_id": number * delivery.BUNDLE_ID_STRIDE + 1 + stops["bundle"].to_numpy(),
+        "bundle_id": numbering.first("bundles") + stops["bundle"].to_numpy(),
         "stop_seq": stops["stop_seq"],
         "order_id": order_ids[stops["order"].to_numpy()],
         "arrival_ts": shopping.seconds_to_ts(d, stops["arrival"].to_numpy()),
@@ -649,7 +683,7 @@ def _stacked(frames: list[pl.DataFrame]) -> pl.DataFrame:
                       for frame in frames], how="diagonal")
 
 
-def store_transactions(business_date: date, number: int, movements: pl.DataFrame, close: Close,
+def store_transactions(business_date: date, first_id: int, movements: pl.DataFrame, close: Close,
                        landed: datetime) -> pl.DataFrame:
     """Every movement of store stock, numbered in time order (`movements` from `store_movements`).
     The close's shrink and adjustments follow every movement up to their moments, as a stable
@@ -669,7 +703,7 @@ def store_transactions(business_date: date, number: int, movements: pl.DataFrame
     cuts = np.searchsorted(moments, pl.Series([shrink_at, adjusted_at], dtype=pl.Datetime("us")).to_physical()
                            .to_numpy(), side="right")
     txns = _stacked([movements[:cuts[0]], shrink, movements[cuts[0]:cuts[1]], adjustment, movements[cuts[1]:]])
-    return (txns.with_columns(txn_id=number * TXN_ID_STRIDE + pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
+    return (txns.with_columns(txn_id=first_id + pl.int_range(pl.len(), dtype=pl.Int64),
                               store_id=pl.col("store_product_id") // STORE_PRODUCT_STRIDE,
                               product_id=pl.col("store_product_id") % STORE_PRODUCT_STRIDE,
                               txn_type=pl.lit(pl.Series(TXN_TYPES)).gather(pl.col("kind")),
@@ -677,7 +711,7 @@ def store_transactions(business_date: date, number: int, movements: pl.DataFrame
             .drop("kind"))
 
 
-def dc_transactions(business_date: date, number: int, supplier: pl.DataFrame, filled: pl.DataFrame,
+def dc_transactions(business_date: date, first_id: int, supplier: pl.DataFrame, filled: pl.DataFrame,
                     shipments: pl.DataFrame, landed: datetime) -> pl.DataFrame:
     midnight = datetime.combine(business_date, time())
     receipts = supplier.select("dc_id", "product_id", txn_type=pl.lit("SUPPLIER_RECEIPT"), quantity="quantity",
@@ -689,6 +723,6 @@ def dc_transactions(business_date: date, number: int, supplier: pl.DataFrame, fi
     txns = pl.concat([receipts, outs], how="diagonal_relaxed")
     return (txns.with_columns(quantity=pl.col("quantity").cast(pl.Int64), txn_ts=pl.col("txn_ts").cast(pl.Datetime("us")))
             .sort("txn_ts", "txn_type", "reference_id", "dc_id", "product_id")
-            .with_columns(txn_id=number * DC_TXN_ID_STRIDE + pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
+            .with_columns(txn_id=first_id + pl.int_range(pl.len(), dtype=pl.Int64),
                           business_date=pl.lit(business_date), _loaded_at=pl.lit(landed)))
 

@@ -94,7 +94,7 @@ def basket_requests(rng: np.random.Generator, trips: pl.DataFrame, assortment: A
     })
 
 
-def build_receipts(rng: np.random.Generator, business_date: date, day_number: int, trips: pl.DataFrame,
+def build_receipts(rng: np.random.Generator, business_date: date, first_id: int, trips: pl.DataFrame,
                    lines: pl.DataFrame, granted: np.ndarray, unit_price: np.ndarray, assortment: Assortment,
                    loaded_at: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Receipts and their lines from what the shelf granted; a basket left empty leaves no receipt.
@@ -105,11 +105,11 @@ def build_receipts(rng: np.random.Generator, business_date: date, day_number: in
     sold = np.flatnonzero(granted > 0)
     trip = lines["trip"].to_numpy()[sold]
     takes_deal = rng.random(len(sold)) < shopping.PROMO_USE[lines["kind"].to_numpy()[sold]]
-    # Receipt ids follow checkout time; trips left with nothing are not numbered.
+    # Receipt ids (from `first_id` on) follow checkout time; trips left with nothing are not numbered.
     sold_in = np.zeros(trips.height, dtype=bool)
     sold_in[trip] = True
     kept = trips.filter(pl.Series(sold_in[trips["trip"].to_numpy()])).sort("seconds", "trip")
-    receipt_ids = day_number * RECEIPT_ID_STRIDE + np.arange(1, kept.height + 1, dtype=np.int64)
+    receipt_ids = first_id + np.arange(kept.height, dtype=np.int64)
     kept = kept.with_columns(receipt_id=receipt_ids, basket=np.arange(kept.height, dtype=np.int64))
     basket_of_trip = np.full(trips.height, -1, dtype=np.int64)
     basket_of_trip[kept["trip"].to_numpy()] = kept["basket"].to_numpy()

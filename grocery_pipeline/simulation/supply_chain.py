@@ -138,7 +138,7 @@ def trucks_away(previous_shipments: pl.DataFrame, business_date: date) -> pl.Dat
 
 
 def plan_shipments(needs: pl.DataFrame, stores: pl.DataFrame, dcs: pl.DataFrame, trucks: pl.DataFrame,
-                   business_date: date, day_number: int, away: pl.DataFrame | None = None) \
+                   business_date: date, first_id: int, away: pl.DataFrame | None = None) \
         -> tuple[pl.DataFrame, pl.DataFrame]:
     """Truck loads for today and their trips: (shipments, lines) before DC allocation.
 
@@ -184,7 +184,7 @@ def plan_shipments(needs: pl.DataFrame, stores: pl.DataFrame, dcs: pl.DataFrame,
         .with_columns(back=pl.col("completed") + pl.col("drive")) \
         .filter(pl.col("completed") <= LAST_COMPLETION_SECONDS) \
         .sort("loading", "truck_id")
-    loads = loads.with_columns(shipment_id=day_number * SHIPMENT_ID_STRIDE + pl.int_range(1, pl.len() + 1))
+    loads = loads.with_columns(shipment_id=first_id + pl.int_range(pl.len(), dtype=pl.Int64))
     lines = lines.join(loads.select("dc_id", "store_id", "pool", "load", "shipment_id"),
                        on=["dc_id", "store_id", "pool", "load"]).sort("shipment_id", "urgency", "store_product_id")
     return loads, lines

@@ -1,5 +1,7 @@
 """The Parquet lake: one file per table per partition, staged under a hidden name, then renamed
-into place, so a reader sees the previous version or the new one and never half a file.
+into place, so a reader sees the previous version or the new one and never half a file. A file
+may be written part by part (a day simulated region by region): each part is one or more row
+groups of it.
 
 Layout: `<lake>/<table>/date=YYYY-MM-DD/<table>.parquet`; price ticks add `tick=HHMM/`.
 Staged files end in `.staging`, which no reader's `*.parquet` glob matches. A staged name carries
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Iterable
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from grocery_pipeline.tables import TABLES, Table
 
@@ -51,7 +54,50 @@ _PUBLISHED: dict[tuple[Path, str], tuple[Path, tuple, pl.DataFrame]] = {}
 
 # zstd at its fastest level: on an xl day's tables, about 10% less CPU than the default level for
 # about 5% larger files (the writes share two cores with the audits and the next tick).
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "statistics": True}
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "write_statistics": True}
+
+
+class Staging:
+    """One partition's file being written, part by part, under its staged name (see `Lake.staging`).
+    `close` ends the file and says what was staged; `abandon` drops it."""
+
+    def __init__(self, table: Table, business_date: date, tick: str | None, staged: Path, final: Path):
+        self.table, self.business_date, self.tick = table, business_date, tick
+        self.staged_path, self.final_path = staged, final
+        self.rows = 0
+        self._frames: list[pl.DataFrame] = []
+        self._writer: pq.ParquetWriter | None = None
+
+    def append(self, frame: pl.DataFrame) -> None:
+        """Write the (conformed) frame as the file's next row groups."""
+        arrow = frame.to_arrow()
+        if self._writer is None:
+            try:
+                self._writer = pq.ParquetWriter(self.staged_path, arrow.schema, **PARQUET_OPTIONS)
+            except FileNotFoundError:
+                # a concurrent discard removed the (then empty) folder between mkdir and write
+                self.final_path.parent.mkdir(parents=True, exist_ok=True)
+                self._writer = pq.ParquetWriter(self.staged_path, arrow.schema, **PARQUET_OPTIONS)
+        self._writer.write_table(arrow)
+        self.rows += frame.height
+        self._frames.append(frame)
+
+    def close(self) -> "StagedPartition":
+        if self._writer is None:
+            self.append(self.table.empty())  # a partition without rows is still a file, with the table's schema
+        self._writer.close()
+        frames, self._frames = self._frames, []
+        frame = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
+        return StagedPartition(self.table.name, self.business_date, self.tick, self.staged_path, self.final_path,
+                               self.rows, frame)
+
+    def abandon(self) -> None:
+        """Close and drop the staged file (a partition folder left empty goes too)."""
+        if self._writer is not None:
+            self._writer.close()
+        self._frames = []
+        Lake.discard(StagedPartition(self.table.name, self.business_date, self.tick, self.staged_path,
+                                     self.final_path, self.rows))
 
 
 class Lake:
@@ -78,21 +124,22 @@ class Lake:
         return str(self.table_dir(table) / depth / f"{table}.parquet")
 
     # -- writing -----------------------------------------------------------------------------
-    def stage(self, table: Table, frame: pl.DataFrame, business_date: date,
-              tick: str | None = None) -> StagedPartition:
-        """Write the frame under a hidden temporary name beside its final place."""
+    def staging(self, table: Table, business_date: date, tick: str | None = None) -> Staging:
+        """A file for the partition, to be written part by part under a hidden temporary name beside
+        its final place."""
         final = self.partition_path(table.name, business_date, tick)
         final.parent.mkdir(parents=True, exist_ok=True)
         remove_abandoned_staging(final)
         writer = f"{socket.gethostname()}.{os.getpid()}"
         staged = final.with_name(f".{final.name}.{writer}.{uuid.uuid4().hex}.staging")
-        try:
-            frame.write_parquet(staged, **PARQUET_OPTIONS)
-        except FileNotFoundError:
-            # a concurrent discard removed the (then empty) folder between mkdir and write
-            final.parent.mkdir(parents=True, exist_ok=True)
-            frame.write_parquet(staged, **PARQUET_OPTIONS)
-        return StagedPartition(table.name, business_date, tick, staged, final, frame.height, frame)
+        return Staging(table, business_date, tick, staged, final)
+
+    def stage(self, table: Table, frame: pl.DataFrame, business_date: date,
+              tick: str | None = None) -> StagedPartition:
+        """Write the frame under a hidden temporary name beside its final place."""
+        staging = self.staging(table, business_date, tick)
+        staging.append(frame)
+        return staging.close()
 
     def publish(self, staged: StagedPartition) -> Path:
         """Atomically replace the partition with the staged file."""

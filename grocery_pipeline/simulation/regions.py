@@ -1,0 +1,167 @@
+"""A day of operations simulated one DC region at a time.
+
+A region is a distribution center, the open stores it serves, their store products, its trucks,
+and the customers and drivers whose home store is one of its stores. Shoppers, delivery customers,
+drivers and trucks stay in their region, so a region's rows depend on nothing outside it: each
+region draws from random streams of its own (`Day.region`), takes its share of the day's traffic
+(its stores' traffic weight), and numbers its rows after the regions before it (`Numbering`), so
+the day's ids stay dense and unique. What the simulation holds at once is then one region's, not
+the whole chain's. A chain served by one DC is one region: its day is the whole chain's day.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from typing import Callable
+
+import numpy as np
+import polars as pl
+
+from grocery_pipeline.simulation import operations, shopping
+from grocery_pipeline.simulation.context import Day
+from grocery_pipeline.simulation.operations import Numbering, Yesterday
+from grocery_pipeline.simulation.pricing import PriceBook
+from grocery_pipeline.simulation.world import World
+
+RUN_ROWS = 64  # mean rows per run of one region from which a frame is sliced by runs, not gathered by row
+# The customers' columns a day's operations read (their names and addresses stay out of the regions' copies)
+CUSTOMER_COLUMNS = ("customer_id", "segment", "lat", "lon", "delivery_propensity", "home_store_id")
+
+
+class Split:
+    """The rows of a frame by region (each region's rows in frame order), from a region index per
+    row (-1: in no region)."""
+
+    def __init__(self, labels: np.ndarray, n_regions: int):
+        self.order = np.argsort(labels, kind="stable")
+        self.bounds = np.searchsorted(labels[self.order], np.arange(n_regions + 1))
+
+    def rows(self, region: int) -> np.ndarray:
+        return self.order[self.bounds[region]:self.bounds[region + 1]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Regions:
+    """The day's regions: the DCs serving open stores, in id order."""
+
+    dc_ids: np.ndarray          # ascending
+    store_ids: np.ndarray       # the open stores, ascending
+    store_region: np.ndarray    # region index of each of `store_ids`
+    share: np.ndarray           # each region's share of the day's traffic (its stores' traffic weight)
+
+    @classmethod
+    def of(cls, world: World) -> "Regions":
+        stores = world.stores  # sorted by store_id
+        dc = stores["dc_id"].to_numpy()
+        dc_ids = np.unique(dc)
+        region = np.searchsorted(dc_ids, dc)
+        weight = np.bincount(region, weights=stores["traffic_weight"].to_numpy(), minlength=len(dc_ids))
+        total = weight.sum()
+        share = weight / total if total > 0 else np.full(len(dc_ids), 1.0 / max(len(dc_ids), 1))
+        return cls(dc_ids, stores["store_id"].to_numpy(), region, share)
+
+    def __len__(self) -> int:
+        return len(self.dc_ids)
+
+    def of_stores(self, store_ids: np.ndarray) -> np.ndarray:
+        """Region index of each store id (-1 for a store that is not open)."""
+        row = shopping.row_of(self.store_ids, store_ids)
+        return np.where(row >= 0, self.store_region[np.maximum(row, 0)], -1)
+
+    def of_dcs(self, dc_ids: np.ndarray) -> np.ndarray:
+        """Region index of each DC id (-1 for a DC that serves no open store)."""
+        return shopping.row_of(self.dc_ids, dc_ids)
+
+
+class _Sliced:
+    """A frame cut into its regions' rows, given each row's key (a store, DC, customer or truck id)
+    and the region of keys (-1: in no region). A frame in store order comes in long runs of one
+    key: those runs are sliced out and put together, a copy at memory speed; other frames are
+    gathered by row."""
+
+    def __init__(self, frame: pl.DataFrame, keys: np.ndarray, region_of: Callable[[np.ndarray], np.ndarray],
+                 n_regions: int):
+        self.frame = frame
+        cuts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+        self.runs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.split: Split | None = None
+        if len(cuts) * RUN_ROWS < len(keys):
+            starts = np.r_[0, cuts]
+            self.runs = (starts, np.r_[cuts, len(keys)] - starts, region_of(keys[starts]))
+        else:
+            self.split = Split(region_of(keys), n_regions)
+
+    def __call__(self, region: int) -> pl.DataFrame:
+        if self.runs is not None:
+            starts, lengths, label = self.runs
+            mine = np.flatnonzero(label == region)
+            if lengths[mine].sum() == self.frame.height:
+                return self.frame  # every row is the region's
+            if not len(mine):
+                return self.frame.clear()
+            return pl.concat([self.frame.slice(int(starts[i]), int(lengths[i])) for i in mine], rechunk=True)
+        rows = self.split.rows(region)
+        if len(rows) == self.frame.height:
+            return self.frame  # every row is the region's (rows come in frame order)
+        return shopping.gather_rows(self.frame, rows)
+
+
+def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday,
+                 finished: Callable[[dict[str, pl.DataFrame]], None] | None = None) -> dict[str, pl.DataFrame]:
+    """The day's operations tables, region by region, each table's rows region after region.
+    With `finished`, each region's tables are handed to it as soon as they are made and nothing is
+    returned (a chain of one region hands over and returns as `operations.simulate_day` does)."""
+    regions = Regions.of(world)
+    if len(regions) <= 1:
+        return operations.simulate_day(day, world, prices, yesterday, finished)
+    n = len(regions)
+
+    def by_store(frame: pl.DataFrame, column: str) -> _Sliced:
+        return _Sliced(frame, frame[column].to_numpy(), regions.of_stores, n)
+
+    def by_dc(frame: pl.DataFrame) -> _Sliced:
+        return _Sliced(frame, frame["dc_id"].to_numpy(), regions.of_dcs, n)
+
+    def by_row_of(frame: pl.DataFrame, column: str, owners: pl.DataFrame, owner_region: np.ndarray) -> _Sliced:
+        """By the region of the row of `owners` (sorted by `column`) each row's `column` names."""
+        def region_of(ids: np.ndarray) -> np.ndarray:
+            row = shopping.row_of(owners[column].to_numpy(), ids)
+            return np.where(row >= 0, owner_region[np.maximum(row, 0)], -1)
+        return _Sliced(frame, frame[column].to_numpy(), region_of, n)
+
+    customers = world.customers.select(CUSTOMER_COLUMNS)
+    customer_region = regions.of_stores(customers["home_store_id"].to_numpy())
+    parts = {
+        "stores": by_dc(world.stores),
+        "distribution_centers": by_dc(world.distribution_centers),
+        "trucks": by_dc(world.trucks),
+        "store_products": by_store(world.store_products, "store_id"),
+        "customers": by_store(customers, "home_store_id"),
+        "drivers": by_store(world.drivers, "home_store_id"),
+    }
+    state = {
+        "store_stock": by_store(yesterday.store_stock, "store_id"),
+        "dc_stock": by_dc(yesterday.dc_stock),
+        "customers": by_row_of(yesterday.customers, "customer_id", customers, customer_region),
+        "shipments": by_row_of(yesterday.shipments, "truck_id", world.trucks,
+                               regions.of_dcs(world.trucks["dc_id"].to_numpy())),
+    }
+
+    numbering = Numbering(day.index + 1)
+    made: dict[str, list[pl.DataFrame]] = defaultdict(list)
+    for r, dc in enumerate(regions.dc_ids.tolist()):
+        frames = operations.simulate_day(
+            dataclasses.replace(day, region=dc),
+            dataclasses.replace(world, **{name: part(r) for name, part in parts.items()}),
+            prices,  # the chain's book: its lookup is built once, for every region and the audits
+            Yesterday(**{name: part(r) for name, part in state.items()}),
+            share=float(regions.share[r]), numbering=numbering)
+        numbering = numbering.after(frames)
+        if finished is not None:
+            finished(frames)
+        else:
+            for name, frame in frames.items():
+                made[name].append(frame)
+        del frames
+    return {name: pl.concat(frames) if len(frames) > 1 else frames[0] for name, frames in made.items()}
