@@ -2,7 +2,6 @@
 project defines. Timings are printed, never asserted: `make bench` is a benchmark, not a test."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,39 +36,3 @@ def test_bench_measures_every_table_end_to_end_and_without_dagster(tmp_path):
     assert generated == {t: n for t, n in e2e["tables"].items() if t in generated}
     assert set(generated) == set(TABLES)
     assert e2e["growth"]["1"]["rows"] == e2e["rows"]
-
-
-@pytest.mark.integration
-def test_regions_measurement_reproduces_the_published_day_whole_and_runs_each_region(tmp_path):
-    """benchmarks/regions.py: its `whole` mode makes exactly the rows the pipeline published for the
-    day (the same simulation on the same inputs); its `regions` mode simulates one region per DC."""
-    import polars as pl
-
-    from grocery_pipeline.assets.operations import OPERATIONS_TABLES
-
-    data = tmp_path / "data"
-    env = {**os.environ, "GROCERY_DISTRIBUTION_CENTERS": "3", "GROCERY_STORES": "9"}  # tiny has one DC
-    generated = subprocess.run(
-        [str(Path(sys.executable).parent / "grocery-pipeline"), "generate", "--preset", "tiny", "--start",
-         "2025-01-01", "--days", "2", "--data-dir", str(data)],
-        cwd=PROJECT, capture_output=True, text=True, timeout=300, env=env)
-    assert generated.returncode == 0, generated.stdout[-3000:] + generated.stderr[-3000:]
-    lake = data / "lake"
-    published = sum(pl.read_parquet(lake / t.name / "date=2025-01-02" / f"{t.name}.parquet").height
-                    for t in OPERATIONS_TABLES)
-    dcs = pl.read_parquet(lake / "stores" / "*" / "*.parquet")["dc_id"].n_unique()  # the DCs serving stores
-
-    def measure(mode: str) -> tuple[int, int]:
-        result = subprocess.run(
-            [sys.executable, "benchmarks/regions.py", "--data-dir", str(data), "--day", "2025-01-02", "--mode", mode,
-             "--preset", "tiny"], cwd=PROJECT, capture_output=True, text=True, timeout=300, env=env)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        line = result.stdout.strip().splitlines()[-1]
-        simulations = int(line.split(": ")[1].split(" ")[0])
-        rows = int(line.split(" rows")[0].rsplit(" ", 1)[1].replace(",", ""))
-        return simulations, rows
-
-    assert measure("whole") == (1, published)
-    simulations, rows = measure("regions")
-    assert simulations == dcs > 1
-    assert rows > 0

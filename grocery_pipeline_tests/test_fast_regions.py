@@ -1,0 +1,137 @@
+"""A day of operations simulated one DC region at a time (simulation/regions.py): regions are
+self-contained, their ids follow one another without gaps, and the day is reproducible."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import polars as pl
+import pytest
+
+from grocery_pipeline.simulation import operations, regions
+from grocery_pipeline.simulation.chain import run_days
+from grocery_pipeline.simulation.context import Day
+from grocery_pipeline.simulation.operations import ID_STRIDES, Numbering
+from grocery_pipeline.simulation.pricing import PriceBook
+
+DAYS = 3
+
+
+@pytest.fixture(scope="module")
+def three_dcs(tiny_settings):
+    return dataclasses.replace(tiny_settings, distribution_centers=3, stores=9, customers=1_500, drivers=24)
+
+
+@pytest.fixture(scope="module")
+def chain(three_dcs, dictionaries):
+    return list(run_days(three_dcs, dictionaries, DAYS))
+
+
+def _dc_of_store(world) -> dict[int, int]:
+    return dict(zip(world.stores["store_id"].to_list(), world.stores["dc_id"].to_list()))
+
+
+def test_the_chain_has_several_regions(chain):
+    _, world, _ = chain[-1]
+    served = world.stores["dc_id"].n_unique()  # the DCs that serve an open store
+    assert len(regions.Regions.of(world)) == served >= 2
+
+
+def test_shoppers_customers_drivers_and_trucks_stay_in_their_region(chain):
+    for _, world, frames in chain[1:]:
+        dc = _dc_of_store(world)
+        home = dict(zip(world.customers["customer_id"].to_list(), world.customers["home_store_id"].to_list()))
+        loyal = frames["receipts"].filter(pl.col("customer_id").is_not_null())
+        assert loyal.height
+        assert all(dc[s] == dc[home[c]] for s, c in loyal.select("store_id", "customer_id").iter_rows())
+        orders = frames["orders"]
+        assert orders.height
+        assert all(dc[s] == dc[home[c]] for s, c in orders.select("store_id", "customer_id").iter_rows())
+        driver_home = dict(zip(world.drivers["driver_id"].to_list(), world.drivers["home_store_id"].to_list()))
+        bundles = frames["bundles"]
+        assert all(dc[s] == dc[driver_home[d]] for s, d in bundles.select("store_id", "driver_id").iter_rows())
+        shipments = frames["shipments"]
+        assert all(dc[s] == d for s, d in shipments.select("store_id", "dc_id").iter_rows())
+
+
+def test_every_store_product_is_stocked_once_and_the_day_ids_follow_one_another(chain):
+    for day, world, frames in chain:
+        stock = frames["store_inventory"]["store_product_id"]
+        assert stock.n_unique() == stock.len() == world.store_products.height
+        for table, stride in ID_STRIDES.items():
+            key = operations_key(table)
+            ids = np.sort(frames[table][key].to_numpy())
+            first = (day.index + 1) * stride + 1
+            assert np.array_equal(ids, np.arange(first, first + len(ids))), table
+
+
+def operations_key(table: str) -> str:
+    return {"receipts": "receipt_id", "orders": "order_id", "bundles": "bundle_id", "shipments": "shipment_id",
+            "store_inventory_txn": "txn_id", "dc_inventory_txn": "txn_id"}[table]
+
+
+def test_the_day_is_the_same_when_simulated_again(chain):
+    (_, _, first), (day, world, frames) = chain[0], chain[1]
+    yesterday = operations.Yesterday(first["store_inventory"], first["dc_inventory"], first["delivery_customers"],
+                                     first["shipments"])
+    again = regions.simulate_day(day, world, PriceBook.from_list_prices(day.business_date, world.store_products),
+                                 yesterday)
+    assert set(again) == set(frames)
+    for name, frame in frames.items():
+        assert again[name].equals(frame), name
+
+
+def test_tables_handed_over_region_by_region_are_the_returned_day(chain):
+    (_, _, first), (day, world, frames) = chain[0], chain[1]
+    yesterday = operations.Yesterday(first["store_inventory"], first["dc_inventory"], first["delivery_customers"],
+                                     first["shipments"])
+    handed: dict[str, list[pl.DataFrame]] = {}
+    returned = regions.simulate_day(day, world, PriceBook.from_list_prices(day.business_date, world.store_products),
+                                    yesterday, lambda part: [handed.setdefault(n, []).append(f) for n, f in part.items()])
+    assert returned == {}
+    assert all(len(parts) == len(regions.Regions.of(world)) for parts in handed.values())
+    for name, frame in frames.items():
+        assert pl.concat(handed[name]).equals(frame), name
+
+
+def test_a_chain_of_one_region_is_simulated_whole(tiny_settings, dictionaries):
+    runs = list(run_days(tiny_settings, dictionaries, 2))
+    (_, _, first), (day, world, frames) = runs
+    assert len(regions.Regions.of(world)) == 1
+    yesterday = operations.Yesterday(first["store_inventory"], first["dc_inventory"], first["delivery_customers"],
+                                     first["shipments"])
+    whole = operations.simulate_day(day, world, PriceBook.from_list_prices(day.business_date, world.store_products),
+                                    yesterday)
+    for name, frame in frames.items():
+        assert whole[name].equals(frame), name
+
+
+def test_each_region_draws_its_own_streams(tiny_settings, dictionaries):
+    day = Day(tiny_settings, dictionaries, tiny_settings.start_date)
+    draws = {region: Day(tiny_settings, dictionaries, day.business_date, region).rng("operations", "trips").random(4)
+             for region in (None, 1, 2)}
+    assert not np.array_equal(draws[None], draws[1]) and not np.array_equal(draws[1], draws[2])
+    assert np.array_equal(draws[2], dataclasses.replace(day, region=2).rng("operations", "trips").random(4))
+
+
+def test_numbering_starts_after_the_earlier_regions_and_refuses_to_overflow():
+    frames = {table: pl.DataFrame({"x": np.arange(n)}) for table, n in zip(ID_STRIDES, (5, 4, 3, 2, 1, 0))}
+    after = Numbering(7).after(frames)
+    assert after.first("receipts") == 7 * ID_STRIDES["receipts"] + 1 + 5
+    assert after.first("dc_inventory_txn") == 7 * ID_STRIDES["dc_inventory_txn"] + 1
+    crowded = Numbering(7, {"shipments": ID_STRIDES["shipments"] - 2})
+    with pytest.raises(ValueError, match="shipments"):
+        crowded.after(frames)
+
+
+@pytest.mark.parametrize("keys", [[3, 3, 3, 1, 1, 2, 2, 2, 2] * 20, [1, 2, 3, 1, 2, 3, 3, 1, 5, 2], [], [4]])
+def test_a_frame_is_cut_into_its_regions_rows_in_frame_order(keys):
+    region_of_key = {1: 0, 2: 1, 3: 0, 4: 1, 5: -1}
+    frame = pl.DataFrame({"key": pl.Series(keys, dtype=pl.Int64), "row": np.arange(len(keys)),
+                          "label": pl.Series([str(k) for k in keys], dtype=pl.String)})
+    sliced = regions._Sliced(frame, frame["key"].to_numpy(),
+                             lambda ks: np.array([region_of_key[k] for k in ks], dtype=np.int64), 2)
+    for region in (0, 1):
+        expected = frame.filter(pl.col("key").replace_strict(region_of_key, return_dtype=pl.Int64) == region)
+        assert sliced(region).equals(expected)
