@@ -87,9 +87,16 @@ def test_tables_handed_over_region_by_region_are_the_returned_day(chain):
     yesterday = operations.Yesterday(first["store_inventory"], first["dc_inventory"], first["delivery_customers"],
                                      first["shipments"])
     handed: dict[str, list[pl.DataFrame]] = {}
+    contained = []
+
+    def finished(part: dict[str, pl.DataFrame], self_contained: bool = False) -> None:
+        contained.append(self_contained)
+        for name, frame in part.items():
+            handed.setdefault(name, []).append(frame)
+
     returned = regions.simulate_day(day, world, PriceBook.from_list_prices(day.business_date, world.store_products),
-                                    yesterday, lambda part: [handed.setdefault(n, []).append(f) for n, f in part.items()])
-    assert returned == {}
+                                    yesterday, finished)
+    assert returned == {} and all(contained)
     assert all(len(parts) == len(regions.Regions.of(world)) for parts in handed.values())
     for name, frame in frames.items():
         assert pl.concat(handed[name]).equals(frame), name

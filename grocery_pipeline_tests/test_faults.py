@@ -80,8 +80,9 @@ def _lake_state(data_dir: Path) -> dict[str, str]:
             for p in sorted(data_dir.rglob("*")) if p.is_file()}
 
 
-def _generate(data_dir: Path, *extra: str, days: int = 1) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GROCERY_", "DAGSTER_HOME"))}
+def _generate(data_dir: Path, *extra: str, days: int = 1, env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("GROCERY_", "DAGSTER_HOME"))}, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "grocery_pipeline.cli", "generate", "--preset", "tiny", "--days", str(days),
          "--data-dir", str(data_dir), *extra], capture_output=True, text=True, env=env, timeout=300)
@@ -151,3 +152,23 @@ def test_a_faulted_first_run_never_publishes_the_bad_partition(tmp_path):
     lake = Lake(data / "lake")
     assert not lake.has_partition("customers", DAY)
     assert lake.has_partition("stores", DAY)  # upstream of the fault, published as usual
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fault", ["bad_total", "negative_stock", "orphan_fk"])
+def test_a_day_audited_region_by_region_is_rejected_by_the_same_checks(tmp_path, fault):
+    """With several DCs a day of operations is made, written and audited one region at a time:
+    a fault in each region's tables is still caught by its check, and nothing of the day is
+    published; the same day without it publishes with every blocking check passed."""
+    # several DCs; a day keeps only what its whole-day audits read of its parts (no overlap)
+    regions = {"GROCERY_DISTRIBUTION_CENTERS": "3", "GROCERY_STORES": "9", "GROCERY_OVERLAP_MAX_ROWS": "0"}
+    data = tmp_path / "data"
+    clean = _generate(data, days=2, env=regions)
+    assert clean.returncode == 0, clean.stderr  # every blocking check passed
+    lake = Lake(data / "lake")
+    assert pl.read_parquet(lake.partition_path("stores", DAY))["dc_id"].n_unique() > 1
+    before = _lake_state(data)
+    result = _generate(data, "--faults", fault, days=2, env=regions)
+    assert result.returncode != 0
+    assert all(check in result.stderr for check in faults.FAULTS[fault].caught_by)
+    assert _lake_state(data) == before

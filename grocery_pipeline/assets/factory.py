@@ -12,7 +12,7 @@ import time
 import warnings
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -188,17 +188,20 @@ Parts = list[tuple[str | None, dict[str, pl.DataFrame]]]  # (tick or None, frame
 
 # While a day of a range run is made: where a generator hands the tables of its daily partition
 # that are final before the rest (see `finished_early`).
-_EARLY: contextvars.ContextVar[Callable[[dict[str, pl.DataFrame]], None] | None] = \
+_EARLY: contextvars.ContextVar[Callable[..., None] | None] = \
     contextvars.ContextVar("grocery_finished_early", default=None)
 
 
-def finished_early() -> Callable[[dict[str, pl.DataFrame]], None] | None:
+def finished_early() -> Callable[..., None] | None:
     """For a generator run by `publish_in_order`: a function to call with tables of the day that
     are final while the rest is still being made (the day's receipts while the stock is closed,
     or one region's tables while the next region is simulated), so their files are written
     meanwhile. A table handed over in several calls is written as one file, the calls' rows one
     after another; the generator need not return a handed-over table again (what it returns of
-    such a table is ignored). None elsewhere (nothing to hand them to)."""
+    such a table is ignored). Called with `self_contained=True`, the tables are a part of the day
+    that refers to nothing in its other parts (a region's tables): it is audited on its own as
+    soon as it comes (see `DayWriter`), and every part of the day must be handed over so. None
+    elsewhere (nothing to hand them to)."""
     return _EARLY.get()
 
 
@@ -207,26 +210,49 @@ class DayWriter:
     a daily part) are added one by one: each part's files are written in a second thread as soon
     as it is added (a table that comes in several parts gets one file, a part after another), so
     the writes of a day's first parts overlap the making of its later ones. `publish` audits the
-    frames of all parts together while the writes finish, then publishes all of them or none."""
+    frames of all parts together while the writes finish, then publishes all of them or none.
+
+    Parts added as self-contained (a region's tables, see `finished_early`) are audited one by
+    one in a third thread as they come, and the day keeps of them only the columns its whole-day
+    audits read (`Audit.day_reads`) once it has more rows than a run would generate the next day
+    beside (`Settings.overlap_max_rows`): a day of operations at xl need not be held whole."""
 
     def __init__(self, settings: Settings, lake: Lake, day: date):
         self.settings, self.lake, self.day = settings, lake, day
         self.parts: Parts = []
+        self.previews: dict[str, str] = {}  # each table's first rows, as text
         self._ctx: audits.AuditContext | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage")
         self._writes: list[Future] = []
         self._files: dict[tuple[str, str | None], Staging] = {}  # touched only by the writer thread
+        self._auditor: ThreadPoolExecutor | None = None        # audits self-contained parts
+        self._part_findings: list[Future] = []
+        self._rows = 0
+        self._trimmed = False
 
-    def add(self, tick: str | None, frames: dict[str, pl.DataFrame]) -> None:
+    def add(self, tick: str | None, frames: dict[str, pl.DataFrame], self_contained: bool = False) -> None:
         """Stage a `prepare`d part (nothing is published before `publish`)."""
         if self._ctx is None:
             self._ctx = audits.AuditContext(self.settings, self.lake, self.day, {})
+        if frames and self_contained != (self._auditor is not None) and self.parts:
+            raise ValueError(f"{self.day}: a day's parts are all self-contained or none is")
         read_ahead(self._ctx, frames)  # before these writes start
-        self.parts.append((tick, frames))
         for name, frame in frames.items():
             table = TABLES[name]
             self._writes.append(_submit(self._writer, self._append, table,
                                         tick if table.partitioning == "price_tick" else None, frame))
+            if name not in self.previews:
+                self.previews[name] = _preview(frame)
+        if self_contained and frames:
+            if self._auditor is None:
+                self._auditor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
+            self._part_findings.append(_submit(self._auditor, self._audit_part, frames))
+            self._rows += sum(frame.height for frame in frames.values())
+            if self._rows > self.settings.overlap_max_rows:
+                self._trimmed = True
+                self.parts = [(t, _day_reads(fs)) for t, fs in self.parts]
+            frames = _day_reads(frames) if self._trimmed else frames
+        self.parts.append((tick, frames))
 
     def _append(self, table: Table, tick: str | None, frame: pl.DataFrame) -> None:
         key = (table.name, tick)
@@ -234,13 +260,31 @@ class DayWriter:
             self._files[key] = self.lake.staging(table, self.day, tick)
         self._files[key].append(frame)
 
+    def _audit_part(self, frames: dict[str, pl.DataFrame]) -> dict[str, audits.Finding]:
+        """The part-by-part audits of a self-contained part, by audit name."""
+        ctx = audits.AuditContext(self.settings, self.lake, self.day, frames, part=True, _as_of=self._ctx._as_of)
+        return {audit.name: audit.run(ctx) for table in frames for audit in audits.audits_for(table)
+                if audit.day_reads is None}
+
+    def _audit(self) -> list[CheckOutcome]:
+        audited = frames_by_table(self.parts)
+        ctx = self._ctx or audits.AuditContext(self.settings, self.lake, self.day, {})
+        ctx.frames.update(audited)
+        if self._auditor is None:
+            return run_audits(audited, ctx)
+        self._auditor.shutdown(wait=True)
+        findings: dict[str, list[audits.Finding]] = defaultdict(list)
+        for part in self._part_findings:
+            for name, finding in part.result().items():
+                findings[name].append(finding)
+        return [CheckOutcome(audit, audits.merged_finding(findings[audit.name]) if audit.day_reads is None
+                             else audit.run(ctx), self.day)
+                for table in audited for audit in audits.audits_for(table)]
+
     def publish(self) -> list[CheckOutcome]:
         published = False
         try:
-            audited = frames_by_table(self.parts)
-            ctx = self._ctx or audits.AuditContext(self.settings, self.lake, self.day, {})
-            ctx.frames.update(audited)
-            outcomes = run_audits(audited, ctx)
+            outcomes = self._audit()
             self._writer.shutdown(wait=True)
             for write in self._writes:
                 write.result()  # a failed write fails the partition
@@ -257,12 +301,28 @@ class DayWriter:
                 self.discard()
 
     def discard(self) -> None:
-        """Drop whatever was staged (after the writes under way have ended)."""
+        """Drop whatever was staged (after the writes and audits under way have ended)."""
+        if self._auditor is not None:
+            self._auditor.shutdown(wait=True)
         self._writer.shutdown(wait=True)
         for file in self._files.values():
             file.abandon()
         self._files = {}
         self._writes = []
+
+
+def _day_reads(frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """What a day keeps of a self-contained part: the columns its whole-day audits read, and the
+    key (a table's row count stays)."""
+    kept = {}
+    for name, frame in frames.items():
+        table = TABLES[name]
+        reads = [a.day_reads for a in audits.audits_for(name) if a.day_reads is not None]
+        if any(r == () for r in reads):
+            kept[name] = frame
+        else:
+            kept[name] = frame.select(list(dict.fromkeys([*table.key, *(c for r in reads for c in r)])))
+    return kept
 
 
 def frames_by_table(parts: Parts, daily_only: bool = False) -> dict[str, pl.DataFrame]:
@@ -283,9 +343,10 @@ DAY_CACHES = (world_store.release_day, price_store.release_day)
 @dataclass(frozen=True)
 class PublishedPartition:
     key: str
-    parts: Parts
+    parts: Parts           # of a day audited part by part, only what its whole-day audits read
     outcomes: list[CheckOutcome]
     seconds: float  # since the previous partition of the run was published (or the run started)
+    previews: dict[str, str] = field(default_factory=dict)  # each table's first rows, as text
 
     @property
     def frames(self) -> dict[str, pl.DataFrame]:
@@ -310,26 +371,26 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
     it in memory).
     """
     clock = time.perf_counter()
-    pending: tuple[str, date, Parts, Future] | None = None
+    pending: tuple[str, date, DayWriter, Future] | None = None
 
-    def published(key: str, day: date, parts: Parts, outcomes: list[CheckOutcome]) -> PublishedPartition:
+    def published(key: str, day: date, writer: DayWriter, outcomes: list[CheckOutcome]) -> PublishedPartition:
         nonlocal clock
         for release in DAY_CACHES:
             release(lake, day)
         now = time.perf_counter()
-        out = PublishedPartition(key, parts, outcomes, now - clock)
+        out = PublishedPartition(key, writer.parts, outcomes, now - clock, writer.previews)
         clock = now
         return out
 
     def finish() -> PublishedPartition:
         nonlocal pending
-        key, day, parts, future = pending
+        key, day, writer, future = pending
         pending = None
         try:
             outcomes = future.result()
         finally:
-            lake.release_pending(day, _daily_frames(parts))
-        return published(key, day, parts, outcomes)
+            lake.release_pending(day, _daily_frames(writer.parts))
+        return published(key, day, writer, outcomes)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish") as publisher:
         for key, day, make in days:
@@ -337,8 +398,9 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
             handed_over = False  # to `publish`, which discards what it does not publish
             early: set[str] = set()
 
-            def stage_early(frames: dict[str, pl.DataFrame], writer: DayWriter = writer) -> None:
-                writer.add(None, prepare(settings, frames))
+            def stage_early(frames: dict[str, pl.DataFrame], self_contained: bool = False,
+                            writer: DayWriter = writer) -> None:
+                writer.add(None, prepare(settings, frames), self_contained)
                 early.update(frames)
 
             try:
@@ -361,9 +423,9 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
                 handed_over = True
                 if overlap and rows <= settings.overlap_max_rows:
                     lake.hold_pending(day, _daily_frames(parts))
-                    pending = (key, day, parts, _submit(publisher, writer.publish))
+                    pending = (key, day, writer, _submit(publisher, writer.publish))
                 else:
-                    yield published(key, day, parts, writer.publish())
+                    yield published(key, day, writer, writer.publish())
             finally:
                 if not handed_over:
                     writer.discard()
@@ -449,7 +511,7 @@ def daily_tables_asset(
                 for table, frame in published.frames.items():
                     rows[table] += frame.height
                     if published.key == keys[-1]:  # as text: a head() would keep the day's buffers alive
-                        preview[table] = _preview(frame)
+                        preview[table] = published.previews.get(table) or _preview(frame)
                 context.log.info(f"{published.key}: published "
                                  + ", ".join(f"{t}={f.height}" for t, f in published.frames.items())
                                  + f" in {published.seconds:.2f}s")

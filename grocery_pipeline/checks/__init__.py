@@ -28,6 +28,9 @@ class AuditContext:
     lake: Lake
     business_date: date
     frames: dict[str, pl.DataFrame]  # every table staged in the same step, by name
+    # True when `frames` are one self-contained part of the day (a region's tables: see
+    # `Audit.day_reads`); a state check then compares them with their own rows of the day before
+    part: bool = False
     # tables read as of the audited date: nothing is published while a partition is audited, and
     # a dozen audits of a day ask for the same parents (stores, products)
     _as_of: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
@@ -55,8 +58,14 @@ class AuditContext:
         return self.shared(("same_day", table), lambda: self._published(table, self.business_date))
 
     def previous_day(self, table: str, columns: list[str] | None = None) -> pl.DataFrame | None:
-        """A table's published partition of the day before (the only history a state check reads)."""
-        return self._published(table, self.business_date - timedelta(days=1), columns)
+        """A table's published partition of the day before (the only history a state check reads);
+        the parts of a day read it once (it is kept with the published tables read as of the day)."""
+        if not self.part:
+            return self._published(table, self.business_date - timedelta(days=1), columns)
+        key = f"{table} the day before, {columns}"
+        if key not in self._as_of:
+            self._as_of[key] = self._published(table, self.business_date - timedelta(days=1), columns)
+        return self._as_of[key]
 
     def _published(self, table: str, day: date, columns: list[str] | None = None) -> pl.DataFrame | None:
         try:  # from memory when this process just published it (`Lake.read_partition`)
@@ -83,6 +92,11 @@ class Audit:
     description: str
     run: Callable[[AuditContext], Finding]
     blocking: bool = True
+    # A day made in self-contained parts (a day of operations, region by region) is audited part
+    # by part as the parts come, and the findings added up; an audit of a statistic of the whole
+    # day, or of uniqueness across it, runs once on the day's rows instead, and names here the
+    # columns of its table it reads (() for all of them), which are all the day keeps of its parts.
+    day_reads: tuple[str, ...] | None = None
 
 
 def finding_from(offenders: pl.DataFrame, key: list[str] | str, **detail) -> Finding:
@@ -91,6 +105,34 @@ def finding_from(offenders: pl.DataFrame, key: list[str] | str, **detail) -> Fin
     sample = offenders.select(cols).head(SAMPLE_SIZE)
     keys = sample.to_series().to_list() if len(cols) == 1 else [list(r) for r in sample.rows()]
     return Finding(offenders.height, [str(k) if not isinstance(k, (int, float, list)) else k for k in keys], detail)
+
+
+def merged_finding(findings: list[Finding]) -> Finding:
+    """One finding of a day audited part by part: offending rows and counts added up, the lowest
+    of the lowest, the first ten sample keys, and other details as the first part gave them."""
+    if len(findings) == 1:
+        return findings[0]
+    detail: dict = {}
+    for finding in findings:
+        for key, value in finding.detail.items():
+            detail[key] = value if key not in detail else _merged(key, detail[key], value)
+    return Finding(sum(f.offending for f in findings),
+                   [k for f in findings for k in f.sample_keys][:SAMPLE_SIZE], detail)
+
+
+def _merged(key: str, first, value):
+    if isinstance(first, bool) or isinstance(value, bool):
+        return first
+    if isinstance(first, (int, float)) and isinstance(value, (int, float)):
+        if key.startswith("lowest"):
+            return min(first, value)
+        return first if key.endswith("_pct") else first + value
+    if first is None:
+        return value
+    if isinstance(first, dict) and isinstance(value, dict):
+        return {k: _merged(k, first[k], value[k]) if k in first and k in value else first.get(k, value.get(k))
+                for k in {**first, **value}}
+    return first
 
 
 def packed_sort(values: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:

@@ -310,6 +310,6 @@ TARGETS: tuple[Target, ...] = (
 
 AUDITS: list[Audit] = [
     Audit(t.name, t.table, f"{t.description} Target {t.low:g}-{t.high:g} ({t.anchor}). Warns only.",
-          (lambda target: lambda ctx: evaluate(target, ctx))(t), blocking=False)
+          (lambda target: lambda ctx: evaluate(target, ctx))(t), blocking=False, day_reads=())
     for t in TARGETS
 ]

@@ -108,10 +108,11 @@ class _Sliced:
 
 
 def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday,
-                 finished: Callable[[dict[str, pl.DataFrame]], None] | None = None) -> dict[str, pl.DataFrame]:
+                 finished: Callable[..., None] | None = None) -> dict[str, pl.DataFrame]:
     """The day's operations tables, region by region, each table's rows region after region.
-    With `finished`, each region's tables are handed to it as soon as they are made and nothing is
-    returned (a chain of one region hands over and returns as `operations.simulate_day` does)."""
+    With `finished`, each region's tables are handed to it as soon as they are made, as a
+    self-contained part of the day, and nothing is returned (a chain of one region hands over and
+    returns as `operations.simulate_day` does)."""
     regions = Regions.of(world)
     if len(regions) <= 1:
         return operations.simulate_day(day, world, prices, yesterday, finished)
@@ -159,7 +160,7 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
             share=float(regions.share[r]), numbering=numbering)
         numbering = numbering.after(frames)
         if finished is not None:
-            finished(frames)
+            finished(frames, self_contained=True)
         else:
             for name, frame in frames.items():
                 made[name].append(frame)

@@ -80,14 +80,15 @@ class Staging:
                 self._writer = pq.ParquetWriter(self.staged_path, arrow.schema, **PARQUET_OPTIONS)
         self._writer.write_table(arrow)
         self.rows += frame.height
-        self._frames.append(frame)
+        if TABLES[self.table.name].read_back:  # kept for `publish` (see _PUBLISHED); others go once written
+            self._frames.append(frame)
 
     def close(self) -> "StagedPartition":
         if self._writer is None:
             self.append(self.table.empty())  # a partition without rows is still a file, with the table's schema
         self._writer.close()
         frames, self._frames = self._frames, []
-        frame = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
+        frame = None if not frames else frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
         return StagedPartition(self.table.name, self.business_date, self.tick, self.staged_path, self.final_path,
                                self.rows, frame)
 
