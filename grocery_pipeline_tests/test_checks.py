@@ -319,17 +319,17 @@ def test_realism_targets_warn_and_never_block():
 def test_a_realism_target_reports_the_measure_beside_its_band(lake):
     settings = load_settings(env={}, preset="tiny", data_dir=lake.root.parent)
     ctx = AuditContext(settings, lake, DAY + timedelta(days=90), {})
-    basket = Target("t", "receipts", "", 30.0, 56.0, "FMI", lambda c: (42.0, 500))
+    basket = Target("t", "receipts", "", 30.0, 56.0, "FMI", lambda c: (42.0, 500), {})
     assert evaluate(basket, ctx).passed and evaluate(basket, ctx).detail["measured"] == 42.0
-    thin = Target("t", "receipts", "", 30.0, 56.0, "FMI", lambda c: (12.0, 500))
+    thin = Target("t", "receipts", "", 30.0, 56.0, "FMI", lambda c: (12.0, 500), {})
     assert not evaluate(thin, ctx).passed
-    small = Target("t", "receipts", "", 30.0, 56.0, "FMI", lambda c: (12.0, 20))
+    small = Target("t", "receipts", "", 30.0, 56.0, "FMI", lambda c: (12.0, 20), {})
     assert evaluate(small, ctx).passed and evaluate(small, ctx).detail["evaluated"] is False
 
 
 def test_history_dependent_targets_wait_for_the_warm_up(lake):
     settings = load_settings(env={}, preset="tiny", data_dir=lake.root.parent)
-    reorders = Target("t", "order_items", "", 0.5, 0.67, "Instacart", lambda c: (0.1, 1000), needs_history=True)
+    reorders = Target("t", "order_items", "", 0.5, 0.67, "Instacart", lambda c: (0.1, 1000), {}, needs_history=True)
     early = evaluate(reorders, AuditContext(settings, lake, DAY + timedelta(days=2), {}))
     late = evaluate(reorders, AuditContext(settings, lake, DAY + timedelta(days=90), {}))
     assert early.passed and "warming up" in early.detail["reason"]

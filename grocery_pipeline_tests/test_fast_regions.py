@@ -142,3 +142,26 @@ def test_a_frame_is_cut_into_its_regions_rows_in_frame_order(keys):
     for region in (0, 1):
         expected = frame.filter(pl.col("key").replace_strict(region_of_key, return_dtype=pl.Int64) == region)
         assert sliced(region).equals(expected)
+
+
+def test_the_whole_day_audits_measure_the_same_on_the_columns_a_day_keeps(chain, three_dcs, tmp_path):
+    from grocery_pipeline.assets.factory import _day_reads
+    from grocery_pipeline.checks import AuditContext, all_audits
+    from grocery_pipeline.checks.realism import TARGETS
+    from grocery_pipeline.storage.lake import Lake
+    from grocery_pipeline.tables import TABLES
+
+    day, _, frames = chain[-1]
+    frames = {name: TABLES[name].conform(frame) for name, frame in frames.items()}
+    kept = _day_reads(frames)
+    assert kept["store_inventory"].columns == list(TABLES["store_inventory"].key)  # no whole-day audit reads more
+    assert all(kept[name].height == frame.height for name, frame in frames.items())
+
+    def context(tables):
+        return AuditContext(three_dcs, Lake(tmp_path / "lake"), day.business_date, dict(tables))
+
+    for target in TARGETS:  # each measure, warm-up or not, reads only the columns it declares
+        assert target.measure(context(kept)) == target.measure(context(frames)), target.name
+    for audit in all_audits():
+        if audit.day_reads is not None and audit.table in frames:
+            assert audit.run(context(kept)) == audit.run(context(frames)), audit.name

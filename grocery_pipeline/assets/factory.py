@@ -240,7 +240,8 @@ class DayWriter:
         for name, frame in frames.items():
             table = TABLES[name]
             self._writes.append(_submit(self._writer, self._append, table,
-                                        tick if table.partitioning == "price_tick" else None, frame))
+                                        tick if table.partitioning == "price_tick" else None, frame,
+                                        not self._trimmed))
             if name not in self.previews:
                 self.previews[name] = _preview(frame)
         if self_contained and frames:
@@ -248,17 +249,18 @@ class DayWriter:
                 self._auditor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
             self._part_findings.append(_submit(self._auditor, self._audit_part, frames))
             self._rows += sum(frame.height for frame in frames.values())
-            if self._rows > self.settings.overlap_max_rows:
-                self._trimmed = True
+            if self._rows > self.settings.overlap_max_rows and not self._trimmed:
+                self._trimmed = True  # the day's files are read back from disk, not remembered
+                self._writes.append(_submit(self._writer, lambda: [f.forget() for f in self._files.values()]))
                 self.parts = [(t, _day_reads(fs)) for t, fs in self.parts]
             frames = _day_reads(frames) if self._trimmed else frames
         self.parts.append((tick, frames))
 
-    def _append(self, table: Table, tick: str | None, frame: pl.DataFrame) -> None:
+    def _append(self, table: Table, tick: str | None, frame: pl.DataFrame, keep: bool) -> None:
         key = (table.name, tick)
         if key not in self._files:
             self._files[key] = self.lake.staging(table, self.day, tick)
-        self._files[key].append(frame)
+        self._files[key].append(frame, keep)
 
     def _audit_part(self, frames: dict[str, pl.DataFrame]) -> dict[str, audits.Finding]:
         """The part-by-part audits of a self-contained part, by audit name."""
@@ -314,15 +316,8 @@ class DayWriter:
 def _day_reads(frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     """What a day keeps of a self-contained part: the columns its whole-day audits read, and the
     key (a table's row count stays)."""
-    kept = {}
-    for name, frame in frames.items():
-        table = TABLES[name]
-        reads = [a.day_reads for a in audits.audits_for(name) if a.day_reads is not None]
-        if any(r == () for r in reads):
-            kept[name] = frame
-        else:
-            kept[name] = frame.select(list(dict.fromkeys([*table.key, *(c for r in reads for c in r)])))
-    return kept
+    return {name: frame.select(list(dict.fromkeys([*TABLES[name].key, *audits.day_columns(name)])))
+            for name, frame in frames.items()}
 
 
 def frames_by_table(parts: Parts, daily_only: bool = False) -> dict[str, pl.DataFrame]:

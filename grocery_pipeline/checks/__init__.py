@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Callable, TypeVar
+from typing import Callable, Mapping, TypeVar
 
 import numpy as np
 import polars as pl
@@ -95,8 +95,8 @@ class Audit:
     # A day made in self-contained parts (a day of operations, region by region) is audited part
     # by part as the parts come, and the findings added up; an audit of a statistic of the whole
     # day, or of uniqueness across it, runs once on the day's rows instead, and names here the
-    # columns of its table it reads (() for all of them), which are all the day keeps of its parts.
-    day_reads: tuple[str, ...] | None = None
+    # columns of the day's tables it reads, which are all the day keeps of its parts.
+    day_reads: Mapping[str, tuple[str, ...]] | None = None
 
 
 def finding_from(offenders: pl.DataFrame, key: list[str] | str, **detail) -> Finding:
@@ -152,6 +152,11 @@ def all_audits() -> list[Audit]:
     from grocery_pipeline.checks import inventory, keys, lifecycle, pricing, realism, totals, volume
 
     return [a for module in (keys, totals, pricing, inventory, lifecycle, volume, realism) for a in module.AUDITS]
+
+
+def day_columns(table: str) -> list[str]:
+    """The columns of a table that the whole-day audits of any table read (see `Audit.day_reads`)."""
+    return list(dict.fromkeys(c for a in all_audits() if a.day_reads for c in a.day_reads.get(table, ())))
 
 
 def audits_for(table: str) -> list[Audit]:

@@ -151,7 +151,7 @@ def _audits() -> list[Audit]:
     for table in TABLES.values():
         out.append(Audit(f"{table.name}_keys_unique", table.name,
                          f"Every {', '.join(table.key)} of {table.name} is present and unique.",
-                         _keys_unique(table), day_reads=tuple(table.key)))
+                         _keys_unique(table), day_reads={table.name: tuple(table.key)}))
         out.append(Audit(f"{table.name}_required_columns", table.name,
                          f"No required column of {table.name} is null.", _not_null(table)))
         if table.foreign_keys:

@@ -35,6 +35,7 @@ class Target:
     high: float
     anchor: str
     measure: Callable[[AuditContext], tuple[float | None, int]]  # (value, sample size)
+    reads: dict[str, tuple[str, ...]]  # the columns of the day's tables it measures
     sample_of: str = "rows"  # what the sample counts: the unit whose number makes the measure stable
     min_sample: int = 100
     needs_history: bool = False
@@ -87,6 +88,11 @@ def _sold_lines(ctx: AuditContext) -> pl.DataFrame:
     """Every line that sold at least a unit, in store and delivered: product and value (gathered
     once for the several measures that read them)."""
     return ctx.shared(("sold_lines",), lambda: _gather_sold_lines(ctx))
+
+
+# what the measures of sold lines read of the day's line tables
+SOLD_LINES = {table: ("product_id", "line_total", "promotion_id", "quantity")
+              for table in ("receipt_lines", "order_items")}
 
 
 def _gather_sold_lines(ctx: AuditContext) -> pl.DataFrame:
@@ -269,47 +275,48 @@ def _hour_shape(ctx: AuditContext):
 TARGETS: tuple[Target, ...] = (
     Target("receipts_items_per_basket", "receipts", "Products per in-store basket average about 10.",
            7.0, 14.0, "Instacart: 10.1 products per order", lambda c: _mean(c, "receipts", "line_count"),
-           sample_of="receipts"),
+           {"receipts": ("line_count",)}, sample_of="receipts"),
     Target("receipts_basket_value", "receipts", "In-store baskets average about $42.",
            30.0, 56.0, "FMI: $42.07 average transaction", lambda c: _mean(c, "receipts", "total"),
-           sample_of="receipts"),
+           {"receipts": ("total",)}, sample_of="receipts"),
     Target("order_items_reorder_share", "order_items", "55-62% of delivery lines are reorders.",
            0.50, 0.67, "Instacart: ~59% of lines reordered",
            lambda c: _share(c, "order_items", pl.col("reordered").cast(pl.Float64)),
-           sample_of="order lines", needs_history=True),
+           {"order_items": ("reordered",)}, sample_of="order lines", needs_history=True),
     Target("orders_days_between_orders", "orders",
            "Days between a customer's delivery orders are capped at 30 and average about 17.",
            12.0, 22.0, "Instacart: days_since_prior_order capped at 30, mean ~17",
            lambda c: _mean(c, "orders", "days_since_prior_order", pl.col("days_since_prior_order").is_not_null()),
-           sample_of="repeat orders", needs_history=True),
+           {"orders": ("days_since_prior_order",)}, sample_of="repeat orders", needs_history=True),
     Target("receipts_hour_of_day_builds_to_midday", "receipts",
            "Traffic builds from 7:00 to a 10:00-15:00 plateau: plateau hours busier than early-morning hours.",
            1.1, 10.0, "grocery traffic curves (FMI, Instacart order_hour_of_day)", _hour_shape,
-           sample_of="receipts"),
+           {"receipts": ("receipt_ts",)}, sample_of="receipts"),
     Target("receipt_lines_promotion_share", "receipt_lines",
            "34-43% of sold lines (in store and delivered) carry a promotion.",
-           0.30, 0.47, "retail promotion share 34-43% of units", _promotion_share,
+           0.30, 0.47, "retail promotion share 34-43% of units", _promotion_share, SOLD_LINES,
            sample_of="promotions applied", min_sample=25),
     Target("receipt_lines_produce_share", "receipt_lines", "Produce is about 10% of sales.",
-           0.05, 0.16, "FMI: produce ~10% of grocery sales", _produce_share, sample_of="sold lines"),
+           0.05, 0.16, "FMI: produce ~10% of grocery sales", _produce_share, SOLD_LINES, sample_of="sold lines"),
     Target("receipt_lines_top_sku_share", "receipt_lines",
            "Heavy popularity skew: the top 1% of SKUs take far more than 2% of lines.",
-           0.04, 1.0, "long-tail retail demand (Instacart product order counts)", _top_sku_share,
+           0.04, 1.0, "long-tail retail demand (Instacart product order counts)", _top_sku_share, SOLD_LINES,
            sample_of="sold lines"),
     Target("receipts_store_volume_spread", "receipts",
            "Store volumes vary widely: coefficient of variation of receipts per store above 0.6.",
            0.6, 10.0, "retail big-data generator store profiles", _store_volume_spread,
-           sample_of="stores", min_sample=5),
+           {"receipts": ("store_id",)}, sample_of="stores", min_sample=5),
     Target("receipts_visits_at_two_nearest_stores", "receipts",
            "About 70% of a loyalty customer's visits are at one of their two nearest stores.",
            0.60, 0.97, "shopper studies: ~70% of trips to the two nearest stores", _visits_at_two_nearest,
-           sample_of="loyalty receipts"),
+           {"receipts": ("customer_id", "store_id")}, sample_of="loyalty receipts"),
     Target("receipts_trips_under_10_miles", "receipts", "Most shopping trips are under 10 miles.",
-           0.5, 1.0, "NHTS: most grocery trips under 10 miles", _trip_miles, sample_of="loyalty receipts"),
+           0.5, 1.0, "NHTS: most grocery trips under 10 miles", _trip_miles,
+           {"receipts": ("customer_id", "store_id")}, sample_of="loyalty receipts"),
 )
 
 AUDITS: list[Audit] = [
     Audit(t.name, t.table, f"{t.description} Target {t.low:g}-{t.high:g} ({t.anchor}). Warns only.",
-          (lambda target: lambda ctx: evaluate(target, ctx))(t), blocking=False, day_reads=())
+          (lambda target: lambda ctx: evaluate(target, ctx))(t), blocking=False, day_reads=t.reads)
     for t in TARGETS
 ]

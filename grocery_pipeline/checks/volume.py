@@ -47,8 +47,10 @@ def _in_band(table: str, volume_setting: str):
 AUDITS: list[Audit] = [
     Audit("receipts_volume_in_band", "receipts",
           "The day's receipt count is within the band predicted by receipts_per_day x the calendar's "
-          "traffic multiplier.", _in_band("receipts", "receipts_per_day"), day_reads=("receipt_id",)),
+          "traffic multiplier.", _in_band("receipts", "receipts_per_day"),
+          day_reads={"receipts": ("receipt_id",)}),
     Audit("orders_volume_in_band", "orders",
           "The day's delivery-order count is within the band predicted by delivery_orders_per_day x the "
-          "calendar's traffic multiplier.", _in_band("orders", "delivery_orders_per_day"), day_reads=("order_id",)),
+          "calendar's traffic multiplier.", _in_band("orders", "delivery_orders_per_day"),
+          day_reads={"orders": ("order_id",)}),
 ]

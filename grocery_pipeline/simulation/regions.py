@@ -5,8 +5,9 @@ and the customers and drivers whose home store is one of its stores. Shoppers, d
 drivers and trucks stay in their region, so a region's rows depend on nothing outside it: each
 region draws from random streams of its own (`Day.region`), takes its share of the day's traffic
 (its stores' traffic weight), and numbers its rows after the regions before it (`Numbering`), so
-the day's ids stay dense and unique. What the simulation holds at once is then one region's, not
-the whole chain's. A chain served by one DC is one region: its day is the whole chain's day.
+the day's ids stay dense and unique. What the simulation builds for a day (the shelf, its ledger,
+baskets, carts, the tables) it then builds for one region at a time, not for the whole chain at
+once. A chain served by one DC is one region: its day is the whole chain's day.
 """
 
 from __future__ import annotations

@@ -68,8 +68,9 @@ class Staging:
         self._frames: list[pl.DataFrame] = []
         self._writer: pq.ParquetWriter | None = None
 
-    def append(self, frame: pl.DataFrame) -> None:
-        """Write the (conformed) frame as the file's next row groups."""
+    def append(self, frame: pl.DataFrame, keep: bool = True) -> None:
+        """Write the (conformed) frame as the file's next row groups; `keep` False: the partition
+        is not to be remembered for reading back (see `forget`)."""
         arrow = frame.to_arrow()
         if self._writer is None:
             try:
@@ -80,8 +81,13 @@ class Staging:
                 self._writer = pq.ParquetWriter(self.staged_path, arrow.schema, **PARQUET_OPTIONS)
         self._writer.write_table(arrow)
         self.rows += frame.height
-        if TABLES[self.table.name].read_back:  # kept for `publish` (see _PUBLISHED); others go once written
+        if keep and TABLES[self.table.name].read_back:  # kept for `publish` (see _PUBLISHED)
             self._frames.append(frame)
+
+    def forget(self) -> None:
+        """Keep nothing of the partition in memory: it is read back from its file (a day too big to
+        hold whole)."""
+        self._frames = []
 
     def close(self) -> "StagedPartition":
         if self._writer is None:
