@@ -1,11 +1,14 @@
 """One measurement in a fresh process, so its peak memory is its own: `run.py` starts it as
 
     python benchmarks/measure.py e2e|generate --preset P --days N --data-dir DIR --out RESULT.json
+    python benchmarks/measure.py e2e --preset P --days N --from LAST_DATE --data-dir DIR --out RESULT.json
 
 `e2e` materializes the window the way `grocery-pipeline generate` does (Dagster single-run
 backfills, Parquet written, checks run, catalog updated) and records each published partition's
-cost. `generate` walks the same days without Dagster, asset by asset in dependency order, timing
-the generator (`produce`) apart from the Parquet write and the audits; the generators are found in
+cost (`--from`: only the window's days from that date on, over a lake that holds the earlier
+ones: the last day as a nightly run makes it, in a process of its own). `generate` walks the same
+days without Dagster, asset by asset in dependency order, timing the generator (`produce`) apart
+from the Parquet write and the audits; the generators are found in
 `assets.factory.GENERATORS`, so a new asset is measured without touching this file. The written
 result is JSON; the parent reads peak RSS from the kernel when this process exits.
 """
@@ -33,6 +36,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", required=True)
     parser.add_argument("--profile", default=None, help="write a pyinstrument HTML profile here")
     parser.add_argument("--select", default="", help="generate mode: only these assets (comma-separated)")
+    parser.add_argument("--from", dest="first", default=None,
+                        help="e2e mode: materialize from this business date on, over the days before it "
+                             "already published in DATA_DIR (a nightly run of the window's last day)")
     return parser.parse_args(argv)
 
 
@@ -80,13 +86,13 @@ def _time_unobserved_assets(costs: DayCosts):
     from grocery_pipeline.storage.lake import Lake
 
     marks: dict[str, dict] = {}
-    original_stage, original_publish = Lake.stage, Lake.publish
+    original_staging, original_publish = Lake.staging, Lake.publish
 
-    def stage(self, table, frame, business_date, tick=None):
+    def staging(self, table, business_date, tick=None):
         asset = _running_asset()
         if asset is not None and asset not in factory.GENERATORS and asset not in marks:
             marks[asset] = {"opened": time.perf_counter(), "day": None, "rows": {}}
-        return original_stage(self, table, frame, business_date, tick)
+        return original_staging(self, table, business_date, tick)
 
     def publish(self, staged):
         path = original_publish(self, staged)
@@ -107,7 +113,7 @@ def _time_unobserved_assets(costs: DayCosts):
                 costs.add(asset, mark["day"], mark["closed"] - mark["opened"], mark["rows"])
         marks.clear()
 
-    Lake.stage, Lake.publish = stage, publish
+    Lake.staging, Lake.publish = staging, publish
     return flush
 
 
@@ -324,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     _environment(args)
     start = date.fromisoformat(args.start)
     end = start + timedelta(days=args.days - 1)
+    first = date.fromisoformat(args.first) if args.first else start
+    if args.first and (args.mode != "e2e" or not start <= first <= end):
+        raise SystemExit(f"--from {args.first}: an e2e date within the window {start} .. {end} was expected")
     profiler = None
     if args.profile:
         from pyinstrument import Profiler
@@ -333,14 +342,15 @@ def main(argv: list[str] | None = None) -> int:
     imported = time.perf_counter()
     import grocery_pipeline.definitions  # noqa: F401  (import cost is reported apart)
     import_seconds = time.perf_counter() - imported
-    result = (run_e2e if args.mode == "e2e" else run_generate)(args, start, end)
+    result = run_e2e(args, first, end) if args.mode == "e2e" else run_generate(args, start, end)
     if profiler is not None:
         profiler.stop()
         Path(args.profile).write_text(profiler.output_html())
         Path(args.profile).with_suffix(".txt").write_text(profiler.output_text(unicode=False, color=False))
         profiler.last_session.save(str(Path(args.profile).with_suffix(".pyisession")))
     result.update({
-        "mode": args.mode, "preset": args.preset, "start": args.start, "days_in_window": args.days,
+        "mode": args.mode, "preset": args.preset, "start": args.start, "first": first.isoformat(),
+        "days_in_window": (end - first).days + 1,
         "import_seconds": round(import_seconds, 3),
         "self_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "finished_at": datetime.now().isoformat(timespec="seconds"),

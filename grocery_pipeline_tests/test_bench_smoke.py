@@ -16,7 +16,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 @pytest.mark.integration
 def test_bench_measures_every_table_end_to_end_and_without_dagster(tmp_path):
     result = subprocess.run(
-        [sys.executable, "benchmarks/run.py", "--presets", "tiny", "--days", "1", "--generate-days", "1",
+        [sys.executable, "benchmarks/run.py", "--presets", "tiny", "--days", "2", "--generate-days", "2",
          "--no-tpch", "--results-dir", str(tmp_path), "--work-dir", str(tmp_path / "data")],
         cwd=PROJECT, capture_output=True, text=True, timeout=300,
     )
@@ -35,4 +35,9 @@ def test_bench_measures_every_table_end_to_end_and_without_dagster(tmp_path):
     generated = {t: n for a in generate["assets"].values() for t, n in a["tables"].items()}
     assert generated == {t: n for t, n in e2e["tables"].items() if t in generated}
     assert set(generated) == set(TABLES)
-    assert e2e["growth"]["1"]["rows"] == e2e["rows"]
+    assert e2e["growth"]["1"]["rows"] + e2e["growth"]["2"]["rows"] == e2e["rows"]
+    # the last day again as a run of its own, over the day before it: the same rows
+    nightly = tiny["nightly"]
+    assert nightly["success"] and nightly["day"] == "2025-01-02" and nightly["peak_rss_mb"] > 0
+    assert nightly["rows"] == e2e["growth"]["2"]["rows"]
+    assert "xl_nightly_day_seconds" not in tiny["targets"]
