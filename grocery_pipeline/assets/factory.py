@@ -241,7 +241,7 @@ class DayWriter:
             table = TABLES[name]
             self._writes.append(_submit(self._writer, self._append, table,
                                         tick if table.partitioning == "price_tick" else None, frame,
-                                        not self._trimmed))
+                                        not self_contained))
             if name not in self.previews:
                 self.previews[name] = _preview(frame)
         if self_contained and frames:
@@ -250,17 +250,17 @@ class DayWriter:
             self._part_findings.append(_submit(self._auditor, self._audit_part, frames))
             self._rows += sum(frame.height for frame in frames.values())
             if self._rows > self.settings.overlap_max_rows and not self._trimmed:
-                self._trimmed = True  # the day's files are read back from disk, not remembered
-                self._writes.append(_submit(self._writer, lambda: [f.forget() for f in self._files.values()]))
+                self._trimmed = True
                 self.parts = [(t, _day_reads(fs)) for t, fs in self.parts]
             frames = _day_reads(frames) if self._trimmed else frames
         self.parts.append((tick, frames))
 
-    def _append(self, table: Table, tick: str | None, frame: pl.DataFrame, keep: bool) -> None:
+    def _append(self, table: Table, tick: str | None, frame: pl.DataFrame, last: bool) -> None:
+        """Stage the frame (in the writer thread); `last`: the partition comes in one part, written at once."""
         key = (table.name, tick)
         if key not in self._files:
             self._files[key] = self.lake.staging(table, self.day, tick)
-        self._files[key].append(frame, keep)
+        self._files[key].append(frame, last)
 
     def _audit_part(self, frames: dict[str, pl.DataFrame]) -> dict[str, audits.Finding]:
         """The part-by-part audits of a self-contained part, by audit name."""

@@ -9,6 +9,7 @@ promotion. All money is computed in integer cents, so totals add up exactly.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
@@ -545,21 +546,39 @@ def best_promotions(products: pl.DataFrame, promotions: pl.DataFrame) -> pl.Data
                     deal=pl.col("discount_kind").replace_strict(DEAL_CODES, return_dtype=pl.Int8)))
 
 
-def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, products: pl.DataFrame,
-                     promotions: pl.DataFrame) -> Assortment:
-    """The day's assortment of the open stores, with promotion lift and shelf-group odds."""
-    stores = stores.sort("store_id").with_row_index("store_index").with_columns(pl.col("store_index").cast(pl.Int64))
+# The last product catalog built, with the frames it was built from: the regions of a day share
+# the day's products and promotions, so their assortments build it once.
+_CATALOG: list[tuple[pl.DataFrame, pl.DataFrame, list[str], pl.DataFrame]] = []
+_CATALOG_LOCK = threading.Lock()
+
+
+def product_catalog(products: pl.DataFrame, promotions: pl.DataFrame) -> tuple[list[str], pl.DataFrame]:
+    """The departments, and one row per product with what an assortment needs of it (its shelf
+    group, its best running promotion), found for each store product by index (no joins of
+    millions of rows); the names travel as categories: as strings, the names of 8M store products
+    cost gigabytes at xl."""
+    with _CATALOG_LOCK:
+        if _CATALOG and _CATALOG[0][0] is products and _CATALOG[0][1] is promotions:
+            return _CATALOG[0][2], _CATALOG[0][3]
     departments = sorted(products["department"].unique().to_list())
     dept_index = {d: i for i, d in enumerate(departments)}
-    n_stores, n_groups = stores.height, len(departments) * len(TIERS)
-    # One row per product, found for each store product by index (no joins of millions of rows);
-    # the names travel as categories: as strings, the names of 8M store products cost gigabytes at xl.
     catalog = products.select(
         "product_id", "popularity", "taxable", "perishable",
         *(pl.col(name).cast(pl.Categorical) for name in ("department", "subcategory")),
         dept_index=pl.col("department").replace_strict(dept_index, return_dtype=pl.Int64),
         tier_index=pl.col("brand_tier").replace_strict({t: i for i, t in enumerate(TIERS)}, return_dtype=pl.Int64),
     ).join(best_promotions(products, promotions), on="product_id", how="left").sort("product_id")
+    with _CATALOG_LOCK:
+        _CATALOG[:] = [(products, promotions, departments, catalog)]
+    return departments, catalog
+
+
+def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, products: pl.DataFrame,
+                     promotions: pl.DataFrame) -> Assortment:
+    """The day's assortment of the open stores, with promotion lift and shelf-group odds."""
+    stores = stores.sort("store_id").with_row_index("store_index").with_columns(pl.col("store_index").cast(pl.Int64))
+    departments, catalog = product_catalog(products, promotions)
+    n_stores, n_groups = stores.height, len(departments) * len(TIERS)
     sold = store_products.select("store_product_id", "store_id", "product_id", "list_price")
     product = row_of(catalog["product_id"].to_numpy(), sold["product_id"].to_numpy())
     store = row_of(stores["store_id"].to_numpy(), sold["store_id"].to_numpy())

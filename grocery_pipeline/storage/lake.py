@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -53,8 +53,11 @@ _PUBLISHED: dict[tuple[Path, str], tuple[Path, tuple, pl.DataFrame]] = {}
 
 
 # zstd at its fastest level: on an xl day's tables, about 10% less CPU than the default level for
-# about 5% larger files (the writes share two cores with the audits and the next tick).
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "write_statistics": True}
+# about 5% larger files (the writes share two cores with the audits and the next tick). A file
+# written at once goes through polars' writer (it encodes columns in parallel); a file written part
+# by part through pyarrow's, which appends row groups.
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "statistics": True}
+ARROW_PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "write_statistics": True}
 
 
 class Staging:
@@ -67,32 +70,39 @@ class Staging:
         self.rows = 0
         self._frames: list[pl.DataFrame] = []
         self._writer: pq.ParquetWriter | None = None
+        self._whole = False  # written at once
 
-    def append(self, frame: pl.DataFrame, keep: bool = True) -> None:
-        """Write the (conformed) frame as the file's next row groups; `keep` False: the partition
-        is not to be remembered for reading back (see `forget`)."""
-        arrow = frame.to_arrow()
-        if self._writer is None:
-            try:
-                self._writer = pq.ParquetWriter(self.staged_path, arrow.schema, **PARQUET_OPTIONS)
-            except FileNotFoundError:
-                # a concurrent discard removed the (then empty) folder between mkdir and write
-                self.final_path.parent.mkdir(parents=True, exist_ok=True)
-                self._writer = pq.ParquetWriter(self.staged_path, arrow.schema, **PARQUET_OPTIONS)
-        self._writer.write_table(arrow)
+    def append(self, frame: pl.DataFrame, last: bool = False) -> None:
+        """Write the (conformed) frame as the file's next row groups; `last`: nothing follows it
+        (a file of one part is written at once)."""
+        if self._whole:
+            raise ValueError(f"{self.final_path}: a part after the last one")
+        if last and self._writer is None:
+            self._whole = True
+            self._create(lambda: frame.write_parquet(self.staged_path, **PARQUET_OPTIONS))
+        else:
+            arrow = frame.to_arrow()
+            if self._writer is None:
+                self._create(lambda: setattr(self, "_writer", pq.ParquetWriter(self.staged_path, arrow.schema,
+                                                                                **ARROW_PARQUET_OPTIONS)))
+            self._writer.write_table(arrow)
         self.rows += frame.height
-        if keep and TABLES[self.table.name].read_back:  # kept for `publish` (see _PUBLISHED)
+        if TABLES[self.table.name].read_back:  # kept for `publish` (see _PUBLISHED)
             self._frames.append(frame)
 
-    def forget(self) -> None:
-        """Keep nothing of the partition in memory: it is read back from its file (a day too big to
-        hold whole)."""
-        self._frames = []
+    def _create(self, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except FileNotFoundError:
+            # a concurrent discard removed the (then empty) folder between mkdir and write
+            self.final_path.parent.mkdir(parents=True, exist_ok=True)
+            write()
 
     def close(self) -> "StagedPartition":
-        if self._writer is None:
-            self.append(self.table.empty())  # a partition without rows is still a file, with the table's schema
-        self._writer.close()
+        if self._writer is None and not self._whole:
+            self.append(self.table.empty(), last=True)  # a partition without rows is still a file
+        if self._writer is not None:
+            self._writer.close()
         frames, self._frames = self._frames, []
         frame = None if not frames else frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
         return StagedPartition(self.table.name, self.business_date, self.tick, self.staged_path, self.final_path,
@@ -145,7 +155,7 @@ class Lake:
               tick: str | None = None) -> StagedPartition:
         """Write the frame under a hidden temporary name beside its final place."""
         staging = self.staging(table, business_date, tick)
-        staging.append(frame)
+        staging.append(frame, last=True)
         return staging.close()
 
     def publish(self, staged: StagedPartition) -> Path:
