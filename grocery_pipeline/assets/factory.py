@@ -264,7 +264,8 @@ class DayWriter:
 
     def _audit_part(self, frames: dict[str, pl.DataFrame]) -> dict[str, audits.Finding]:
         """The part-by-part audits of a self-contained part, by audit name."""
-        ctx = audits.AuditContext(self.settings, self.lake, self.day, frames, part=True, _as_of=self._ctx._as_of)
+        ctx = audits.AuditContext(self.settings, self.lake, self.day, frames, part=True, _as_of=self._ctx._as_of,
+                                  _day=self._ctx._day)
         return {audit.name: audit.run(ctx) for table in frames for audit in audits.audits_for(table)
                 if audit.day_reads is None}
 

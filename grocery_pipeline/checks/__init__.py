@@ -35,6 +35,9 @@ class AuditContext:
     # a dozen audits of a day ask for the same parents (stores, products)
     _as_of: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
     _shared: dict[tuple, object] = field(default_factory=dict, compare=False, repr=False)
+    # what the parts of one day (see `part`) derive once and share: the day before's stock, the
+    # parents' keys sorted
+    _day: dict[tuple, object] = field(default_factory=dict, compare=False, repr=False)
 
     def frame(self, table: str) -> pl.DataFrame:
         return self.frames[table]
@@ -62,10 +65,14 @@ class AuditContext:
         the parts of a day read it once (it is kept with the published tables read as of the day)."""
         if not self.part:
             return self._published(table, self.business_date - timedelta(days=1), columns)
-        key = f"{table} the day before, {columns}"
-        if key not in self._as_of:
-            self._as_of[key] = self._published(table, self.business_date - timedelta(days=1), columns)
-        return self._as_of[key]
+        return self.for_the_day(("the day before", table, tuple(columns or ())),
+                                lambda: self._published(table, self.business_date - timedelta(days=1), columns))
+
+    def for_the_day(self, key: tuple, compute: Callable[[], T]) -> T:
+        """A result every part of the day derives alike (`shared` for the parts of one day)."""
+        if key not in self._day:
+            self._day[key] = compute()
+        return self._day[key]
 
     def _published(self, table: str, day: date, columns: list[str] | None = None) -> pl.DataFrame | None:
         try:  # from memory when this process just published it (`Lake.read_partition`)
