@@ -196,12 +196,12 @@ def finished_early() -> Callable[..., None] | None:
     """For a generator run by `publish_in_order`: a function to call with tables of the day that
     are final while the rest is still being made (the day's receipts while the stock is closed,
     or one region's tables while the next region is simulated), so their files are written
-    meanwhile. A table handed over in several calls is written as one file, the calls' rows one
-    after another; the generator need not return a handed-over table again (what it returns of
-    such a table is ignored). Called with `self_contained=True`, the tables are a part of the day
-    that refers to nothing in its other parts (a region's tables): it is audited on its own as
-    soon as it comes (see `DayWriter`), and every part of the day must be handed over so. None
-    elsewhere (nothing to hand them to)."""
+    meanwhile; the generator need not return a handed-over table again (what it returns of such a
+    table is ignored). A table is handed over once, unless with `self_contained=True`: the tables
+    are then a part of the day that refers to nothing in its other parts (a region's tables),
+    audited on its own as soon as it comes (see `DayWriter`), and a table handed over in several
+    such parts is written as one file, the parts' rows one after another; every part of the day
+    must be handed over so. None elsewhere (nothing to hand them to)."""
     return _EARLY.get()
 
 
@@ -221,6 +221,7 @@ class DayWriter:
         self.settings, self.lake, self.day = settings, lake, day
         self.parts: Parts = []
         self.previews: dict[str, str] = {}  # each table's first rows, as text
+        self._previewed_rows: dict[str, int] = {}
         self._ctx: audits.AuditContext | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage")
         self._writes: list[Future] = []
@@ -242,8 +243,8 @@ class DayWriter:
             self._writes.append(_submit(self._writer, self._append, table,
                                         tick if table.partitioning == "price_tick" else None, frame,
                                         not self_contained))
-            if name not in self.previews:
-                self.previews[name] = _preview(frame)
+            if name not in self.previews or (frame.height and not self._previewed_rows.get(name)):
+                self.previews[name], self._previewed_rows[name] = _preview(frame), frame.height
         if self_contained and frames:
             if self._auditor is None:
                 self._auditor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")

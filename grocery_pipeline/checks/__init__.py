@@ -29,14 +29,13 @@ class AuditContext:
     business_date: date
     frames: dict[str, pl.DataFrame]  # every table staged in the same step, by name
     # True when `frames` are one self-contained part of the day (a region's tables: see
-    # `Audit.day_reads`); a state check then compares them with their own rows of the day before
+    # `Audit.day_reads`)
     part: bool = False
     # tables read as of the audited date: nothing is published while a partition is audited, and
     # a dozen audits of a day ask for the same parents (stores, products)
     _as_of: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
     _shared: dict[tuple, object] = field(default_factory=dict, compare=False, repr=False)
-    # what the parts of one day (see `part`) derive once and share: the day before's stock, the
-    # parents' keys sorted
+    # what the parts of one day (see `part`) derive once and share: the parents' keys sorted
     _day: dict[tuple, object] = field(default_factory=dict, compare=False, repr=False)
 
     def frame(self, table: str) -> pl.DataFrame:
@@ -61,12 +60,8 @@ class AuditContext:
         return self.shared(("same_day", table), lambda: self._published(table, self.business_date))
 
     def previous_day(self, table: str, columns: list[str] | None = None) -> pl.DataFrame | None:
-        """A table's published partition of the day before (the only history a state check reads);
-        the parts of a day read it once (it is kept with the published tables read as of the day)."""
-        if not self.part:
-            return self._published(table, self.business_date - timedelta(days=1), columns)
-        return self.for_the_day(("the day before", table, tuple(columns or ())),
-                                lambda: self._published(table, self.business_date - timedelta(days=1), columns))
+        """A table's published partition of the day before (the only history a state check reads)."""
+        return self._published(table, self.business_date - timedelta(days=1), columns)
 
     def for_the_day(self, key: tuple, compute: Callable[[], T]) -> T:
         """A result every part of the day derives alike (`shared` for the parts of one day)."""
@@ -100,9 +95,10 @@ class Audit:
     run: Callable[[AuditContext], Finding]
     blocking: bool = True
     # A day made in self-contained parts (a day of operations, region by region) is audited part
-    # by part as the parts come, and the findings added up; an audit of a statistic of the whole
-    # day, or of uniqueness across it, runs once on the day's rows instead, and names here the
-    # columns of the day's tables it reads, which are all the day keeps of its parts.
+    # by part as the parts come, and the findings added up; an audit of the whole day (a
+    # statistic of it, uniqueness across it, a state or a timeline that one part cannot show
+    # whole) runs once on the day's rows instead, and names here the columns of the day's tables
+    # it reads, which are all the day keeps of its parts.
     day_reads: Mapping[str, tuple[str, ...]] | None = None
 
 

@@ -168,19 +168,12 @@ def balances(today: pl.DataFrame, previous: pl.DataFrame, opening: Callable[[pl.
     return bool(np.array_equal(_on_hand(today, order), stock))
 
 
-def _previous_close(ctx: AuditContext, table: str, key: list[str], region: str) -> pl.DataFrame | None:
-    """The day before's closing stock (key, on_hand); of a part of the day (a region), only the
-    rows of the part's stores or DCs (`region` names the column)."""
-    columns = list(dict.fromkeys([*key, region, "on_hand"])) if ctx.part else [*key, "on_hand"]
-    previous = ctx.previous_day(table, columns)
+def _previous_close(ctx: AuditContext, table: str, key: list[str]) -> pl.DataFrame | None:
+    previous = ctx.previous_day(table, [*key, "on_hand"])
     if previous is None and ctx.business_date > ctx.settings.start_date:
         return None  # the chain is broken: nothing to conserve against
-    if previous is None:
-        return pl.DataFrame(schema={**{k: pl.Int64 for k in key}, "on_hand": pl.Int64})
-    if ctx.part:
-        mine = ctx.frame(table)[region].unique().implode()
-        previous = previous.filter(pl.col(region).is_in(mine)).select(*key, "on_hand")
-    return previous
+    return previous if previous is not None else pl.DataFrame(
+        schema={**{k: pl.Int64 for k in key}, "on_hand": pl.Int64})
 
 
 def _store_opening_stock(ctx: AuditContext, new_items: pl.DataFrame) -> pl.DataFrame:
@@ -202,10 +195,10 @@ def _dc_opening_stock(ctx: AuditContext, new_items: pl.DataFrame) -> pl.DataFram
 
 
 def _conserved(stock: str, movements: str, key: list[str],
-               opening_stock: Callable[[AuditContext, pl.DataFrame], pl.DataFrame], region: str):
+               opening_stock: Callable[[AuditContext, pl.DataFrame], pl.DataFrame]):
     def run(ctx: AuditContext) -> Finding:
         today = ctx.frame(stock)
-        previous = _previous_close(ctx, stock, key, region)
+        previous = _previous_close(ctx, stock, key)
         if previous is None:
             return finding_from(today, key, reason=f"the previous day's {stock} is not published")
         moves = ctx.same_day(movements)
@@ -301,12 +294,15 @@ AUDITS: list[Audit] = [
     Audit("store_inventory_conserved", "store_inventory",
           "Closing stock = previous day's closing stock (or initial_on_hand on a product's first day) "
           "+ the day's store_inventory_txn, for every store product; no row disappears.",
-          _conserved("store_inventory", "store_inventory_txn", ["store_product_id"], _store_opening_stock,
-                     "store_id")),
+          _conserved("store_inventory", "store_inventory_txn", ["store_product_id"], _store_opening_stock),
+          day_reads={"store_inventory": ("store_product_id", "on_hand"),
+                     "store_inventory_txn": ("store_product_id", "quantity")}),
     Audit("dc_inventory_conserved", "dc_inventory",
           "Closing stock = previous day's closing stock (0 on a product's first day) + the day's "
           "dc_inventory_txn, for every DC product; no row disappears.",
-          _conserved("dc_inventory", "dc_inventory_txn", ["dc_id", "product_id"], _dc_opening_stock, "dc_id")),
+          _conserved("dc_inventory", "dc_inventory_txn", ["dc_id", "product_id"], _dc_opening_stock),
+          day_reads={"dc_inventory": ("dc_id", "product_id", "on_hand"),
+                     "dc_inventory_txn": ("dc_id", "product_id", "quantity")}),
     Audit("store_inventory_txn_signed_by_type", "store_inventory_txn",
           "Sales, online sales and shrink take stock off (negative), receiving adds it (positive), "
           "adjustments are non-zero; no other movement type.", _signed("store_inventory_txn", STORE_TXN_SIGNS)),

@@ -182,13 +182,15 @@ AUDITS: list[Audit] = [
           "carries 1-5 orders and order_count equals its stops.", _stops_follow_the_route),
     Audit("bundles_driver_never_double_booked", "bundles",
           "No driver starts a run before their previous run (that day or the day before) has returned.",
-          _never_double_booked("bundles", "driver_id", "dispatched_at", "returned_at", "bundle_id")),
+          _never_double_booked("bundles", "driver_id", "dispatched_at", "returned_at", "bundle_id"),
+          day_reads={"bundles": ("bundle_id", "driver_id", "dispatched_at", "returned_at")}),
     Audit("shipments_timestamps_in_order", "shipments",
           "scheduled <= loading <= departed <= arrived <= unloading <= completed <= truck back, for every "
           "shipment.", _shipments_timestamps),
     Audit("shipments_truck_never_double_booked", "shipments",
           "No truck starts loading before it is back from its previous trip (that day or the day before).",
-          _never_double_booked("shipments", "truck_id", "loading_at", "truck_back_at", "shipment_id")),
+          _never_double_booked("shipments", "truck_id", "loading_at", "truck_back_at", "shipment_id"),
+          day_reads={"shipments": ("shipment_id", "truck_id", "loading_at", "truck_back_at")}),
     Audit("truck_moves_in_order", "truck_moves",
           "Each shipment's truck moves are numbered from 1 and go SCHEDULED -> LOADING -> IN_TRANSIT -> "
           "ARRIVED -> UNLOADING -> COMPLETED without going back in time.", _truck_moves),

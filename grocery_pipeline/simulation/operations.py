@@ -52,9 +52,9 @@ class Numbering:
     def after(self, frames: dict[str, pl.DataFrame]) -> "Numbering":
         """Where ids start once the rows of `frames` (one region's tables) are numbered."""
         taken = {table: self.taken.get(table, 0) + frames[table].height for table in ID_STRIDES}
-        full = [table for table, n in taken.items() if n >= ID_STRIDES[table]]
+        full = [table for table, n in taken.items() if n > ID_STRIDES[table]]
         if full:
-            raise ValueError(f"day {self.day} numbers more than {ID_STRIDES[full[0]] - 1:,} rows of {full[0]}: "
+            raise ValueError(f"day {self.day} numbers more than {ID_STRIDES[full[0]]:,} rows of {full[0]}: "
                              f"its ids would run into the next day's")
         return Numbering(self.day, taken)
 
