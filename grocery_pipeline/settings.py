@@ -100,6 +100,10 @@ class Settings:
     promotion_product_share: float = 0.06
     promotion_categories_per_department: float = 0.5
 
+    # a day of operations is simulated one region at a time: DCs in id order, grouped while their
+    # store products number at most this (a DC with more is a region of its own; docs/operations.md)
+    region_store_products: int = 1_000_000
+
     faults: tuple[str, ...] = field(default_factory=tuple)
     # a run of several days generates the next day while one is written and audited, when that day
     # has at most this many rows (0: never); above it, peak memory stays that of one day
@@ -320,7 +324,7 @@ def _coerce(name: str, value: Any) -> Any:
         return None if value in (None, "") else _parse_date(name, value)
     if name in ("data_dir", "dictionaries_dir"):
         return Path(value)
-    if name in ("seed", "overlap_max_rows") or name in _VOLUME_FIELDS:
+    if name in ("seed", "overlap_max_rows", "region_store_products") or name in _VOLUME_FIELDS:
         return _parse_int(name, value)
     if name in _RATE_FIELDS or name in _PRICING_FLOAT_FIELDS:
         return _parse_float(name, value)
@@ -380,6 +384,9 @@ def validate(settings: Settings) -> None:
             raise SettingsError(f"setting '{name}': {value} is out of range; expected 0 <= value <= 1")
     if settings.store_assortment_share <= 0:
         raise SettingsError("setting 'store_assortment_share': must be > 0")
+    if settings.region_store_products < 1:
+        raise SettingsError(f"setting 'region_store_products': {settings.region_store_products} is not allowed; "
+                            "expected a whole number >= 1")
     for name in ("seed", "overlap_max_rows"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"setting '{name}': {getattr(settings, name)} is negative; expected a whole number >= 0")

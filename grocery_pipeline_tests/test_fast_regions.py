@@ -20,7 +20,9 @@ DAYS = 3
 
 @pytest.fixture(scope="module")
 def three_dcs(tiny_settings):
-    return dataclasses.replace(tiny_settings, distribution_centers=3, stores=9, customers=1_500, drivers=24)
+    # every DC a region of its own
+    return dataclasses.replace(tiny_settings, distribution_centers=3, stores=9, customers=1_500, drivers=24,
+                               region_store_products=1)
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +34,19 @@ def _dc_of_store(world) -> dict[int, int]:
     return dict(zip(world.stores["store_id"].to_list(), world.stores["dc_id"].to_list()))
 
 
-def test_the_chain_has_several_regions(chain):
+def test_the_chain_has_several_regions_of_whole_dcs_up_to_the_size_set(chain):
     _, world, _ = chain[-1]
     served = world.stores["dc_id"].n_unique()  # the DCs that serve an open store
-    assert len(regions.Regions.of(world)) == served >= 2
+    assert len(regions.Regions.of(world, 1)) == served >= 2
+    assert len(regions.Regions.of(world, world.store_products.height)) == 1
+    listed = (world.store_products.join(world.stores.select("store_id", "dc_id"), on="store_id")
+              .group_by("dc_id").len().sort("dc_id")["len"].to_list())
+    dcs = sorted(world.stores["dc_id"].unique().to_list())
+    together = regions.Regions.of(world, listed[0] + listed[1])  # the first two DCs share a region
+    assert len(together) == served - 1 and together.first_dcs() == [dcs[0], *dcs[2:]]
+    apart = regions.Regions.of(world, listed[0] + listed[1] - 1)
+    assert len(apart) == served and apart.first_dcs() == dcs
+    assert np.isclose(together.share.sum(), 1.0) and np.isclose(apart.share.sum(), 1.0)
 
 
 def test_shoppers_customers_drivers_and_trucks_stay_in_their_region(chain):
@@ -97,7 +108,7 @@ def test_tables_handed_over_region_by_region_are_the_returned_day(chain):
     returned = regions.simulate_day(day, world, PriceBook.from_list_prices(day.business_date, world.store_products),
                                     yesterday, finished)
     assert returned == {} and all(contained)
-    assert all(len(parts) == len(regions.Regions.of(world)) for parts in handed.values())
+    assert all(len(parts) == len(regions.Regions.of(world, 1)) for parts in handed.values())
     for name, frame in frames.items():
         assert pl.concat(handed[name]).equals(frame), name
 
@@ -105,7 +116,7 @@ def test_tables_handed_over_region_by_region_are_the_returned_day(chain):
 def test_a_chain_of_one_region_is_simulated_whole(tiny_settings, dictionaries):
     runs = list(run_days(tiny_settings, dictionaries, 2))
     (_, _, first), (day, world, frames) = runs
-    assert len(regions.Regions.of(world)) == 1
+    assert len(regions.Regions.of(world, tiny_settings.region_store_products)) == 1
     yesterday = operations.Yesterday(first["store_inventory"], first["dc_inventory"], first["delivery_customers"],
                                      first["shipments"])
     whole = operations.simulate_day(day, world, PriceBook.from_list_prices(day.business_date, world.store_products),

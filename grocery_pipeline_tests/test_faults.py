@@ -155,13 +155,15 @@ def test_a_faulted_first_run_never_publishes_the_bad_partition(tmp_path):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("fault", ["bad_total", "negative_stock", "orphan_fk"])
-def test_a_day_audited_region_by_region_is_rejected_by_the_same_checks(tmp_path, fault):
-    """With several DCs a day of operations is made, written and audited one region at a time:
-    a fault in each region's tables is still caught by its check, and nothing of the day is
+@pytest.mark.parametrize("fault, max_rows", [("bad_total", "0"), ("negative_stock", "0"), ("orphan_fk", "0"),
+                                             ("bad_total", "5000000")])
+def test_a_day_audited_region_by_region_is_rejected_by_the_same_checks(tmp_path, fault, max_rows):
+    """With several DCs a day of operations is made and written one region at a time, and audited
+    region by region once it has more than overlap_max_rows rows (0: from the first region), else
+    whole: a fault in each region's tables is still caught by its check, and nothing of the day is
     published; the same day without it publishes with every blocking check passed."""
-    # several DCs; a day keeps only what its whole-day audits read of its parts (no overlap)
-    regions = {"GROCERY_DISTRIBUTION_CENTERS": "3", "GROCERY_STORES": "9", "GROCERY_OVERLAP_MAX_ROWS": "0"}
+    regions = {"GROCERY_DISTRIBUTION_CENTERS": "3", "GROCERY_STORES": "9", "GROCERY_REGION_STORE_PRODUCTS": "1",
+               "GROCERY_OVERLAP_MAX_ROWS": max_rows}
     data = tmp_path / "data"
     clean = _generate(data, days=2, env=regions)
     assert clean.returncode == 0, clean.stderr  # every blocking check passed

@@ -212,10 +212,11 @@ class DayWriter:
     the writes of a day's first parts overlap the making of its later ones. `publish` audits the
     frames of all parts together while the writes finish, then publishes all of them or none.
 
-    Parts added as self-contained (a region's tables, see `finished_early`) are audited one by
-    one in a third thread as they come, and the day keeps of them only the columns its whole-day
-    audits read (`Audit.day_reads`) once it has more rows than a run would generate the next day
-    beside (`Settings.overlap_max_rows`): a day of operations at xl need not be held whole."""
+    A day of parts added as self-contained (a region's tables, see `finished_early`) is audited
+    whole like any other while it is small; once it has more rows than a run would generate the
+    next day beside (`Settings.overlap_max_rows`), its parts are audited one by one in a third
+    thread as they come, and the day keeps of them only the columns its whole-day audits read
+    (`Audit.day_reads`): a day of operations at xl is not held whole."""
 
     def __init__(self, settings: Settings, lake: Lake, day: date):
         self.settings, self.lake, self.day = settings, lake, day
@@ -226,17 +227,19 @@ class DayWriter:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage")
         self._writes: list[Future] = []
         self._files: dict[tuple[str, str | None], Staging] = {}  # touched only by the writer thread
-        self._auditor: ThreadPoolExecutor | None = None        # audits self-contained parts
+        self._self_contained: bool | None = None               # what the parts are, once one came
+        self._auditor: ThreadPoolExecutor | None = None        # audits self-contained parts one by one
         self._part_findings: list[Future] = []
         self._rows = 0
-        self._trimmed = False
 
     def add(self, tick: str | None, frames: dict[str, pl.DataFrame], self_contained: bool = False) -> None:
         """Stage a `prepare`d part (nothing is published before `publish`)."""
         if self._ctx is None:
             self._ctx = audits.AuditContext(self.settings, self.lake, self.day, {})
-        if frames and self_contained != (self._auditor is not None) and self.parts:
-            raise ValueError(f"{self.day}: a day's parts are all self-contained or none is")
+        if frames:
+            if self._self_contained is not None and self._self_contained != self_contained:
+                raise ValueError(f"{self.day}: a day's parts are all self-contained or none is")
+            self._self_contained = self_contained
         read_ahead(self._ctx, frames)  # before these writes start
         for name, frame in frames.items():
             table = TABLES[name]
@@ -246,14 +249,18 @@ class DayWriter:
             if name not in self.previews or (frame.height and not self._previewed_rows.get(name)):
                 self.previews[name], self._previewed_rows[name] = _preview(frame), frame.height
         if self_contained and frames:
-            if self._auditor is None:
-                self._auditor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
-            self._part_findings.append(_submit(self._auditor, self._audit_part, frames))
             self._rows += sum(frame.height for frame in frames.values())
-            if self._rows > self.settings.overlap_max_rows and not self._trimmed:
-                self._trimmed = True
+            if self._auditor is None and self._rows > self.settings.overlap_max_rows:
+                # too big a day to hold whole: the parts held so far are audited one by one, and so
+                # is every later part as it comes; the day keeps what its whole-day audits read
+                self._auditor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
+                for _, held in self.parts:
+                    if held:
+                        self._part_findings.append(_submit(self._auditor, self._audit_part, held))
                 self.parts = [(t, _day_reads(fs)) for t, fs in self.parts]
-            frames = _day_reads(frames) if self._trimmed else frames
+            if self._auditor is not None:
+                self._part_findings.append(_submit(self._auditor, self._audit_part, frames))
+                frames = _day_reads(frames)
         self.parts.append((tick, frames))
 
     def _append(self, table: Table, tick: str | None, frame: pl.DataFrame, last: bool) -> None:

@@ -1,13 +1,14 @@
-"""A day of operations simulated one DC region at a time.
+"""A day of operations simulated one region at a time.
 
-A region is a distribution center, the open stores it serves, their store products, its trucks,
-and the customers and drivers whose home store is one of its stores. Shoppers, delivery customers,
+A region is one or more distribution centers (consecutive in id order, as many as keep its store
+products within `Settings.region_store_products`), the open stores they serve, their store
+products, their trucks, and the customers and drivers whose home store is one of its stores. Shoppers, delivery customers,
 drivers and trucks stay in their region, so a region's rows depend on nothing outside it: each
 region draws from random streams of its own (`Day.region`), takes its share of the day's traffic
 (its stores' traffic weight), and numbers its rows after the regions before it (`Numbering`), so
 the day's ids stay dense and unique. What the simulation builds for a day (the shelf, its ledger,
 baskets, carts, the tables) it then builds for one region at a time, not for the whole chain at
-once. A chain served by one DC is one region: its day is the whole chain's day.
+once. A chain that fits one region (`tiny`, `small`, `medium` by default) is simulated whole.
 """
 
 from __future__ import annotations
@@ -44,26 +45,43 @@ class Split:
 
 @dataclasses.dataclass(frozen=True)
 class Regions:
-    """The day's regions: the DCs serving open stores, in id order."""
+    """The day's regions: the DCs serving open stores, in id order, grouped while their store
+    products number at most `region_store_products` (a DC with more is a region of its own)."""
 
-    dc_ids: np.ndarray          # ascending
+    dc_ids: np.ndarray          # the DCs serving open stores, ascending
+    dc_region: np.ndarray       # region index of each of `dc_ids`
     store_ids: np.ndarray       # the open stores, ascending
     store_region: np.ndarray    # region index of each of `store_ids`
     share: np.ndarray           # each region's share of the day's traffic (its stores' traffic weight)
 
     @classmethod
-    def of(cls, world: World) -> "Regions":
+    def of(cls, world: World, region_store_products: int) -> "Regions":
         stores = world.stores  # sorted by store_id
         dc = stores["dc_id"].to_numpy()
         dc_ids = np.unique(dc)
-        region = np.searchsorted(dc_ids, dc)
-        weight = np.bincount(region, weights=stores["traffic_weight"].to_numpy(), minlength=len(dc_ids))
+        dc_of_store = np.searchsorted(dc_ids, dc)
+        store_of_listing = shopping.row_of(stores["store_id"].to_numpy(), world.store_products["store_id"].to_numpy())
+        listed = np.bincount(dc_of_store[store_of_listing[store_of_listing >= 0]], minlength=len(dc_ids))
+        dc_region = np.zeros(len(dc_ids), dtype=np.int64)
+        held = 0
+        for i, n in enumerate(listed.tolist()):  # one step per DC
+            if i and held + n > region_store_products:
+                dc_region[i], held = dc_region[i - 1] + 1, n
+            else:
+                dc_region[i], held = dc_region[i - 1] if i else 0, held + n
+        region = dc_region[dc_of_store]
+        n_regions = int(dc_region[-1]) + 1 if len(dc_ids) else 0
+        weight = np.bincount(region, weights=stores["traffic_weight"].to_numpy(), minlength=n_regions)
         total = weight.sum()
-        share = weight / total if total > 0 else np.full(len(dc_ids), 1.0 / max(len(dc_ids), 1))
-        return cls(dc_ids, stores["store_id"].to_numpy(), region, share)
+        share = weight / total if total > 0 else np.full(n_regions, 1.0 / max(n_regions, 1))
+        return cls(dc_ids, dc_region, stores["store_id"].to_numpy(), region, share)
 
     def __len__(self) -> int:
-        return len(self.dc_ids)
+        return len(self.share)
+
+    def first_dcs(self) -> list[int]:
+        """Each region's first DC id (its name in the random streams)."""
+        return [int(self.dc_ids[np.flatnonzero(self.dc_region == r)[0]]) for r in range(len(self))]
 
     def of_stores(self, store_ids: np.ndarray) -> np.ndarray:
         """Region index of each store id (-1 for a store that is not open)."""
@@ -72,7 +90,8 @@ class Regions:
 
     def of_dcs(self, dc_ids: np.ndarray) -> np.ndarray:
         """Region index of each DC id (-1 for a DC that serves no open store)."""
-        return shopping.row_of(self.dc_ids, dc_ids)
+        row = shopping.row_of(self.dc_ids, dc_ids)
+        return np.where(row >= 0, self.dc_region[np.maximum(row, 0)], -1)
 
 
 class _Sliced:
@@ -114,7 +133,7 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
     With `finished`, each region's tables are handed to it as soon as they are made, as a
     self-contained part of the day, and nothing is returned (a chain of one region hands over and
     returns as `operations.simulate_day` does)."""
-    regions = Regions.of(world)
+    regions = Regions.of(world, day.settings.region_store_products)
     if len(regions) <= 1:
         return operations.simulate_day(day, world, prices, yesterday, finished)
     n = len(regions)
@@ -152,7 +171,7 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
 
     numbering = Numbering(day.index + 1)
     made: dict[str, list[pl.DataFrame]] = defaultdict(list)
-    for r, dc in enumerate(regions.dc_ids.tolist()):
+    for r, dc in enumerate(regions.first_dcs()):
         frames = operations.simulate_day(
             dataclasses.replace(day, region=dc),
             dataclasses.replace(world, **{name: part(r) for name, part in parts.items()}),
