@@ -200,11 +200,33 @@ class TimedLake:
         return getattr(self._lake, name)
 
     def stage(self, *args, **kwargs):
+        return self._timed(self._lake.stage, *args, **kwargs)
+
+    def staging(self, *args, **kwargs):
+        return TimedStaging(self._lake.staging(*args, **kwargs), self)
+
+    def _timed(self, write, *args, **kwargs):
         started = time.perf_counter()
         try:
-            return self._lake.stage(*args, **kwargs)
+            return write(*args, **kwargs)
         finally:
             self.write_seconds += time.perf_counter() - started
+
+
+class TimedStaging:
+    """A partition file written part by part (`Lake.staging`), its writes counted by its TimedLake."""
+
+    def __init__(self, staging, lake: TimedLake):
+        self._staging, self._lake = staging, lake
+
+    def __getattr__(self, name):
+        return getattr(self._staging, name)
+
+    def append(self, *args, **kwargs):
+        return self._lake._timed(self._staging.append, *args, **kwargs)
+
+    def close(self):
+        return self._lake._timed(self._staging.close)
 
 
 class TimedAudits:

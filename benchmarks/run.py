@@ -143,7 +143,8 @@ def measure(mode: str, preset: str, days: int, start: str, work: Path, results: 
         command += ["--from", nightly_from]
     if profile:
         command += ["--profile", str(results / f"{preset}-{name}-profile.html")]
-    print(f"  {name:8s} {preset}: {days if not nightly_from else 'the last'} day(s) ...", end="", flush=True)
+    print(f"  {name:8s} {preset}: " + (f"{days} day(s)" if not nightly_from else "the last day") + " ...",
+          end="", flush=True)
     started = time.perf_counter()
     log = results / f"{preset}-{name}.log"
     killed_at_mb = None

@@ -35,6 +35,7 @@ def test_bench_measures_every_table_end_to_end_and_without_dagster(tmp_path):
     generated = {t: n for a in generate["assets"].values() for t, n in a["tables"].items()}
     assert generated == {t: n for t, n in e2e["tables"].items() if t in generated}
     assert set(generated) == set(TABLES)
+    assert tiny["generate"]["write_seconds"] > 0 and tiny["generate"]["audit_seconds"] > 0  # both timed
     assert e2e["growth"]["1"]["rows"] + e2e["growth"]["2"]["rows"] == e2e["rows"]
     # the last day again as a run of its own, over the day before it: the same rows
     nightly = tiny["nightly"]

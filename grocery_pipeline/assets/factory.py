@@ -76,11 +76,14 @@ class CheckOutcome:
     business_date: date
 
 
-def run_audits(tables: Iterable[str], ctx: audits.AuditContext) -> list[CheckOutcome]:
+def run_audits(tables: Iterable[str], ctx: audits.AuditContext,
+               which: Callable[[audits.Audit], bool] = lambda audit: True) -> list[CheckOutcome]:
+    """The outcomes of the tables' audits (those `which` picks), table by table."""
     out = []
     for table in tables:
         for audit in audits.audits_for(table):
-            out.append(CheckOutcome(audit, audit.run(ctx), ctx.business_date))
+            if which(audit):
+                out.append(CheckOutcome(audit, audit.run(ctx), ctx.business_date))
     return out
 
 
@@ -274,8 +277,7 @@ class DayWriter:
         """The part-by-part audits of a self-contained part, by audit name."""
         ctx = audits.AuditContext(self.settings, self.lake, self.day, frames, part=True, _as_of=self._ctx._as_of,
                                   _day=self._ctx._day)
-        return {audit.name: audit.run(ctx) for table in frames for audit in audits.audits_for(table)
-                if audit.day_reads is None}
+        return {o.audit.name: o.finding for o in run_audits(frames, ctx, lambda audit: audit.day_reads is None)}
 
     def _audit(self) -> list[CheckOutcome]:
         audited = frames_by_table(self.parts)
@@ -288,8 +290,9 @@ class DayWriter:
         for part in self._part_findings:
             for name, finding in part.result().items():
                 findings[name].append(finding)
-        return [CheckOutcome(audit, audits.merged_finding(findings[audit.name]) if audit.day_reads is None
-                             else audit.run(ctx), self.day)
+        whole_day = {o.audit.name: o for o in run_audits(audited, ctx, lambda audit: audit.day_reads is not None)}
+        return [whole_day[audit.name] if audit.day_reads is not None
+                else CheckOutcome(audit, audits.merged_finding(findings[audit.name]), self.day)
                 for table in audited for audit in audits.audits_for(table)]
 
     def publish(self) -> list[CheckOutcome]:
