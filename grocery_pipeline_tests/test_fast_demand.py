@@ -221,3 +221,13 @@ def test_local_miles_in_place_is_the_plain_formula_for_every_broadcast():
         want = plain(*args)
         assert np.shape(miles) == np.shape(want) and np.array_equal(miles, want, equal_nan=True)
     assert isinstance(shopping.local_miles(40.1, -74.0, 40.3, -73.9), float)
+
+
+def test_ragged_ranges_lay_the_ranges_end_to_end():
+    from grocery_pipeline.simulation.shopping import ragged_ranges
+
+    owner, position = ragged_ranges(np.array([5, 0, 9, 2]), np.array([2, 0, 3, 1]))
+    assert owner.tolist() == [0, 0, 2, 2, 2, 3]
+    assert position.tolist() == [5, 6, 9, 10, 11, 2]
+    empty = ragged_ranges(np.array([], dtype=np.int64), np.array([], dtype=np.int64))
+    assert len(empty[0]) == len(empty[1]) == 0

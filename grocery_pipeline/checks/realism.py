@@ -201,7 +201,9 @@ def _at_two_nearest(lat, lon, store_lat, store_lon, store_ids, visited, chunk: i
     stores of the band strictly nearer settle a visitor beyond it (not at the two nearest); the
     rest are measured against every store, by chunks whose distance matrix stays in the cache."""
     from grocery_pipeline.simulation.geography import MILES_PER_DEGREE_LAT
-    from grocery_pipeline.simulation.shopping import local_miles, nearest_stores, row_of, strictly_increasing
+    from grocery_pipeline.simulation.shopping import (
+        local_miles, nearest_stores, ragged_ranges, row_of, strictly_increasing,
+    )
 
     # the visited store's column, and finite distances (else, or with ids out of order: ask)
     measurable = bool(strictly_increasing(store_ids) and np.isfinite(store_lat).all() and np.isfinite(store_lon).all())
@@ -219,8 +221,8 @@ def _at_two_nearest(lat, lon, store_lat, store_lon, store_ids, visited, chunk: i
         reach = np.minimum(own, NEAREST_BAND_MILES) / MILES_PER_DEGREE_LAT * (1 + 1e-6) + 1e-9
         low = np.searchsorted(sorted_lat, lat[sure] - reach, side="left")
         counts = np.searchsorted(sorted_lat, lat[sure] + reach, side="right") - low
-        visitor = np.repeat(np.arange(len(sure)), counts)
-        store = by_lat[np.arange(len(visitor)) - np.repeat(counts.cumsum() - counts - low, counts)]
+        visitor, in_band = ragged_ranges(low, counts)
+        store = by_lat[in_band]
         d = local_miles(lat[sure][visitor], lon[sure][visitor], store_lat[store], store_lon[store])
         level = np.bincount(visitor, weights=d <= own[visitor], minlength=len(sure))
         nearer = np.bincount(visitor, weights=d < own[visitor], minlength=len(sure))

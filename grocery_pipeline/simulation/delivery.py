@@ -235,8 +235,8 @@ class SubstituteShelf:
         group = self.key[wanted_item]
         lo = np.searchsorted(self.sorted_key, group, side="left")
         counts = np.searchsorted(self.sorted_key, group, side="right") - lo
-        line = np.repeat(np.arange(len(wanted_item)), counts)
-        item = self.order[np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts - lo, counts)]
+        line, position = shopping.ragged_ranges(lo, counts)
+        item = self.order[position]
         other = item != wanted_item[line]
         line, item = line[other], item[other]
         stock = on_hand_of(self.store_product_ids[item])
@@ -375,9 +375,8 @@ def assign_drivers(bundles: pl.DataFrame, drivers: pl.DataFrame, stores: pl.Data
             continue
         # (bundle, driver) pairs in that order, of drivers free in time (the others cannot be ready in this wave)
         counts = allowed_count[bundle_store[waiting]]
-        pb = np.repeat(waiting, counts)
-        pd = allowed_driver[np.arange(len(pb)) + np.repeat(allowed_first[bundle_store[waiting]] - np.cumsum(counts)
-                                                           + counts, counts)]
+        owner, position = shopping.ragged_ranges(allowed_first[bundle_store[waiting]], counts)
+        pb, pd = waiting[owner], allowed_driver[position]
         free = free_at[pd] <= wave_end
         pb, pd = pb[free], pd[free]
         ready = free_at[pd] + drive_seconds(road_miles(pos_lat[pd], pos_lon[pd], s_lat[pb], s_lon[pb]))

@@ -144,6 +144,13 @@ def distinct_picks(rng: np.random.Generator, assortment: "Assortment", basket: n
     return pl.DataFrame({"basket": drawn_in[chosen], "item": item[chosen]})
 
 
+def ragged_ranges(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ranges [starts[i], starts[i] + counts[i]) laid end to end: for each element, the range it
+    belongs to and its position (starts[i], starts[i] + 1, ...)."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    return owner, np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts - starts, counts)
+
+
 def within_group_rank(group: np.ndarray) -> np.ndarray:
     """0, 1, 2, ... within each run of equal values (rows arrive grouped)."""
     n = len(group)
