@@ -225,7 +225,7 @@ class DayWriter:
         self.settings, self.lake, self.day = settings, lake, day
         self.parts: Parts = []
         self.previews: dict[str, str] = {}  # each table's first rows, as text
-        self._previewed_rows: dict[str, int] = {}
+        self._previewed_rows: set[str] = set()  # tables whose preview shows rows
         self._ctx: audits.AuditContext | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage")
         self._writes: list[Future] = []
@@ -249,8 +249,10 @@ class DayWriter:
             self._writes.append(_submit(self._writer, self._append, table,
                                         tick if table.partitioning == "price_tick" else None, frame,
                                         not self_contained))
-            if name not in self.previews or (frame.height and not self._previewed_rows.get(name)):
-                self.previews[name], self._previewed_rows[name] = _preview(frame), frame.height
+            if name not in self.previews or (frame.height and name not in self._previewed_rows):
+                self.previews[name] = _preview(frame)  # the first part with rows, else the first part
+                if frame.height:
+                    self._previewed_rows.add(name)
         if self_contained and frames:
             self._rows += sum(frame.height for frame in frames.values())
             if self._auditor is None and self._rows > self.settings.overlap_max_rows:

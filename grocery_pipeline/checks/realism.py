@@ -97,7 +97,7 @@ SOLD_LINES = {table: ("product_id", "line_total", "promotion_id", "quantity")
 
 def _gather_sold_lines(ctx: AuditContext) -> pl.DataFrame:
     parts = []
-    for table in ("receipt_lines", "order_items"):
+    for table in SOLD_LINES:
         frame = ctx.same_day(table)
         if frame is not None and frame.height:
             # only the three columns are gathered by the filter

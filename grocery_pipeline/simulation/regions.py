@@ -85,13 +85,17 @@ class Regions:
 
     def of_stores(self, store_ids: np.ndarray) -> np.ndarray:
         """Region index of each store id (-1 for a store that is not open)."""
-        row = shopping.row_of(self.store_ids, store_ids)
-        return np.where(row >= 0, self.store_region[np.maximum(row, 0)], -1)
+        return region_by_id(self.store_ids, self.store_region, store_ids)
 
     def of_dcs(self, dc_ids: np.ndarray) -> np.ndarray:
         """Region index of each DC id (-1 for a DC that serves no open store)."""
-        row = shopping.row_of(self.dc_ids, dc_ids)
-        return np.where(row >= 0, self.dc_region[np.maximum(row, 0)], -1)
+        return region_by_id(self.dc_ids, self.dc_region, dc_ids)
+
+
+def region_by_id(sorted_ids: np.ndarray, region: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The region of each id, given the region of each of the sorted ids (-1 for an id not among them)."""
+    row = shopping.row_of(sorted_ids, ids)
+    return np.where(row >= 0, region[np.maximum(row, 0)], -1)
 
 
 class _Sliced:
@@ -144,29 +148,30 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
     def by_dc(frame: pl.DataFrame) -> _Sliced:
         return _Sliced(frame, frame["dc_id"].to_numpy(), regions.of_dcs, n)
 
-    def by_row_of(frame: pl.DataFrame, column: str, owners: pl.DataFrame, owner_region: np.ndarray) -> _Sliced:
+    def by_region(frame: pl.DataFrame, region: np.ndarray) -> _Sliced:
+        return _Sliced(frame, region, lambda labels: labels, n)
+
+    def by_owner(frame: pl.DataFrame, column: str, owners: pl.DataFrame, owner_region: np.ndarray) -> _Sliced:
         """By the region of the row of `owners` (sorted by `column`) each row's `column` names."""
-        def region_of(ids: np.ndarray) -> np.ndarray:
-            row = shopping.row_of(owners[column].to_numpy(), ids)
-            return np.where(row >= 0, owner_region[np.maximum(row, 0)], -1)
-        return _Sliced(frame, frame[column].to_numpy(), region_of, n)
+        return _Sliced(frame, frame[column].to_numpy(),
+                       lambda ids: region_by_id(owners[column].to_numpy(), owner_region, ids), n)
 
     customers = world.customers.select(CUSTOMER_COLUMNS)
     customer_region = regions.of_stores(customers["home_store_id"].to_numpy())
+    truck_region = regions.of_dcs(world.trucks["dc_id"].to_numpy())
     parts = {
         "stores": by_dc(world.stores),
         "distribution_centers": by_dc(world.distribution_centers),
-        "trucks": by_dc(world.trucks),
+        "trucks": by_region(world.trucks, truck_region),
         "store_products": by_store(world.store_products, "store_id"),
-        "customers": by_store(customers, "home_store_id"),
+        "customers": by_region(customers, customer_region),
         "drivers": by_store(world.drivers, "home_store_id"),
     }
     state = {
         "store_stock": by_store(yesterday.store_stock, "store_id"),
         "dc_stock": by_dc(yesterday.dc_stock),
-        "customers": by_row_of(yesterday.customers, "customer_id", customers, customer_region),
-        "shipments": by_row_of(yesterday.shipments, "truck_id", world.trucks,
-                               regions.of_dcs(world.trucks["dc_id"].to_numpy())),
+        "customers": by_owner(yesterday.customers, "customer_id", customers, customer_region),
+        "shipments": by_owner(yesterday.shipments, "truck_id", world.trucks, truck_region),
     }
 
     numbering = Numbering(day.index + 1)
