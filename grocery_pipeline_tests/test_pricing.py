@@ -156,6 +156,20 @@ def test_state_after_a_tick_is_the_state_rebuilt_from_its_changes():
     assert after.frame().equals(apply_changes(state, changes).sort("store_product_id"))
 
 
+def test_changes_applied_to_some_columns_of_a_state_in_any_order_give_those_columns_in_id_order():
+    rules, at = _rules(), datetime(2025, 1, 2, 10)
+    state = _state(at)
+    changes, _ = price_tick(rules, 1, at, state)
+    changes = pl.concat([changes, price_tick(rules, 1, at + timedelta(hours=1), state)[0]])  # a product changed twice
+    whole = apply_changes(state, changes)
+    assert whole["store_product_id"].is_sorted() and whole.columns == list(STATE_SCHEMA)
+    carried = ["store_product_id", "price", "price_since", "last_reason", "next_review_at"]
+    shuffled = state.select(carried).sample(fraction=1.0, shuffle=True, seed=3)
+    some = apply_changes(shuffled, changes.select("store_product_id", "new_price", "reason", "valid_from", "valid_to"))
+    assert some.equals(whole.select(carried))
+    assert not some.equals(state.select(carried))  # the changes changed something
+
+
 def test_carried_state_reprices_like_a_state_rebuilt_from_the_lake_at_every_tick():
     """The state carried through ticks (updated in place, queued by tick per day) selects and prices
     exactly what the frame rebuilt from the opening and the changes so far would, across midnight

@@ -3,6 +3,7 @@ and partitions read back from memory only while their file is the one this proce
 
 import dataclasses
 import os
+import platform
 import time
 from datetime import date, timedelta
 
@@ -10,6 +11,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from grocery_pipeline import memory
 from grocery_pipeline.assets import factory
 from grocery_pipeline.settings import load_settings
 from grocery_pipeline.simulation.calendar import generate_calendar
@@ -164,3 +166,84 @@ def test_tables_finished_early_are_staged_before_the_day_is_made_and_published_w
     assert_frame_equal(lake.read_partition("calendar", START), _calendar(START))
     assert not list((tmp_path / "data" / "lake").rglob("*.staging"))
     assert factory.finished_early() is None  # only while a day is made
+
+
+def _listed(day: date, ids: list[int]) -> pl.DataFrame:
+    return pl.DataFrame({"store_product_id": ids, "business_date": [day] * len(ids)})
+
+
+def test_a_history_is_held_in_id_order_and_read_as_of_an_earlier_day_without_the_later_rows(tmp_path):
+    """Store products are keyed by store and product, so a later day's listings go among the earlier
+    ones: the history of the days read is held in id order (the world and the ticks' catalog need
+    no sorted copy of their own), and as of an earlier day it holds that day's rows and no later."""
+    lake = Lake(tmp_path / "lake")
+    days = [START + timedelta(days=i) for i in range(3)]
+    listed = {days[0]: [1_000_001, 1_000_005, 2_000_001], days[1]: [1_000_003, 3_000_002], days[2]: [2_000_004]}
+    files = []
+    for day, ids in listed.items():
+        path = lake.partition_path("store_products", day)
+        path.parent.mkdir(parents=True)
+        _listed(day, ids).write_parquet(path)
+        files.append(str(path))
+    whole = lake_module.read_files_cached(lake, "store_products", files)
+    assert whole["store_product_id"].to_list() == sorted(i for ids in listed.values() for i in ids)
+    assert whole["store_product_id"].flags["SORTED_ASC"]
+    assert lake_module.read_files_cached(lake, "store_products", files) is whole  # nothing read again
+    earlier = lake_module.read_files_cached(lake, "store_products", files[:2])
+    assert earlier["store_product_id"].to_list() == sorted(listed[days[0]] + listed[days[1]])
+    assert earlier["business_date"].max() == days[1]
+
+
+def test_a_history_whose_ids_grow_day_by_day_is_its_files_one_after_another(tmp_path):
+    lake = Lake(tmp_path / "lake")
+    files = []
+    for i, ids in enumerate([[1, 2], [3], [4, 5]]):
+        day = START + timedelta(days=i)
+        path = lake.partition_path("customers", day)
+        path.parent.mkdir(parents=True)
+        pl.DataFrame({"customer_id": ids, "business_date": [day] * len(ids)}).write_parquet(path)
+        files.append(str(path))
+    assert lake_module.read_files_cached(lake, "customers", files)["customer_id"].to_list() == [1, 2, 3, 4, 5]
+    assert lake_module.read_files_cached(lake, "customers", files[:2])["customer_id"].to_list() == [1, 2, 3]
+
+
+def test_a_file_staged_part_by_part_keeps_its_parts_for_the_next_day_unless_told_not_to(tmp_path, monkeypatch):
+    table = dataclasses.replace(CALENDAR, read_back=True)
+    monkeypatch.setitem(TABLES, "calendar", table)
+    lake = Lake(tmp_path / "lake")
+    kept, dropped = lake.staging(table, START), lake.staging(table, START + timedelta(days=1))
+    for staging, read_back in ((kept, [True, True]), (dropped, [True, False])):
+        for flag in read_back:
+            staging.append(_calendar(START), read_back=flag)
+    assert kept.close().frame.height == 2
+    assert dropped.close().frame is None  # and neither is its first part held any longer
+
+
+def test_a_day_audited_part_by_part_holds_one_part_in_the_writer_and_auditor_queues(tmp_path, monkeypatch):
+    """The simulation of a big day's regions waits for the part before the last to be written and
+    audited, so a faster simulation does not pile up regions in memory."""
+    settings = dataclasses.replace(load_settings(env={}, preset="tiny", data_dir=tmp_path / "data"),
+                                   overlap_max_rows=0)
+    audited: list[int] = []
+
+    def slow_audit(self, frames):
+        time.sleep(0.2)
+        audited.append(frames["calendar"]["date"][0].day)
+        return {}
+
+    monkeypatch.setattr(factory.DayWriter, "_audit_part", slow_audit)
+    writer = factory.DayWriter(settings, Lake(settings.lake_dir), START)
+    audited_when_added = []
+    try:
+        for i in range(4):
+            writer.add(None, {"calendar": _calendar(START + timedelta(days=i))}, self_contained=True)
+            audited_when_added.append(len(audited))
+    finally:
+        writer.discard()
+    assert audited_when_added == [0, 0, 1, 2]
+    assert audited == [1, 2, 3, 4]
+
+
+def test_freed_memory_is_given_back_through_glibc_where_there_is_one():
+    memory.give_back()  # does nothing, and does not fail, on another C library
+    assert (memory._TRIM is not None) == (platform.libc_ver()[0] == "glibc")

@@ -11,7 +11,7 @@ import contextvars
 import time
 import warnings
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Callable, Iterable, Iterator, Sequence
@@ -22,6 +22,7 @@ import polars as pl
 
 from grocery_pipeline import checks as audits, faults
 from grocery_pipeline.dictionaries import load_dictionaries
+from grocery_pipeline.memory import give_back
 from grocery_pipeline.partitions import business_date
 from grocery_pipeline.resources import GrocerySettings
 from grocery_pipeline.settings import Settings
@@ -233,6 +234,7 @@ class DayWriter:
         self._self_contained: bool | None = None               # what the parts are, once one came
         self._auditor: ThreadPoolExecutor | None = None        # audits self-contained parts one by one
         self._part_findings: list[Future] = []
+        self._in_flight: list[list[Future]] = []  # each part's writes (and audit) under way
         self._rows = 0
 
     def add(self, tick: str | None, frames: dict[str, pl.DataFrame], self_contained: bool = False) -> None:
@@ -244,15 +246,22 @@ class DayWriter:
                 raise ValueError(f"{self.day}: a day's parts are all self-contained or none is")
             self._self_contained = self_contained
         read_ahead(self._ctx, frames)  # before these writes start
+        if self._auditor is not None:
+            # a day audited part by part holds one part in the writer's and the auditor's queues: the
+            # part before waits for the one before it, else a faster simulation piles regions up
+            while len(self._in_flight) > 1:
+                wait(self._in_flight.pop(0))
+        in_flight = []
         for name, frame in frames.items():
             table = TABLES[name]
-            self._writes.append(_submit(self._writer, self._append, table,
-                                        tick if table.partitioning == "price_tick" else None, frame,
-                                        not self_contained))
+            in_flight.append(_submit(self._writer, self._append, table,
+                                     tick if table.partitioning == "price_tick" else None, frame,
+                                     not self_contained, self._auditor is None))
             if name not in self.previews or (frame.height and name not in self._previewed_rows):
                 self.previews[name] = _preview(frame)  # the first part with rows, else the first part
                 if frame.height:
                     self._previewed_rows.add(name)
+        self._writes += in_flight
         if self_contained and frames:
             self._rows += sum(frame.height for frame in frames.values())
             if self._auditor is None and self._rows > self.settings.overlap_max_rows:
@@ -265,15 +274,19 @@ class DayWriter:
                 self.parts = [(t, _day_reads(fs)) for t, fs in self.parts]
             if self._auditor is not None:
                 self._part_findings.append(_submit(self._auditor, self._audit_part, frames))
+                in_flight.append(self._part_findings[-1])
                 frames = _day_reads(frames)
+        self._in_flight.append(in_flight)
         self.parts.append((tick, frames))
 
-    def _append(self, table: Table, tick: str | None, frame: pl.DataFrame, last: bool) -> None:
-        """Stage the frame (in the writer thread); `last`: the partition comes in one part, written at once."""
+    def _append(self, table: Table, tick: str | None, frame: pl.DataFrame, last: bool, read_back: bool) -> None:
+        """Stage the frame (in the writer thread); `last`: the partition comes in one part, written at
+        once; `read_back`: the published frame may be served to the next day from memory (not for
+        a day audited part by part: a run's last day would hold an xl day's state for nothing)."""
         key = (table.name, tick)
         if key not in self._files:
             self._files[key] = self.lake.staging(table, self.day, tick)
-        self._files[key].append(frame, last)
+        self._files[key].append(frame, last, read_back)
 
     def _audit_part(self, frames: dict[str, pl.DataFrame]) -> dict[str, audits.Finding]:
         """The part-by-part audits of a self-contained part, by audit name."""
@@ -386,6 +399,7 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
         nonlocal clock
         for release in DAY_CACHES:
             release(lake, day)
+        give_back()
         now = time.perf_counter()
         out = PublishedPartition(key, writer.parts, outcomes, now - clock, writer.previews)
         clock = now

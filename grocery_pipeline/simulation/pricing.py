@@ -35,6 +35,8 @@ STATE_SCHEMA = {
     "promotion_until": pl.Date, "list_price": pl.Float64, "msrp": pl.Float64, "unit_cost": pl.Float64,
     "volatility_class": pl.String,
 }
+# The columns of the previous day's close a day's opening carries (the rest it works out again)
+CARRIED = ("store_product_id", "price", "price_since", "last_reason", "next_review_at")
 CHANGE_SCHEMA = {
     "tick_at": pl.Datetime("us"), "store_product_id": pl.Int64, "old_price": pl.Float64,
     "new_price": pl.Float64, "change_pct": pl.Float64, "reason": pl.String,
@@ -214,7 +216,7 @@ def _opening(rules: PricingRules, seed: int, business_date: date, previous_close
         return empty_state(), None
     if isinstance(previous_close, PriceState):
         previous_close = previous_close.close()
-    carried = previous_close.select("store_product_id", "price", "price_since", "last_reason", "next_review_at")
+    carried = previous_close.select(CARRIED)
     del previous_close
     if carried["store_product_id"].is_sorted():  # both sides flagged sorted: a merge, not a hash join
         carried = carried.with_columns(pl.col("store_product_id").set_sorted())
@@ -524,18 +526,23 @@ def _clip(price: np.ndarray, bounds: np.ndarray) -> np.ndarray:
 
 
 def apply_changes(state: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
-    """The state after a run of changes (each store product's latest change wins)."""
+    """The state after a run of changes (each store product's latest change wins), in id order.
+    `state` may hold only some of STATE_SCHEMA's columns (the store product's id among them), and
+    `changes` only the CHANGE_SCHEMA columns those need (store_product_id and valid_from always)."""
     if changes.height == 0:
         return state
-    latest = (changes.sort("valid_from").group_by("store_product_id", maintain_order=True).last()
-              .select("store_product_id", pl.col("new_price").alias("_price"), pl.col("valid_from").alias("_since"),
-                      pl.col("reason").alias("_reason"), pl.col("valid_to").alias("_next")))
-    return state.join(latest, on="store_product_id", how="left").with_columns(
-        price=pl.coalesce("_price", "price"),
-        price_since=pl.coalesce("_since", "price_since"),
-        last_reason=pl.coalesce("_reason", "last_reason"),
-        next_review_at=pl.coalesce("_next", "next_review_at"),
-    ).select(STATE_SCHEMA.keys()).sort("store_product_id")
+    if not changes["valid_from"].is_sorted():  # read tick by tick, they already are
+        changes = changes.sort("valid_from")
+    latest = changes.group_by("store_product_id", maintain_order=True).last()
+    updated = {"price": "new_price", "price_since": "valid_from", "last_reason": "reason", "next_review_at": "valid_to"}
+    updated = {column: change for column, change in updated.items() if column in state.columns}
+    latest = latest.select("store_product_id", *(pl.col(change).alias(f"_{column}") for column, change in updated.items()))
+    if state["store_product_id"].is_sorted():  # as a snapshot is read: merged in its order, not hashed and sorted
+        state = state.with_columns(pl.col("store_product_id").set_sorted())
+        latest = latest.sort("store_product_id")
+    after = state.join(latest, on="store_product_id", how="left", maintain_order="left").with_columns(
+        pl.coalesce(f"_{column}", column).alias(column) for column in updated).select(state.columns)
+    return after if after["store_product_id"].is_sorted() else after.sort("store_product_id")
 
 
 # -- reading prices ---------------------------------------------------------------------------

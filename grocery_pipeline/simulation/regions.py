@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
+from grocery_pipeline.memory import give_back
 from grocery_pipeline.simulation import operations, shopping
 from grocery_pipeline.simulation.context import Day
 from grocery_pipeline.simulation.operations import Numbering, Yesterday
@@ -190,4 +191,5 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
             for name, frame in frames.items():
                 made[name].append(frame)
         del frames
+        give_back()  # the region's working arrays, before the next region allocates its own
     return {name: pl.concat(frames) if len(frames) > 1 else frames[0] for name, frames in made.items()}

@@ -71,10 +71,12 @@ class Staging:
         self._frames: list[pl.DataFrame] = []
         self._writer: pq.ParquetWriter | None = None
         self._whole = False  # written at once
+        self._read_back = True  # the parts are kept for `publish` (a read_back table's)
 
-    def append(self, frame: pl.DataFrame, last: bool = False) -> None:
+    def append(self, frame: pl.DataFrame, last: bool = False, read_back: bool = True) -> None:
         """Write the (conformed) frame as the file's next row groups; `last`: nothing follows it
-        (a file of one part is written at once)."""
+        (a file of one part is written at once); `read_back=False`: the published file is not
+        served from memory, whatever its table (then nor are its earlier parts)."""
         if self._whole:
             raise ValueError(f"{self.final_path}: a part after the last one")
         if last and self._writer is None:
@@ -87,8 +89,8 @@ class Staging:
                                                                                 **ARROW_PARQUET_OPTIONS)))
             self._writer.write_table(arrow)
         self.rows += frame.height
-        if TABLES[self.table.name].read_back:  # kept for `publish` (see _PUBLISHED)
-            self._frames.append(frame)
+        self._read_back = self._read_back and read_back and TABLES[self.table.name].read_back
+        self._frames = [*self._frames, frame] if self._read_back else []  # kept for `publish` (see _PUBLISHED)
 
     def _create(self, write: Callable[[], None]) -> None:
         try:
@@ -268,7 +270,8 @@ class Lake:
 class _History:
     signatures: list[tuple]  # of the files read, oldest first
     rows: list[int]          # rows of each file
-    frame: pl.DataFrame      # their rows, concatenated in that order
+    frame: pl.DataFrame      # their rows in id order (see `read_files_cached`)
+    merged: bool = False     # a later file's rows went among earlier ones, not after them
 
 
 # (lake root, table) -> what was read of it. A run that walks the days oldest first reads each new
@@ -283,10 +286,31 @@ def file_signature(path: Path | str) -> tuple:
     return (str(path), status.st_ino, status.st_mtime_ns, status.st_size)
 
 
+def _partition_date(path: Path | str) -> date:
+    return date.fromisoformat(Path(path).parent.name.removeprefix("date="))
+
+
+def _in_id_order(frames: list[pl.DataFrame], table: str) -> tuple[pl.DataFrame, bool]:
+    """The frames' rows (each frame in id order) one after another, or sorted by the table's id when
+    a later frame's ids go among earlier ones (store products: an id is the store's and the
+    product's, and a day lists new products in every store), and whether they were."""
+    frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+    key = TABLES[table].key if table in TABLES else ()
+    if len(key) != 1:
+        return frame, False
+    if frame[key[0]].is_sorted():
+        return frame.with_columns(pl.col(key[0]).set_sorted()), False
+    return frame.sort(key[0]), True
+
+
 def read_files_cached(lake: "Lake", table: str, files: list[Path] | list[str],
                       signatures: list[tuple] | None = None) -> pl.DataFrame:
-    """The rows of `files` (a table's partitions, oldest first), reading only files not read
-    before in this process; a file replaced since (a re-materialized partition) is read again."""
+    """The rows of `files` (a table's partitions, oldest first), in id order (a table keyed by one
+    id column), reading only files not read before in this process; a file replaced since (a
+    re-materialized partition) is read again.
+
+    In id order, not file by file: the day's world and the price ticks' catalog want store
+    products by id, and a sorted copy beside the history held the 8M rows of xl twice."""
     if signatures is None:
         signatures = [file_signature(f) for f in files]
     key = (lake.root, table)
@@ -294,15 +318,17 @@ def read_files_cached(lake: "Lake", table: str, files: list[Path] | list[str],
     if seen is not None and seen.signatures[: len(signatures)] == signatures:
         if len(signatures) == len(seen.signatures):
             return seen.frame  # the very frame when nothing changed, so callers can tell by identity
-        return seen.frame.head(sum(seen.rows[: len(signatures)]))
+        if not seen.merged:
+            return seen.frame.head(sum(seen.rows[: len(signatures)]))
+        return seen.frame.filter(pl.col("business_date") <= _partition_date(files[-1]))
     if seen is not None and signatures[: len(seen.signatures)] == seen.signatures:
         new = [pl.read_parquet(f) for f in files[len(seen.signatures):]]
-        frame = pl.concat([seen.frame, *new], how="vertical_relaxed")
-        _AS_OF_CACHE[key] = _History(signatures, seen.rows + [f.height for f in new], frame)
+        frame, merged = _in_id_order([seen.frame, *new], table)
+        _AS_OF_CACHE[key] = _History(signatures, seen.rows + [f.height for f in new], frame, seen.merged or merged)
         return frame
     parts = [pl.read_parquet(f) for f in files]
-    frame = pl.concat(parts, how="vertical_relaxed")
-    _AS_OF_CACHE[key] = _History(signatures, [f.height for f in parts], frame)
+    frame, merged = _in_id_order(parts, table)
+    _AS_OF_CACHE[key] = _History(signatures, [f.height for f in parts], frame, merged)
     return frame
 
 

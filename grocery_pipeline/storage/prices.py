@@ -11,7 +11,7 @@ import polars as pl
 from grocery_pipeline.dictionaries import Dictionaries
 from grocery_pipeline.settings import Settings, load_settings
 from grocery_pipeline.simulation.pricing import (
-    CHANGE_SCHEMA, STATE_SCHEMA, Catalog, PriceBook, PricingRules, PriceState, apply_changes, empty_changes,
+    CARRIED, CHANGE_SCHEMA, STATE_SCHEMA, Catalog, PriceBook, PricingRules, PriceState, apply_changes, empty_changes,
     open_state,
 )
 from grocery_pipeline.simulation.world import World
@@ -79,9 +79,13 @@ def state_at_open(lake: Lake, rules: PricingRules, seed: int, first_date: date, 
     if business_date <= first_date:
         return open_state(rules, seed, business_date, pl.DataFrame(schema=STATE_SCHEMA), None)
     yesterday = business_date - timedelta(days=1)
-    if previous_close is None:
-        previous_close = apply_changes(read_opening(lake, yesterday), read_ticks(lake, rules.ticks_of(yesterday)))
-    return open_state(rules, seed, business_date, previous_close, catalog_as_of(lake, dictionaries, yesterday))
+    catalog = catalog_as_of(lake, dictionaries, yesterday)  # before the close: the reads' peaks do not add up
+    if previous_close is None:  # only what the opening carries of it
+        previous_close = apply_changes(
+            read_opening(lake, yesterday, columns=list(CARRIED)),
+            read_ticks(lake, rules.ticks_of(yesterday),
+                       columns=["store_product_id", "new_price", "reason", "valid_from", "valid_to"]))
+    return open_state(rules, seed, business_date, previous_close, catalog)
 
 
 def state_before(lake: Lake, rules: PricingRules, tick_at: datetime) -> pl.DataFrame:
