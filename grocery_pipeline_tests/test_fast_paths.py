@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from grocery_pipeline.checks.keys import duplicated_keys
+from grocery_pipeline.simulation import shopping
 from grocery_pipeline.simulation.catalog import PRICE_ENDINGS, price_point
 
 
@@ -54,3 +55,10 @@ def test_price_points_match_the_search_over_endings():
     ending = PRICE_ENDINGS[np.minimum(idx, len(PRICE_ENDINGS) - 1)]
     expected = np.round(np.where(idx >= len(PRICE_ENDINGS), dollars + 1 + PRICE_ENDINGS[0], dollars + ending), 2)
     assert np.array_equal(price_point(prices), expected)
+
+
+def test_sorted_unique_is_numpys_unique():
+    rng = np.random.default_rng(5)
+    for values in (rng.integers(-50, 50, 1000), np.arange(10) * 3, np.array([], dtype=np.int64),
+                   np.array([4, 4, 4]), rng.permutation(500)):
+        assert np.array_equal(shopping.sorted_unique(values), np.unique(values))

@@ -4,6 +4,7 @@ and partitions read back from memory only while their file is the one this proce
 import dataclasses
 import os
 import platform
+import shutil
 import time
 from datetime import date, timedelta
 
@@ -11,7 +12,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from grocery_pipeline import memory
+from grocery_pipeline import checks as audits, memory
 from grocery_pipeline.assets import factory
 from grocery_pipeline.settings import load_settings
 from grocery_pipeline.simulation.calendar import generate_calendar
@@ -192,6 +193,7 @@ def test_a_history_is_held_in_id_order_and_read_as_of_an_earlier_day_without_the
     earlier = lake_module.read_files_cached(lake, "store_products", files[:2])
     assert earlier["store_product_id"].to_list() == sorted(listed[days[0]] + listed[days[1]])
     assert earlier["business_date"].max() == days[1]
+    assert lake_module.read_files_cached(lake, "store_products", files[:2]) is earlier  # one copy for the day
 
 
 def test_a_history_whose_ids_grow_day_by_day_is_its_files_one_after_another(tmp_path):
@@ -247,3 +249,28 @@ def test_a_day_audited_part_by_part_holds_one_part_in_the_writer_and_auditor_que
 def test_freed_memory_is_given_back_through_glibc_where_there_is_one():
     memory.give_back()  # does nothing, and does not fail, on another C library
     assert (memory._TRIM is not None) == (platform.libc_ver()[0] == "glibc")
+
+
+@pytest.mark.integration
+def test_a_published_partition_audited_part_by_part_finds_what_its_whole_audit_finds(generated, tmp_path):
+    """The daily price_snapshots asset audits the day's snapshot again as read part by part (row
+    groups): every audit finds what it finds on the whole partition, on sound and on broken rows."""
+    data, _, _ = generated
+    settings = dataclasses.replace(load_settings(env={}, preset="tiny", data_dir=data), region_store_products=50)
+    day = START + timedelta(days=2)
+    sound = Lake(settings.lake_dir).read_partition("price_snapshots", day)
+    broken = pl.concat([sound.with_columns(price=pl.when(pl.int_range(pl.len()) == 7).then(None)
+                                           .otherwise(pl.col("price"))), sound.head(3)])  # a null, 3 twice
+    for frame in (sound, broken):
+        copy = tmp_path / ("broken" if frame is broken else "sound")
+        shutil.copytree(data / "lake", copy)
+        lake = Lake(copy)
+        frame.write_parquet(lake.partition_path("price_snapshots", day), row_group_size=40)
+        by_parts, rows = factory.audit_published(settings, lake, day, "price_snapshots")
+        whole = factory.run_audits(["price_snapshots"],
+                                   audits.AuditContext(settings, lake, day, {"price_snapshots": frame}))
+        assert rows == frame.height
+        assert [(o.audit.name, o.finding.offending) for o in by_parts] == \
+               [(o.audit.name, o.finding.offending) for o in whole]
+    offending = {o.audit.name: o.finding.offending for o in by_parts}
+    assert offending["price_snapshots_keys_unique"] >= 3 and offending["price_snapshots_required_columns"] == 1

@@ -289,26 +289,17 @@ class DayWriter:
         self._files[key].append(frame, last, read_back)
 
     def _audit_part(self, frames: dict[str, pl.DataFrame]) -> dict[str, audits.Finding]:
-        """The part-by-part audits of a self-contained part, by audit name."""
-        ctx = audits.AuditContext(self.settings, self.lake, self.day, frames, part=True, _as_of=self._ctx._as_of,
-                                  _day=self._ctx._day)
-        return {o.audit.name: o.finding for o in run_audits(frames, ctx, lambda audit: audit.day_reads is None)}
+        return audit_part(audits.AuditContext(self.settings, self.lake, self.day, frames, part=True,
+                                              _as_of=self._ctx._as_of, _day=self._ctx._day), frames)
 
     def _audit(self) -> list[CheckOutcome]:
         audited = frames_by_table(self.parts)
         ctx = self._ctx or audits.AuditContext(self.settings, self.lake, self.day, {})
-        ctx.frames.update(audited)
         if self._auditor is None:
+            ctx.frames.update(audited)
             return run_audits(audited, ctx)
         self._auditor.shutdown(wait=True)
-        findings: dict[str, list[audits.Finding]] = defaultdict(list)
-        for part in self._part_findings:
-            for name, finding in part.result().items():
-                findings[name].append(finding)
-        whole_day = {o.audit.name: o for o in run_audits(audited, ctx, lambda audit: audit.day_reads is not None)}
-        return [whole_day[audit.name] if audit.day_reads is not None
-                else CheckOutcome(audit, audits.merged_finding(findings[audit.name]), self.day)
-                for table in audited for audit in audits.audits_for(table)]
+        return day_outcomes(ctx, audited, (part.result() for part in self._part_findings))
 
     def publish(self) -> list[CheckOutcome]:
         published = False
@@ -338,6 +329,41 @@ class DayWriter:
             file.abandon()
         self._files = {}
         self._writes = []
+
+
+def audit_part(ctx: audits.AuditContext, frames: dict[str, pl.DataFrame]) -> dict[str, audits.Finding]:
+    """The part-by-part audits of a self-contained part of a day (`ctx.part`), by audit name."""
+    return {o.audit.name: o.finding for o in run_audits(frames, ctx, lambda audit: audit.day_reads is None)}
+
+
+def day_outcomes(ctx: audits.AuditContext, kept: dict[str, pl.DataFrame],
+                 part_findings: Iterable[dict[str, audits.Finding]]) -> list[CheckOutcome]:
+    """The outcomes of a day audited part by part: each audit's findings over the parts added up,
+    and the whole-day audits run on what the day kept of its parts (`_day_reads`)."""
+    findings: dict[str, list[audits.Finding]] = defaultdict(list)
+    for part in part_findings:
+        for name, finding in part.items():
+            findings[name].append(finding)
+    ctx.frames.update(kept)
+    whole_day = {o.audit.name: o for o in run_audits(kept, ctx, lambda audit: audit.day_reads is not None)}
+    return [whole_day[audit.name] if audit.day_reads is not None
+            else CheckOutcome(audit, audits.merged_finding(findings[audit.name]), ctx.business_date)
+            for table in kept for audit in audits.audits_for(table)]
+
+
+def audit_published(settings: Settings, lake: Lake, day: date, table: str) -> tuple[list[CheckOutcome], int]:
+    """The audits of a published partition and its row count, read part by part (about
+    `Settings.region_store_products` rows each): an xl day's 8M-row price snapshot is not read
+    whole to be audited again."""
+    ctx = audits.AuditContext(settings, lake, day, {})
+    findings, kept, rows = [], [], 0
+    for part in lake.read_in_parts(table, day, settings.region_store_products):
+        frames = {table: part}
+        findings.append(audit_part(audits.AuditContext(settings, lake, day, frames, part=True, _as_of=ctx._as_of,
+                                                       _day=ctx._day), frames))
+        kept.append(_day_reads(frames)[table])
+        rows += part.height
+    return day_outcomes(ctx, {table: pl.concat(kept)}, findings), rows
 
 
 def _day_reads(frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:

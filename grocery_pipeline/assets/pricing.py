@@ -22,7 +22,7 @@ from dagster import AssetExecutionContext
 from grocery_pipeline import checks as audits
 from grocery_pipeline.assets.dictionaries import dictionary_key
 from grocery_pipeline.assets.factory import (
-    KINDS, CheckOutcome, PartitionRejected, asset_key, check_results, column_schema, publish_in_order, run_audits,
+    KINDS, CheckOutcome, PartitionRejected, asset_key, audit_published, check_results, column_schema, publish_in_order,
 )
 from grocery_pipeline.dictionaries import load_dictionaries
 from grocery_pipeline.partitions import DAILY, LOAD_SETTINGS, PRICE_TICKS, business_date, tick_start, ticks_per_day
@@ -157,7 +157,7 @@ def _tick_check_results(outcomes: list[CheckOutcome]) -> list[dg.AssetCheckResul
 
 def price_snapshots_asset(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """Registers each day's opening price state, which the day's first price tick writes (the
-    ticks need it before the day is over): re-audits the published partition and records it."""
+    ticks need it before the day is over): re-audits the published partition, part by part, and records it."""
     table = t.PRICE_SNAPSHOTS
     check_specs = [dg.AssetCheckSpec(a.name, asset=asset_key(table.name), description=a.description,
                                      blocking=a.blocking) for a in audits.audits_for(table.name)]
@@ -172,10 +172,10 @@ def price_snapshots_asset(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition
         outcomes: list[CheckOutcome] = []
         rows = 0
         for key in sorted(context.partition_keys):
-            day = business_date(key)
-            frame = lake.read_partition(table.name, day)  # fails naming the day if its first tick has not run
-            outcomes += run_audits([table.name], audits.AuditContext(settings, lake, day, {table.name: frame}))
-            rows += frame.height
+            # part by part; fails naming the day if its first tick has not run
+            day_outcomes, day_rows = audit_published(settings, lake, business_date(key), table.name)
+            outcomes += day_outcomes
+            rows += day_rows
         failed = [o for o in outcomes if o.audit.blocking and not o.finding.passed]
         if failed:
             yield from check_results(outcomes)

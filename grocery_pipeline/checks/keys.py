@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 
 from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from
-from grocery_pipeline.simulation.shopping import row_of
+from grocery_pipeline.simulation.shopping import row_of, sorted_unique
 from grocery_pipeline.storage.lake import MissingPartitionError
 from grocery_pipeline.tables import TABLES, Table
 
@@ -122,7 +122,7 @@ def _in_sorted_keys(ctx: AuditContext, parent: str, column: str, keys: pl.Series
     if parent in ctx.frames or not (keys.dtype.is_integer() and values.dtype.is_integer()) \
             or keys.null_count() or values.null_count():
         return None
-    in_order = ctx.for_the_day(("sorted keys", parent, column), lambda: np.unique(keys.to_numpy().astype(np.int64)))
+    in_order = ctx.for_the_day(("sorted keys", parent, column), lambda: sorted_unique(keys.to_numpy().astype(np.int64)))
     return pl.Series(row_of(in_order, values.to_numpy().astype(np.int64, copy=False)) >= 0)
 
 

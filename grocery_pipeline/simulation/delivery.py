@@ -483,7 +483,7 @@ def _kept_habits(held: pl.DataFrame, received: pl.DataFrame, today: date) -> pl.
         return _kept_habits_by_frame(held, received, today)
     day = today.toordinal() - date(1970, 1, 1).toordinal()
     # The same (customer, product) held and received: its times summed, its latest day kept.
-    got = np.unique(received["customer_id"].to_numpy() * products + received["product_id"].to_numpy())
+    got = shopping.sorted_unique(received["customer_id"].to_numpy() * products + received["product_id"].to_numpy())
     pair = np.concatenate([held["customer_id"].to_numpy() * products + held["product_id"].to_numpy(), got])
     times = np.concatenate([held["times_bought"].to_numpy(), np.ones(len(got), dtype=np.int64)])
     last = np.concatenate([held["last_bought_on"].to_physical().to_numpy().astype(np.int64),

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -249,6 +249,25 @@ class Lake:
                 return pl.read_parquet(path, columns=columns)
         return frame.select(columns) if columns is not None else frame
 
+    def read_in_parts(self, table: str, business_date: date, rows: int) -> Iterator[pl.DataFrame]:
+        """A published partition's rows from its file, whole row groups at a time, each part of at
+        least `rows` rows but the last (one part, maybe empty, for a file of one row group or none)."""
+        path = self.partition_path(table, business_date)
+        try:
+            file = pq.ParquetFile(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise MissingPartitionError(table, [business_date.isoformat()]) from None
+        with file:
+            groups, held = [], 0
+            for i in range(file.metadata.num_row_groups):
+                groups.append(i)
+                held += file.metadata.row_group(i).num_rows
+                if held >= rows or i == file.metadata.num_row_groups - 1:
+                    yield pl.from_arrow(file.read_row_groups(groups))
+                    groups, held = [], 0
+            if not file.metadata.num_row_groups:
+                yield pl.read_parquet(path)
+
     def read_as_of(self, table: str, business_date: date, columns: list[str] | None = None) -> pl.DataFrame:
         """Every row of a (daily) table that existed on `business_date`: all partitions up to it.
 
@@ -272,6 +291,8 @@ class _History:
     rows: list[int]          # rows of each file
     frame: pl.DataFrame      # their rows in id order (see `read_files_cached`)
     merged: bool = False     # a later file's rows went among earlier ones, not after them
+    # the rows of the first files last asked for, when merged: a day's world and its audits share them
+    earlier: tuple[int, pl.DataFrame] | None = None
 
 
 # (lake root, table) -> what was read of it. A run that walks the days oldest first reads each new
@@ -320,7 +341,9 @@ def read_files_cached(lake: "Lake", table: str, files: list[Path] | list[str],
             return seen.frame  # the very frame when nothing changed, so callers can tell by identity
         if not seen.merged:
             return seen.frame.head(sum(seen.rows[: len(signatures)]))
-        return seen.frame.filter(pl.col("business_date") <= _partition_date(files[-1]))
+        if seen.earlier is None or seen.earlier[0] != len(signatures):
+            seen.earlier = (len(signatures), seen.frame.filter(pl.col("business_date") <= _partition_date(files[-1])))
+        return seen.earlier[1]
     if seen is not None and signatures[: len(seen.signatures)] == seen.signatures:
         new = [pl.read_parquet(f) for f in files[len(seen.signatures):]]
         frame, merged = _in_id_order([seen.frame, *new], table)
