@@ -22,7 +22,7 @@ import polars as pl
 
 from grocery_pipeline import checks as audits, faults
 from grocery_pipeline.dictionaries import load_dictionaries
-from grocery_pipeline.memory import give_back
+from grocery_pipeline.memory import arrays_from_the_heap, give_back
 from grocery_pipeline.partitions import business_date
 from grocery_pipeline.resources import GrocerySettings
 from grocery_pipeline.settings import Settings
@@ -418,6 +418,7 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
     Only for generators that read the previous day solely through `Lake.read_partition` (or carry
     it in memory).
     """
+    arrays_from_the_heap()
     clock = time.perf_counter()
     pending: tuple[str, date, DayWriter, Future] | None = None
 
