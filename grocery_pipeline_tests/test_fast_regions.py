@@ -93,6 +93,27 @@ def test_the_day_is_the_same_when_simulated_again(chain):
         assert again[name].equals(frame), name
 
 
+def test_yesterdays_stock_scanned_from_its_file_gives_the_same_day(chain, tmp_path, monkeypatch):
+    """Yesterday's stock, written region after region, is read one region's slice at a time; in
+    another order it is read whole: the day is the same either way."""
+    (_, _, first), (day, world, frames) = chain[0], chain[1]
+    sliced = []
+    monkeypatch.setattr(regions._Scanned, "__call__",
+                        lambda self, region, call=regions._Scanned.__call__: sliced.append(region) or call(self, region))
+    stock = first["store_inventory"]
+    for name, rows in (("written", stock), ("shuffled", stock.sample(fraction=1.0, shuffle=True, seed=1))):
+        rows.write_parquet(tmp_path / f"{name}.parquet", row_group_size=100)
+        yesterday = operations.Yesterday(pl.scan_parquet(tmp_path / f"{name}.parquet"), first["dc_inventory"],
+                                         first["delivery_customers"], first["shipments"])
+        again = regions.simulate_day(day, world, PriceBook.from_list_prices(day.business_date, world.store_products),
+                                     yesterday)
+        for table, frame in frames.items():
+            assert again[table].equals(frame), (name, table)
+        if name == "written":
+            assert sliced == list(range(len(regions.Regions.of(world, 1))))
+    assert len(sliced) == len(regions.Regions.of(world, 1))  # the shuffled rows were read whole
+
+
 def test_tables_handed_over_region_by_region_are_the_returned_day(chain):
     (_, _, first), (day, world, frames) = chain[0], chain[1]
     yesterday = operations.Yesterday(first["store_inventory"], first["dc_inventory"], first["delivery_customers"],

@@ -10,7 +10,7 @@ yesterday's state. Every random stream comes from (seed, "operations", date, str
 from __future__ import annotations
 
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Callable
 
@@ -63,12 +63,20 @@ class Numbering:
 class Yesterday:
     """The state the previous business date closed with."""
 
-    store_stock: pl.DataFrame   # store_inventory rows of d-1
+    # store_inventory rows of d-1, or a scan of them (`collected` reads it; `regions.simulate_day`
+    # reads a region's rows of it at a time)
+    store_stock: pl.DataFrame | pl.LazyFrame
     dc_stock: pl.DataFrame      # dc_inventory rows of d-1
     customers: pl.DataFrame     # delivery_customers rows of d-1
     # shipments rows of d-1 (truck_id, truck_back_at at least): a truck back after midnight loads later
     shipments: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
         schema={"truck_id": pl.Int64, "truck_back_at": pl.Datetime("us")}))
+
+    def collected(self) -> "Yesterday":
+        """With the store stock read, if it was a scan."""
+        if isinstance(self.store_stock, pl.LazyFrame):
+            return replace(self, store_stock=self.store_stock.collect())
+        return self
 
     @classmethod
     def before_first_day(cls) -> "Yesterday":
@@ -154,6 +162,7 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
     is then its share of the chain's traffic, and `numbering` says where its ids start."""
     d = day.business_date
     numbering = numbering or Numbering(day.index + 1)
+    yesterday = yesterday.collected()
     landed = loaded_at(d)
     settings = day.settings
     multiplier = world.traffic_multiplier * share

@@ -132,6 +132,28 @@ class _Sliced:
         return shopping.gather_rows(self.frame, rows)
 
 
+class _Scanned:
+    """A scanned partition whose rows come region after region, in the order of the regions (a
+    state table the day before wrote region by region, with the same regions): a region's rows
+    are a slice of the scan, read from the file's row groups alone. None from `of` when the rows
+    are not so, or a key is in no region."""
+
+    def __init__(self, scan: pl.LazyFrame, bounds: np.ndarray):
+        self.scan, self.bounds = scan, bounds
+
+    @classmethod
+    def of(cls, scan: pl.LazyFrame, column: str, region_of: Callable[[np.ndarray], np.ndarray],
+           n_regions: int) -> "_Scanned | None":
+        labels = region_of(scan.select(column).collect()[column].to_numpy())
+        if len(labels) and (labels[0] < 0 or bool((labels[1:] < labels[:-1]).any())):
+            return None
+        return cls(scan, np.searchsorted(labels, np.arange(n_regions + 1)))
+
+    def __call__(self, region: int) -> pl.DataFrame:
+        start, stop = int(self.bounds[region]), int(self.bounds[region + 1])
+        return self.scan.slice(start, stop - start).collect()
+
+
 def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday,
                  finished: Callable[..., None] | None = None) -> dict[str, pl.DataFrame]:
     """The day's operations tables, region by region, each table's rows region after region.
@@ -168,8 +190,11 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         "customers": by_region(customers, customer_region),
         "drivers": by_store(world.drivers, "home_store_id"),
     }
+    stock = yesterday.store_stock
+    if isinstance(stock, pl.LazyFrame):  # yesterday's 8M rows at xl are not read whole when they need not be
+        stock = _Scanned.of(stock, "store_id", regions.of_stores, n) or stock.collect()
     state = {
-        "store_stock": by_store(yesterday.store_stock, "store_id"),
+        "store_stock": stock if isinstance(stock, _Scanned) else by_store(stock, "store_id"),
         "dc_stock": by_dc(yesterday.dc_stock),
         "customers": by_owner(yesterday.customers, "customer_id", customers, customer_region),
         "shipments": by_owner(yesterday.shipments, "truck_id", world.trucks, truck_region),

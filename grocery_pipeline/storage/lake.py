@@ -234,20 +234,33 @@ class Lake:
                        tick: str | None = None) -> pl.DataFrame:
         """One partition's rows: a pending one held by this Lake, else the published file (from
         memory when this process published it and the file has not changed since)."""
+        held = self._held(table, business_date, tick)
+        if isinstance(held, Path):
+            return pl.read_parquet(held, columns=columns)
+        return held.select(columns) if columns is not None else held
+
+    def scan_partition(self, table: str, business_date: date) -> pl.LazyFrame:
+        """One partition as a lazy frame (what `read_partition` reads), so that a reader of a few
+        of its rows (a slice: whole row groups of the file) does not read all of them."""
+        held = self._held(table, business_date)
+        return pl.scan_parquet(held) if isinstance(held, Path) else held.lazy()
+
+    def _held(self, table: str, business_date: date, tick: str | None = None) -> pl.DataFrame | Path:
+        """A partition's frame when this Lake holds it pending or this process published it and
+        its file has not changed since, else its file; fails naming a partition not published."""
         frame = self._pending.get((table, business_date)) if tick is None else None
+        if frame is not None:
+            return frame
         path = self.partition_path(table, business_date, tick)
-        if frame is None:
-            remembered = _PUBLISHED.get((self.root, table))
-            try:
-                signature = file_signature(path)
-            except (FileNotFoundError, NotADirectoryError):
-                raise MissingPartitionError(
-                    table, [business_date.isoformat() + (f" tick {tick}" if tick else "")]) from None
-            if remembered is not None and remembered[0] == path and remembered[1] == signature:
-                frame = remembered[2]
-            else:
-                return pl.read_parquet(path, columns=columns)
-        return frame.select(columns) if columns is not None else frame
+        try:
+            signature = file_signature(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise MissingPartitionError(
+                table, [business_date.isoformat() + (f" tick {tick}" if tick else "")]) from None
+        remembered = _PUBLISHED.get((self.root, table))
+        if remembered is not None and remembered[0] == path and remembered[1] == signature:
+            return remembered[2]
+        return path
 
     def read_in_parts(self, table: str, business_date: date, rows: int) -> Iterator[pl.DataFrame]:
         """A published partition's rows from its file, whole row groups at a time, each part of at
