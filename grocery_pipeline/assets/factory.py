@@ -220,7 +220,9 @@ class DayWriter:
     whole like any other while it is small; once it has more rows than a run would generate the
     next day beside (`Settings.overlap_max_rows`), its parts are audited one by one in a third
     thread as they come, and the day keeps of them only the columns its whole-day audits read
-    (`Audit.day_reads`): a day of operations at xl is not held whole."""
+    (`Audit.day_reads`): a day of operations at xl is not held whole. Such a day holds one part at
+    most in the writer's and the auditor's queues (adding a part waits for the one before the
+    last), and its files are not served to the next day from memory."""
 
     def __init__(self, settings: Settings, lake: Lake, day: date):
         self.settings, self.lake, self.day = settings, lake, day
@@ -289,8 +291,7 @@ class DayWriter:
         self._files[key].append(frame, last, read_back)
 
     def _audit_part(self, frames: dict[str, pl.DataFrame]) -> dict[str, audits.Finding]:
-        return audit_part(audits.AuditContext(self.settings, self.lake, self.day, frames, part=True,
-                                              _as_of=self._ctx._as_of, _day=self._ctx._day), frames)
+        return audit_part(self._ctx.of_part(frames), frames)
 
     def _audit(self) -> list[CheckOutcome]:
         audited = frames_by_table(self.parts)
@@ -332,7 +333,7 @@ class DayWriter:
 
 
 def audit_part(ctx: audits.AuditContext, frames: dict[str, pl.DataFrame]) -> dict[str, audits.Finding]:
-    """The part-by-part audits of a self-contained part of a day (`ctx.part`), by audit name."""
+    """The part-by-part audits of a self-contained part of a day (`AuditContext.of_part`), by audit name."""
     return {o.audit.name: o.finding for o in run_audits(frames, ctx, lambda audit: audit.day_reads is None)}
 
 
@@ -359,8 +360,7 @@ def audit_published(settings: Settings, lake: Lake, day: date, table: str) -> tu
     findings, kept, rows = [], [], 0
     for part in lake.read_in_parts(table, day, settings.region_store_products):
         frames = {table: part}
-        findings.append(audit_part(audits.AuditContext(settings, lake, day, frames, part=True, _as_of=ctx._as_of,
-                                                       _day=ctx._day), frames))
+        findings.append(audit_part(ctx.of_part(frames), frames))
         kept.append(_day_reads(frames)[table])
         rows += part.height
     return day_outcomes(ctx, {table: pl.concat(kept)}, findings), rows
@@ -415,8 +415,8 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
     generator reads day d's daily frames through the lake's pending partitions
     (`Lake.hold_pending`) as it would read them once published. Publishing stays in date order,
     and a day that fails its audits raises `PartitionRejected` before any later day is published.
-    Only for generators that read the previous day solely through `Lake.read_partition` (or carry
-    it in memory).
+    Only for generators that read the previous day solely through `Lake.read_partition` or
+    `Lake.scan_partition` (or carry it in memory).
     """
     arrays_from_the_heap()
     clock = time.perf_counter()

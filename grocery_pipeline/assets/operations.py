@@ -60,6 +60,6 @@ def _price_deps() -> list[dg.AssetDep]:
 daily_operations = daily_tables_asset(
     "daily_operations", OPERATIONS_TABLES, produce_operations, DAILY,
     deps=[*DIMENSIONS, dictionary_key("departments"), *_price_deps()], self_dependent=True,
-    overlap=True)  # the next day reads this one's state only through Lake.read_partition
+    overlap=True)  # the next day reads this one's state only through Lake.read_partition and scan_partition
 
 OPERATIONS_ASSETS = [daily_operations]

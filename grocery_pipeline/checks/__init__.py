@@ -41,6 +41,12 @@ class AuditContext:
     def frame(self, table: str) -> pl.DataFrame:
         return self.frames[table]
 
+    def of_part(self, frames: dict[str, pl.DataFrame]) -> "AuditContext":
+        """The context of one self-contained part of this context's day (see `part`): it shares
+        the day's reads of published rows and what the parts derive once."""
+        return AuditContext(self.settings, self.lake, self.business_date, frames, part=True, _as_of=self._as_of,
+                            _day=self._day)
+
     def shared(self, key: tuple, compute: Callable[[], T]) -> T:
         """A result that several audits of the partition derive from one pass, computed once."""
         if key not in self._shared:

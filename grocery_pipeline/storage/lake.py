@@ -282,7 +282,8 @@ class Lake:
                 yield pl.read_parquet(path)
 
     def read_as_of(self, table: str, business_date: date, columns: list[str] | None = None) -> pl.DataFrame:
-        """Every row of a (daily) table that existed on `business_date`: all partitions up to it.
+        """Every row of a (daily) table that existed on `business_date`: all partitions up to it, in
+        id order (see `read_files_cached`).
 
         Every day from the first partition through `business_date` must be published: a gap (say a
         run for a later day that started before an earlier day was written) would silently drop
