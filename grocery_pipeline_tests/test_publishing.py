@@ -221,9 +221,10 @@ def test_a_file_staged_part_by_part_keeps_its_parts_for_the_next_day_unless_told
     assert dropped.close().frame is None  # and neither is its first part held any longer
 
 
-def test_a_day_audited_part_by_part_holds_one_part_in_the_writer_and_auditor_queues(tmp_path, monkeypatch):
-    """The simulation of a big day's regions waits for the part before the last to be written and
-    audited, so a faster simulation does not pile up regions in memory."""
+def test_a_day_audited_part_by_part_holds_a_bounded_number_of_parts_in_its_queues(tmp_path, monkeypatch):
+    """The simulation of a big day's regions waits for the oldest part in the writer's and the
+    auditor's queues once IN_FLIGHT_PARTS are there, so a faster simulation does not pile up
+    regions in memory."""
     settings = dataclasses.replace(load_settings(env={}, preset="tiny", data_dir=tmp_path / "data"),
                                    overlap_max_rows=0)
     audited: list[int] = []
@@ -236,14 +237,16 @@ def test_a_day_audited_part_by_part_holds_one_part_in_the_writer_and_auditor_que
     monkeypatch.setattr(factory.DayWriter, "_audit_part", slow_audit)
     writer = factory.DayWriter(settings, Lake(settings.lake_dir), START)
     audited_when_added = []
+    parts = factory.IN_FLIGHT_PARTS + 3
     try:
-        for i in range(4):
+        for i in range(parts):
             writer.add(None, {"calendar": _calendar(START + timedelta(days=i))}, self_contained=True)
             audited_when_added.append(len(audited))
     finally:
         writer.discard()
-    assert audited_when_added == [0, 0, 1, 2]
-    assert audited == [1, 2, 3, 4]
+    # the part added waited for all but the IN_FLIGHT_PARTS - 1 before it
+    assert audited_when_added == [max(0, i - factory.IN_FLIGHT_PARTS + 1) for i in range(parts)]
+    assert audited == list(range(1, parts + 1))
 
 
 def test_freed_memory_is_given_back_through_glibc_where_there_is_one():

@@ -209,6 +209,9 @@ def finished_early() -> Callable[..., None] | None:
     return _EARLY.get()
 
 
+IN_FLIGHT_PARTS = 2  # a day audited part by part: parts written and audited while the next is made
+
+
 class DayWriter:
     """Write-audit-publish of one business date whose parts (a day's price ticks, or the regions of
     a daily part) are added one by one: each part's files are written in a second thread as soon
@@ -220,9 +223,9 @@ class DayWriter:
     whole like any other while it is small; once it has more rows than a run would generate the
     next day beside (`Settings.overlap_max_rows`), its parts are audited one by one in a third
     thread as they come, and the day keeps of them only the columns its whole-day audits read
-    (`Audit.day_reads`): a day of operations at xl is not held whole. Such a day holds one part at
-    most in the writer's and the auditor's queues (adding a part waits for the one before the
-    last), and its files are not served to the next day from memory."""
+    (`Audit.day_reads`): a day of operations at xl is not held whole. Such a day holds at most
+    `IN_FLIGHT_PARTS` parts in the writer's and the auditor's queues (adding a part waits for the
+    oldest), and its files are not served to the next day from memory."""
 
     def __init__(self, settings: Settings, lake: Lake, day: date):
         self.settings, self.lake, self.day = settings, lake, day
@@ -249,9 +252,10 @@ class DayWriter:
             self._self_contained = self_contained
         read_ahead(self._ctx, frames)  # before these writes start
         if self._auditor is not None:
-            # a day audited part by part holds one part in the writer's and the auditor's queues: the
-            # part before waits for the one before it, else a faster simulation piles regions up
-            while len(self._in_flight) > 1:
+            # a day audited part by part holds IN_FLIGHT_PARTS parts in the writer's and the auditor's
+            # queues, else a faster simulation piles regions up (one part waited on left a core idle
+            # while the writer waited for the auditor)
+            while len(self._in_flight) >= IN_FLIGHT_PARTS:
                 wait(self._in_flight.pop(0))
         in_flight = []
         for name, frame in frames.items():
