@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
@@ -19,15 +20,27 @@ def _glibc(function: str):
         return None
 
 
-_TRIM, _MALLOPT = _glibc("malloc_trim"), _glibc("mallopt")
+# The environment variables that tune glibc's allocator (its tunables, and the older names)
+GLIBC_ALLOCATOR_VARIABLES = ("GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_",
+                             "MALLOC_MMAP_MAX_", "MALLOC_ARENA_MAX", "MALLOC_ARENA_TEST")
+
+
+def _chosen_by_user() -> bool:
+    """Whether the process was started with glibc's allocator tuned: then it is left as set."""
+    return any(name in os.environ for name in GLIBC_ALLOCATOR_VARIABLES)
+
+
+_TRIM, _MALLOPT = (None, None) if _chosen_by_user() else (_glibc("malloc_trim"), _glibc("mallopt"))
 
 
 def arrays_from_the_heap() -> None:
     """Let glibc serve blocks up to 256 MB from its heap, reusing freed ones, instead of mapping
     fresh pages for each block over its mmap threshold (which it raises as it goes, up to 32 MB):
-    an xl day makes 8M-row columns by the hundred, each 64 MB of new pages, so the process spent a
-    quarter of its CPU in page faults. What the heap holds free goes back at each region and day
-    (`give_back`). Once per process is enough; nothing where the C library is not glibc."""
+    an xl day makes 8M-row columns (64 MB each) by the hundred, and a freed block is found again
+    instead of new pages mapped and faulted in. What the heap holds free goes back at each region and day
+    (`give_back`). Once per process is enough (a chain of several regions asks for it: a smaller
+    one ran faster without, more system time went into heap growth and trims at medium); nothing
+    where the C library is not glibc, or where the user tuned glibc's allocator."""
     if _MALLOPT is not None:
         _MALLOPT(M_MMAP_THRESHOLD, HEAP_ARRAYS_UP_TO)
 
@@ -37,6 +50,6 @@ def give_back() -> None:
     arrays from that heap: below glibc's mmap threshold, which rises up to 32 MB once such a block
     was freed, an array is carved from the heap, and its pages stay with the process after it is
     freed, so one region's or day's arrays add to the next one's. A few milliseconds; nothing
-    where the C library has no such call."""
+    where the C library has no such call, or where the user tuned glibc's allocator."""
     if _TRIM is not None:
         _TRIM(0)

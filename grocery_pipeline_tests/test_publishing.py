@@ -249,9 +249,17 @@ def test_a_day_audited_part_by_part_holds_a_bounded_number_of_parts_in_its_queue
     assert audited == list(range(1, parts + 1))
 
 
-def test_freed_memory_is_given_back_through_glibc_where_there_is_one():
+def test_freed_memory_is_given_back_through_glibc_where_there_is_one(monkeypatch):
     memory.give_back()  # does nothing, and does not fail, on another C library
-    assert (memory._TRIM is not None) == (platform.libc_ver()[0] == "glibc")
+    memory.arrays_from_the_heap()
+    chosen = memory._chosen_by_user()
+    assert (memory._TRIM is not None) == (platform.libc_ver()[0] == "glibc" and not chosen)
+    for name in memory.GLIBC_ALLOCATOR_VARIABLES:
+        monkeypatch.setenv(name, "1")
+        assert memory._chosen_by_user()  # the user's settings are left alone
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MALLOC_REPORT", "1")  # not one of glibc's variables
+    assert memory._chosen_by_user() == chosen
 
 
 @pytest.mark.integration

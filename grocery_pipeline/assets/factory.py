@@ -22,7 +22,7 @@ import polars as pl
 
 from grocery_pipeline import checks as audits, faults
 from grocery_pipeline.dictionaries import load_dictionaries
-from grocery_pipeline.memory import arrays_from_the_heap, give_back
+from grocery_pipeline.memory import give_back
 from grocery_pipeline.partitions import business_date
 from grocery_pipeline.resources import GrocerySettings
 from grocery_pipeline.settings import Settings
@@ -357,8 +357,8 @@ def day_outcomes(ctx: audits.AuditContext, kept: dict[str, pl.DataFrame],
 
 
 def audit_published(settings: Settings, lake: Lake, day: date, table: str) -> tuple[list[CheckOutcome], int]:
-    """The audits of a published partition and its row count, read part by part (about
-    `Settings.region_store_products` rows each): an xl day's 8M-row price snapshot is not read
+    """The audits of a published partition and its row count, read part by part
+    (`Settings.region_store_products` rows each): an xl day's 8M-row price snapshot is not read
     whole to be audited again."""
     ctx = audits.AuditContext(settings, lake, day, {})
     findings, kept, rows = [], [], 0
@@ -422,7 +422,6 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
     Only for generators that read the previous day solely through `Lake.read_partition` or
     `Lake.scan_partition` (or carry it in memory).
     """
-    arrays_from_the_heap()
     clock = time.perf_counter()
     pending: tuple[str, date, DayWriter, Future] | None = None
 
@@ -430,7 +429,8 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
         nonlocal clock
         for release in DAY_CACHES:
             release(lake, day)
-        give_back()
+        if sum(f.height for _, frames in writer.parts for f in frames.values()) > settings.overlap_max_rows:
+            give_back()  # a big day's arrays, before the next day allocates its own
         now = time.perf_counter()
         out = PublishedPartition(key, writer.parts, outcomes, now - clock, writer.previews)
         clock = now

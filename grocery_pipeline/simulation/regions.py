@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
-from grocery_pipeline.memory import give_back
+from grocery_pipeline.memory import arrays_from_the_heap, give_back
 from grocery_pipeline.simulation import operations, shopping
 from grocery_pipeline.simulation.context import Day
 from grocery_pipeline.simulation.operations import Numbering, Yesterday
@@ -163,6 +163,7 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
     regions = Regions.of(world, day.settings.region_store_products)
     if len(regions) <= 1:
         return operations.simulate_day(day, world, prices, yesterday, finished)
+    arrays_from_the_heap()  # a chain this big: its arrays reused from the heap, given back region by region
     n = len(regions)
 
     def by_store(frame: pl.DataFrame, column: str) -> _Sliced:

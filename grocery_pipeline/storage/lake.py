@@ -263,23 +263,16 @@ class Lake:
         return path
 
     def read_in_parts(self, table: str, business_date: date, rows: int) -> Iterator[pl.DataFrame]:
-        """A published partition's rows from its file, whole row groups at a time, each part of at
-        least `rows` rows but the last (one part, maybe empty, for a file of one row group or none)."""
+        """A published partition's rows from its file, `rows` at a time (slices of a scan: a part
+        reads the row groups it needs); one part, maybe empty, for a file of at most that many."""
         path = self.partition_path(table, business_date)
         try:
-            file = pq.ParquetFile(path)
+            total = pq.ParquetFile(path).metadata.num_rows
         except (FileNotFoundError, NotADirectoryError):
             raise MissingPartitionError(table, [business_date.isoformat()]) from None
-        with file:
-            groups, held = [], 0
-            for i in range(file.metadata.num_row_groups):
-                groups.append(i)
-                held += file.metadata.row_group(i).num_rows
-                if held >= rows or i == file.metadata.num_row_groups - 1:
-                    yield pl.from_arrow(file.read_row_groups(groups))
-                    groups, held = [], 0
-            if not file.metadata.num_row_groups:
-                yield pl.read_parquet(path)
+        scan = pl.scan_parquet(path)
+        for start in range(0, max(total, 1), rows):
+            yield scan.slice(start, rows).collect()
 
     def read_as_of(self, table: str, business_date: date, columns: list[str] | None = None) -> pl.DataFrame:
         """Every row of a (daily) table that existed on `business_date`: all partitions up to it, in
