@@ -168,6 +168,14 @@ def test_changes_applied_to_some_columns_of_a_state_in_any_order_give_those_colu
     some = apply_changes(shuffled, changes.select("store_product_id", "new_price", "reason", "valid_from", "valid_to"))
     assert some.equals(whole.select(carried))
     assert not some.equals(state.select(carried))  # the changes changed something
+    # a change of a store product the state does not hold is ignored; a null leaves the value as it was
+    first = changes.head(1)
+    odd = pl.concat([first.with_columns(pl.col("store_product_id") + 10**9),
+                     first.with_columns(pl.lit(None, dtype=pl.Datetime("us")).alias("valid_to"))])
+    once = apply_changes(state, odd)
+    row = state["store_product_id"].to_list().index(first["store_product_id"][0])
+    assert once.height == state.height and once["price"][row] == first["new_price"][0]
+    assert once["next_review_at"][row] == state["next_review_at"][row]
 
 
 def test_carried_state_reprices_like_a_state_rebuilt_from_the_lake_at_every_tick():

@@ -526,23 +526,39 @@ def _clip(price: np.ndarray, bounds: np.ndarray) -> np.ndarray:
 
 
 def apply_changes(state: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
-    """The state after a run of changes (each store product's latest change wins), in id order.
-    `state` may hold only some of STATE_SCHEMA's columns (the store product's id among them), and
-    `changes` only the CHANGE_SCHEMA columns those need (store_product_id and valid_from always)."""
+    """The state after a run of changes (each store product's latest change wins; a change's null
+    leaves the value it had), in id order. `state` may hold only some of STATE_SCHEMA's columns
+    (the store product's id among them), and `changes` only the CHANGE_SCHEMA columns those need
+    (store_product_id and valid_from always).
+
+    Each change finds its row by a search of the state's ids and the latest wins by row order, in
+    numpy; the changed columns are copied and written in place. A group-by and a join of an xl
+    day's 7.4M changes with the 8M-row state took gigabytes for a moment (the nightly run's peak)."""
     if changes.height == 0:
         return state
     if not changes["valid_from"].is_sorted():  # read tick by tick, they already are
-        changes = changes.sort("valid_from")
-    latest = changes.group_by("store_product_id", maintain_order=True).last()
+        changes = changes.sort("valid_from", maintain_order=True)
+    if not state["store_product_id"].is_sorted():
+        state = state.sort("store_product_id")
+    ids = state["store_product_id"].to_numpy()
+    changed = changes["store_product_id"].to_numpy()
+    row = np.minimum(np.searchsorted(ids, changed), max(len(ids) - 1, 0))
+    known = np.flatnonzero(ids[row] == changed) if len(ids) else np.empty(0, dtype=np.int64)
+    latest = np.full(len(ids), -1, dtype=np.int64)
+    np.maximum.at(latest, row[known], known)  # the last change of each row wins
+    at = np.flatnonzero(latest >= 0)
+    latest = latest[at]
     updated = {"price": "new_price", "price_since": "valid_from", "last_reason": "reason", "next_review_at": "valid_to"}
-    updated = {column: change for column, change in updated.items() if column in state.columns}
-    latest = latest.select("store_product_id", *(pl.col(change).alias(f"_{column}") for column, change in updated.items()))
-    if state["store_product_id"].is_sorted():  # as a snapshot is read: merged in its order, not hashed and sorted
-        state = state.with_columns(pl.col("store_product_id").set_sorted())
-        latest = latest.sort("store_product_id")
-    after = state.join(latest, on="store_product_id", how="left", maintain_order="left").with_columns(
-        pl.coalesce(f"_{column}", column).alias(column) for column in updated).select(state.columns)
-    return after if after["store_product_id"].is_sorted() else after.sort("store_product_id")
+    columns = []
+    for column, change in updated.items():
+        if column not in state.columns:
+            continue
+        values = changes[change].gather(latest).cast(state.schema[column])
+        given = values.is_not_null().to_numpy()
+        written = state[column].clone()
+        written.scatter(at[given], values.filter(pl.Series(given)))
+        columns.append(written)
+    return state.with_columns(columns).with_columns(pl.col("store_product_id").set_sorted())
 
 
 # -- reading prices ---------------------------------------------------------------------------
