@@ -8,7 +8,6 @@ import pytest
 from grocery_pipeline import checks
 from grocery_pipeline.storage import catalog
 from grocery_pipeline.storage.lake import Lake
-from grocery_pipeline.tables import TABLES
 
 RANGE = {"dagster/asset_partition_range_start": "2025-01-01",
          "dagster/asset_partition_range_end": "2025-01-03"}
