@@ -425,11 +425,12 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
     clock = time.perf_counter()
     pending: tuple[str, date, DayWriter, Future] | None = None
 
-    def published(key: str, day: date, writer: DayWriter, outcomes: list[CheckOutcome]) -> PublishedPartition:
+    def published(key: str, day: date, writer: DayWriter, outcomes: list[CheckOutcome],
+                  big: bool = False) -> PublishedPartition:
         nonlocal clock
         for release in DAY_CACHES:
             release(lake, day)
-        if sum(f.height for _, frames in writer.parts for f in frames.values()) > settings.overlap_max_rows:
+        if big:
             give_back()  # a big day's arrays, before the next day allocates its own
         now = time.perf_counter()
         out = PublishedPartition(key, writer.parts, outcomes, now - clock, writer.previews)
@@ -479,7 +480,7 @@ def publish_in_order(settings: Settings, lake: Lake, days: Iterable[tuple[str, d
                     lake.hold_pending(day, _daily_frames(parts))
                     pending = (key, day, writer, _submit(publisher, writer.publish))
                 else:
-                    yield published(key, day, writer, writer.publish())
+                    yield published(key, day, writer, writer.publish(), big=rows > settings.overlap_max_rows)
             finally:
                 if not handed_over:
                     writer.discard()
@@ -565,7 +566,7 @@ def daily_tables_asset(
                 for table, frame in published.frames.items():
                     rows[table] += frame.height
                     if published.key == keys[-1]:  # as text: a head() would keep the day's buffers alive
-                        preview[table] = published.previews.get(table) or _preview(frame)
+                        preview[table] = published.previews[table]
                 context.log.info(f"{published.key}: published "
                                  + ", ".join(f"{t}={f.height}" for t, f in published.frames.items())
                                  + f" in {published.seconds:.2f}s")

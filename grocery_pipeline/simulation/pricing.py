@@ -541,9 +541,8 @@ def apply_changes(state: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
     if not state["store_product_id"].is_sorted():
         state = state.sort("store_product_id")
     ids = state["store_product_id"].to_numpy()
-    changed = changes["store_product_id"].to_numpy()
-    row = np.minimum(np.searchsorted(ids, changed), max(len(ids) - 1, 0))
-    known = np.flatnonzero(ids[row] == changed) if len(ids) else np.empty(0, dtype=np.int64)
+    row = shopping.row_of(ids, changes["store_product_id"].to_numpy())  # -1: not in the state
+    known = np.flatnonzero(row >= 0)
     latest = np.full(len(ids), -1, dtype=np.int64)
     np.maximum.at(latest, row[known], known)  # the last change of each row wins
     at = np.flatnonzero(latest >= 0)

@@ -90,7 +90,10 @@ class Staging:
             self._writer.write_table(arrow)
         self.rows += frame.height
         self._read_back = self._read_back and read_back and TABLES[self.table.name].read_back
-        self._frames = [*self._frames, frame] if self._read_back else []  # kept for `publish` (see _PUBLISHED)
+        if self._read_back:
+            self._frames.append(frame)  # kept for `publish` (see _PUBLISHED)
+        else:
+            self._frames.clear()
 
     def _create(self, write: Callable[[], None]) -> None:
         try:
@@ -263,14 +266,10 @@ class Lake:
         return path
 
     def read_in_parts(self, table: str, business_date: date, rows: int) -> Iterator[pl.DataFrame]:
-        """A published partition's rows from its file, `rows` at a time (slices of a scan: a part
-        reads the row groups it needs); one part, maybe empty, for a file of at most that many."""
-        path = self.partition_path(table, business_date)
-        try:
-            total = pq.ParquetFile(path).metadata.num_rows
-        except (FileNotFoundError, NotADirectoryError):
-            raise MissingPartitionError(table, [business_date.isoformat()]) from None
-        scan = pl.scan_parquet(path)
+        """A partition's rows (`scan_partition`), `rows` at a time (slices of the scan: a part
+        reads the row groups it needs); one part, maybe empty, for a partition of at most that many."""
+        scan = self.scan_partition(table, business_date)
+        total = scan.select(pl.len()).collect().item()
         for start in range(0, max(total, 1), rows):
             yield scan.slice(start, rows).collect()
 
