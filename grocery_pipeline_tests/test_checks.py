@@ -540,6 +540,58 @@ def test_references_staged_together_are_resolved_each_for_its_own_table(lake):
                                          "substituted_for_store_product_id -> store_products.store_product_id": 1}
 
 
+def test_a_part_resolves_nullable_references_to_published_parents_as_a_whole_day_does(lake):
+    """A day audited part by part searches published parents' keys sorted once for the day, nullable
+    references too (an anonymous receipt, an item without substitute): a null is no orphan."""
+    publish(lake, "store_products", pl.DataFrame({"store_product_id": [1, 2, 3, 5]}))
+    publish(lake, "customers", pl.DataFrame({"customer_id": [10, 11]}))
+    items = pl.DataFrame({"order_id": [7, 7, 8, 8], "line_number": [1, 2, 1, 2], "store_product_id": [2, 9, 3, 5],
+                          "substituted_for_store_product_id": [None, 1, 4, None],
+                          "product_id": pl.Series([None] * 4, dtype=pl.Int64),
+                          "promotion_id": pl.Series([None] * 4, dtype=pl.Int64)})
+    receipts = pl.DataFrame({"receipt_id": [1, 2, 3], "customer_id": [None, 12, 10],
+                             "store_id": pl.Series([None] * 3, dtype=pl.Int64)})
+    staged = {"order_items": items, "orders": pl.DataFrame({"order_id": [7, 8]}), "receipts": receipts}
+    settings = load_settings(env={}, preset="tiny", data_dir=lake.root.parent)
+    whole = AuditContext(settings, lake, DAY, staged)
+    part = AuditContext(settings, lake, DAY, {}).of_part(staged)
+    for table, orphans in [("order_items", {"store_product_id -> store_products.store_product_id": 1,
+                                            "substituted_for_store_product_id -> store_products.store_product_id": 1}),
+                           ("receipts", {"customer_id -> customers.customer_id": 1})]:
+        findings = [AUDITS[f"{table}_foreign_keys"].run(ctx) for ctx in (whole, part)]
+        for finding in findings:
+            assert {k: v for k, v in finding.detail["orphans_by_reference"].items() if k in orphans} == orphans
+        assert findings[0].sample_keys == findings[1].sample_keys
+    assert {key[1] for key in part._day if key[0] == "sorted keys"} >= {"store_products", "customers"}  # searched
+
+
+def test_audits_run_side_by_side_give_the_outcomes_of_audits_run_in_turn_in_the_same_order(lake):
+    from grocery_pipeline.assets.factory import run_audits
+
+    publish(lake, "store_products", pl.DataFrame({"store_product_id": [1, 2, 3]}))
+    staged = {"store_inventory": pl.DataFrame({"store_product_id": [1, 2, 2, 3], "on_hand": [4, -1, 2, 7]}),
+              "receipt_lines": receipt_lines(), "receipts": pl.DataFrame({"receipt_id": [1, 3]})}
+    for table, frame in staged.items():  # missing columns null, as `publish` fills them
+        frame = frame.with_columns(business_date=pl.lit(DAY), _loaded_at=pl.lit(at(5)))
+        staged[table] = TABLES[table].conform(frame.with_columns(
+            pl.lit(None, c.dtype).alias(c.name) for c in TABLES[table].columns if c.name not in frame.columns))
+    settings = load_settings(env={}, preset="tiny", data_dir=lake.root.parent)
+
+    def outcomes(threads: int) -> list:
+        ctx = AuditContext(settings, lake, DAY, dict(staged))
+        # the audits that read nothing published but the store products
+        picked = ("keys_unique", "required_columns", "on_hand_not_negative", "conserved", "to_the_cent")
+        return [(o.audit.name, o.finding) for o in run_audits(staged, ctx, lambda a: a.name.endswith(picked) or (
+            a.name == "store_inventory_foreign_keys"), threads=threads)]
+
+    in_turn = outcomes(1)
+    assert len(in_turn) == 11 and {name for name, finding in in_turn if not finding.passed} == {
+        "store_inventory_keys_unique", "store_inventory_on_hand_not_negative", "store_inventory_conserved",
+        "receipts_required_columns", "store_inventory_required_columns", "receipt_lines_required_columns",
+        "receipts_totals_to_the_cent"}
+    assert outcomes(2) == in_turn
+
+
 def test_ticks_above_msrp_are_listed_in_tick_order(lake):
     snapshot = pl.DataFrame({"store_product_id": [1, 2, 3], "msrp": [5.0, 5.0, 5.0], "unit_cost": [1.0, 1.0, 1.0]})
     ticks = pl.DataFrame({"store_product_id": [3, 1, 2, 3], "tick_at": [at(0), at(1), at(1), at(2)],

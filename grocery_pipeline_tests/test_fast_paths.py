@@ -62,3 +62,13 @@ def test_sorted_unique_is_numpys_unique():
     for values in (rng.integers(-50, 50, 1000), np.arange(10) * 3, np.array([], dtype=np.int64),
                    np.array([4, 4, 4]), rng.permutation(500)):
         assert np.array_equal(shopping.sorted_unique(values), np.unique(values))
+
+
+def test_unique_first_is_numpys_unique_with_the_first_index():
+    rng = np.random.default_rng(6)
+    for values, bound in ((rng.integers(0, 50, 1000), 50), (rng.integers(0, 2**40, 5000), None),
+                          (np.array([], dtype=np.int64), 1), (np.array([4, 4, 4]), 5), (rng.permutation(500), 500),
+                          (rng.integers(0, 2**61, 300), None)):  # too wide to pack: a stable argsort
+        expected = np.unique(values, return_index=True)
+        got = shopping.unique_first(values.copy(), bound)
+        assert all(np.array_equal(a, b) for a, b in zip(got, expected))

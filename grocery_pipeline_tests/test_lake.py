@@ -66,3 +66,27 @@ def test_discarding_a_first_version_leaves_no_empty_partition_folder(tmp_path):
     lake.publish(lake.stage(CALENDAR, _calendar_row(1.0), DAY))
     lake.discard(lake.stage(CALENDAR, _calendar_row(2.0), DAY))
     assert lake.read_partition("calendar", DAY)["traffic_multiplier"][0] == 1.0
+
+
+def test_a_file_written_part_by_part_gives_a_dictionary_only_to_columns_whose_values_repeat(tmp_path):
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    table = TABLES["store_inventory"]
+    n = 4_000
+    parts = [table.conform(pl.DataFrame({
+        "store_product_id": np.arange(n) + start, "store_id": np.arange(n) // 1_000 + 1,
+        "product_id": np.arange(n) % 100, "on_hand": np.arange(n) * 7 + start, "reorder_point": np.full(n, 5),
+        "order_up_to": np.full(n, 20), "business_date": [DAY] * n,
+    }).with_columns(_loaded_at=pl.lit(None, pl.Datetime("us")))) for start in (0, n)]
+    lake = Lake(tmp_path / "lake")
+    staging = lake.staging(table, DAY)
+    for part in parts:
+        staging.append(part)
+    path = lake.publish(staging.close())
+    metadata = pq.ParquetFile(path).metadata
+    assert metadata.num_row_groups == 2
+    dictionary = {metadata.row_group(0).column(i).path_in_schema
+                  for i in range(metadata.num_columns) if metadata.row_group(0).column(i).has_dictionary_page}
+    assert dictionary == {"store_id", "product_id", "reorder_point", "order_up_to", "business_date", "_loaded_at"}
+    assert pl.read_parquet(path).equals(pl.concat(parts))

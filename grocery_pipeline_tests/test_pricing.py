@@ -311,6 +311,26 @@ def test_line_price_audit_finds_a_line_not_at_the_price_in_effect():
     assert sorted(wrong["store_product_id"].to_list()) == [1, 3]  # 13:00 sells at 2.29; 3 has no price at all
 
 
+def test_line_price_audit_prices_only_the_store_products_of_the_opening():
+    """A store product with the day's changes but no opening price (not listed that day), an
+    unknown one and a null one offend with no price in effect; the others are priced, a null
+    moment at the opening price; offenders come priced first, then unpriced, each in line order."""
+    book = PriceBook(DAY, pl.DataFrame({"store_product_id": [1, 2, 4], "price": [2.49, 5.99, 1.50]}),
+                     pl.DataFrame({"store_product_id": [1, 1, 3], "new_price": [2.59, 2.29, 9.99],
+                                   "valid_from": [datetime(2025, 1, 2, 8), datetime(2025, 1, 2, 12),
+                                                  datetime(2025, 1, 2, 8)]}))
+    lines = pl.DataFrame({
+        "line": [0, 1, 2, 3, 4, 5, 6, 7],
+        "store_product_id": [3, 1, None, 2, 99, 4, 1, 0],
+        "priced_at": [datetime(2025, 1, 2, 9), datetime(2025, 1, 2, 13), datetime(2025, 1, 2, 9), None,
+                      datetime(2025, 1, 2, 9), datetime(2025, 1, 2, 9), datetime(2025, 1, 2, 9), datetime(2025, 1, 2, 9)],
+        "unit_price": [9.99, 2.59, 1.00, 5.99, 1.00, 1.49, 2.59, 1.00]})
+    wrong = price_mismatches(lines, book, "priced_at")
+    assert wrong["line"].to_list() == [1, 5, 0, 2, 4, 7]
+    assert wrong["price_in_effect"].to_list() == [2.29, 1.50, None, None, None, None]
+    assert price_mismatches(lines.filter(pl.col("line").is_in([3, 6])), book, "priced_at").height == 0
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("price_tick_cron", "0 9-17 * * *", "uneven"),
     ("price_tick_cron", "30 * * * *", "00:00"),

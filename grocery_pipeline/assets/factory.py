@@ -78,14 +78,20 @@ class CheckOutcome:
 
 
 def run_audits(tables: Iterable[str], ctx: audits.AuditContext,
-               which: Callable[[audits.Audit], bool] = lambda audit: True) -> list[CheckOutcome]:
-    """The outcomes of the tables' audits (those `which` picks), table by table."""
-    out = []
-    for table in tables:
-        for audit in audits.audits_for(table):
-            if which(audit):
-                out.append(CheckOutcome(audit, audit.run(ctx), ctx.business_date))
-    return out
+               which: Callable[[audits.Audit], bool] = lambda audit: True, threads: int = 1) -> list[CheckOutcome]:
+    """The outcomes of the tables' audits (those `which` picks), table by table. With `threads`,
+    the audits run side by side, those of the tables with the most rows first (the audits of a
+    day's tables are independent, and their heavy work releases the GIL)."""
+    todo = [audit for table in tables for audit in audits.audits_for(table) if which(audit)]
+    if threads > 1 and len(todo) > 1:
+        def rows(i: int) -> int:
+            return -ctx.frames[todo[i].table].height if todo[i].table in ctx.frames else 0
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="audit_day") as pool:
+            running = {i: pool.submit(todo[i].run, ctx) for i in sorted(range(len(todo)), key=rows)}
+            findings = [running[i].result() for i in range(len(todo))]
+    else:
+        findings = [audit.run(ctx) for audit in todo]
+    return [CheckOutcome(audit, finding, ctx.business_date) for audit, finding in zip(todo, findings)]
 
 
 def _check_result(table: str, name: str, outcomes: list[CheckOutcome]) -> dg.AssetCheckResult:
@@ -210,6 +216,9 @@ def finished_early() -> Callable[..., None] | None:
 
 
 IN_FLIGHT_PARTS = 2  # a day audited part by part: parts written and audited while the next is made
+# a day audited part by part: its whole-day audits run side by side once its last part is made (one
+# after another they left a core idle at the end of an xl day)
+WHOLE_DAY_AUDIT_THREADS = 2
 
 
 class DayWriter:
@@ -303,7 +312,7 @@ class DayWriter:
         if self._auditor is None:
             ctx.frames.update(audited)
             return run_audits(audited, ctx)
-        self._auditor.shutdown(wait=True)
+        self._auditor.shutdown(wait=False)  # its last parts are audited beside the whole-day audits
         return day_outcomes(ctx, audited, (part.result() for part in self._part_findings))
 
     def publish(self) -> list[CheckOutcome]:
@@ -345,12 +354,13 @@ def day_outcomes(ctx: audits.AuditContext, kept: dict[str, pl.DataFrame],
                  part_findings: Iterable[dict[str, audits.Finding]]) -> list[CheckOutcome]:
     """The outcomes of a day audited part by part: each audit's findings over the parts added up,
     and the whole-day audits run on what the day kept of its parts (`_day_reads`)."""
+    ctx.frames.update(kept)
+    whole_day = {o.audit.name: o for o in run_audits(kept, ctx, lambda audit: audit.day_reads is not None,
+                                                     threads=WHOLE_DAY_AUDIT_THREADS)}
     findings: dict[str, list[audits.Finding]] = defaultdict(list)
-    for part in part_findings:
+    for part in part_findings:  # the last parts' audits may still be running meanwhile
         for name, finding in part.items():
             findings[name].append(finding)
-    ctx.frames.update(kept)
-    whole_day = {o.audit.name: o for o in run_audits(kept, ctx, lambda audit: audit.day_reads is not None)}
     return [whole_day[audit.name] if audit.day_reads is not None
             else CheckOutcome(audit, audits.merged_finding(findings[audit.name]), ctx.business_date)
             for table in kept for audit in audits.audits_for(table)]

@@ -9,6 +9,7 @@ check costs the same on day 365 as on day 1.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
@@ -86,25 +87,35 @@ def _sorted_by_id(ids: np.ndarray, quantity: np.ndarray) -> tuple[np.ndarray, np
     return (packed >> bits) + low, (packed & ((1 << bits) - 1)) + q_low
 
 
-def _moved_by_row(items: np.ndarray, moves: pl.DataFrame, k: str,
-                  into: np.ndarray | None = None) -> np.ndarray | None:
-    """The day's movements summed for each of `items` (sorted, unique ids), by one sort of the
-    movements instead of a group-by and a join, added to `into` (int64, one per item, updated in
-    place: no day-sized array of its own) or to zeros; None when a movement has no item (or is null)."""
+def _moves_by_id(moves: pl.DataFrame, k: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The day's movements summed by id: the ids moved (sorted, unique) and their sums, by one
+    sort of the movements instead of a group-by; None when an id or a quantity is null."""
     if moves[k].null_count() or moves["quantity"].null_count() or not (
             moves[k].dtype.is_integer() and moves["quantity"].dtype.is_integer()):
         return None
-    moved = np.zeros(len(items), dtype=np.int64) if into is None else into
     if not moves.height:
-        return moved
-    if not len(items):
-        return None
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     ids, quantity = _sorted_by_id(moves[k].to_numpy(), moves["quantity"].to_numpy())
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    rows = rows_if_present(items, ids[starts])
+    return ids[starts], np.add.reduceat(quantity, starts)
+
+
+def _moved_by_row(items: np.ndarray, moves: pl.DataFrame | tuple[np.ndarray, np.ndarray] | None, k: str,
+                  into: np.ndarray | None = None) -> np.ndarray | None:
+    """The day's movements (or their `_moves_by_id`) summed for each of `items` (sorted, unique ids),
+    added to `into` (int64, one per item, updated in place: no day-sized array of its own) or to
+    zeros; None when a movement has no item (or is null)."""
+    summed = _moves_by_id(moves, k) if isinstance(moves, pl.DataFrame) else moves
+    if summed is None:
+        return None
+    moved = np.zeros(len(items), dtype=np.int64) if into is None else into
+    ids, sums = summed
+    if not len(ids):
+        return moved
+    rows = rows_if_present(items, ids)
     if rows is None:
         return None
-    moved[rows] += np.add.reduceat(quantity, starts)  # rows are unique: one addition each
+    moved[rows] += sums  # rows are unique: one addition each
     return moved
 
 
@@ -142,9 +153,13 @@ def balances(today: pl.DataFrame, previous: pl.DataFrame, opening: Callable[[pl.
     if len(key) != 1:
         return False
     k = key[0]
-    today_ids = _in_id_order(today[k])
-    previous_ids = _in_id_order(previous[k]) if today_ids is not None else None
-    if previous_ids is None or not (_integers(today, "on_hand") and _integers(previous, "on_hand")):
+    # yesterday's ids and the movements are sorted beside today's ids (an xl day ends on this audit)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="conservation") as pool:
+        earlier = pool.submit(_in_id_order, previous[k])
+        summed = pool.submit(_moves_by_id, moves, k)
+        today_ids = _in_id_order(today[k])
+        previous_ids, summed = earlier.result(), summed.result()
+    if today_ids is None or previous_ids is None or not (_integers(today, "on_hand") and _integers(previous, "on_hand")):
         return False
     (items, order), (before, previous_order) = today_ids, previous_ids
     rows = _rows_of(items, before)
@@ -163,7 +178,7 @@ def balances(today: pl.DataFrame, previous: pl.DataFrame, opening: Callable[[pl.
         if not np.array_equal(initial[k].to_numpy(), new_items[k].to_numpy()):
             return False
         stock[new] = initial["initial"].to_numpy()
-    if _moved_by_row(items, moves, k, into=stock) is None:
+    if _moved_by_row(items, summed, k, into=stock) is None:
         return False
     return bool(np.array_equal(_on_hand(today, order), stock))
 

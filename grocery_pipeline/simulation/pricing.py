@@ -160,6 +160,11 @@ def _micros(moment: datetime) -> np.int64:
     return np.datetime64(moment, "us").astype(np.int64)
 
 
+def _moments(at) -> np.ndarray:
+    """Epoch microseconds of datetimes; a null is before every moment."""
+    return pl.Series(at, dtype=pl.Datetime("us")).to_physical().fill_null(np.iinfo(np.int64).min).to_numpy()
+
+
 def _review_after(rules: PricingRules, start: datetime, hours: np.ndarray) -> np.ndarray:
     """The first tick at least one tick after `start` and at least `hours` later (epoch microseconds)."""
     ticks = np.maximum(1, np.ceil(np.minimum(hours, MAX_HOLD_HOURS) * 60 / rules.tick_minutes)).astype(np.int64)
@@ -618,13 +623,19 @@ class _PriceLookup:
                 return counted
         return np.searchsorted(moments, at, side="right")
 
-    def price_at(self, ids: np.ndarray, at: np.ndarray) -> np.ndarray:
-        """The price in effect for each (store product id, epoch microsecond) pair."""
+    def _entries(self, ids: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """For the pairs sorted by key: where each came from, its key, its entry, and whether that
+        entry is of its store product (else the store product has no price)."""
         line_key = (np.clip(ids, self.low, self.high) - self.low) * self.width + self._moments_up_to(at)
         # sorted, the search walks the entries in order
         order = shopping.sorted_with_order(line_key, (self.high - self.low + 1) * self.width)
         entry = np.searchsorted(self.key, line_key, side="right") - 1  # never before the sentinel
         priced = self.key[entry] // self.width == line_key // self.width
+        return order, line_key, entry, priced
+
+    def price_at(self, ids: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """The price in effect for each (store product id, epoch microsecond) pair."""
+        order, _, entry, priced = self._entries(ids, at)
         if not priced.all():
             missing = order[~priced]
             first = missing[np.argmin(at[missing])]
@@ -632,6 +643,20 @@ class _PriceLookup:
         out = np.empty(len(ids), dtype=np.float64)
         out[order] = self.price[entry]
         return out
+
+    def listed_price_at(self, ids: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`price_at` of the pairs whose store product has an opening price (listed that day), and
+        which those are (NaN elsewhere): a second search, of the pairs already sorted, for each
+        one's opening entry (k 0)."""
+        order, line_key, entry, priced = self._entries(ids, at)
+        line_key -= line_key % self.width  # the opening's key
+        opening = np.minimum(np.searchsorted(self.key, line_key), len(self.key) - 1)
+        listed = np.empty(len(ids), dtype=bool)
+        listed[order] = priced & (self.key[opening] == line_key)
+        out = np.empty(len(ids), dtype=np.float64)
+        out[order] = self.price[entry]
+        out[~listed] = np.nan
+        return out, listed
 
 
 @dataclass(frozen=True)
@@ -671,8 +696,15 @@ class PriceBook:
         ids = pl.Series(store_product_id, dtype=pl.Int64)
         if ids.null_count():
             raise KeyError("no price for store_product_id None")
-        moments = pl.Series(at, dtype=pl.Datetime("us")).to_physical().fill_null(np.iinfo(np.int64).min)
-        return self._lookup.price_at(ids.to_numpy(), moments.to_numpy())
+        return self._lookup.price_at(ids.to_numpy(), _moments(at))
+
+    def listed_price_at(self, store_product_id, at) -> tuple[np.ndarray, np.ndarray]:
+        """The price in effect for each pair whose store product is in the opening (NaN for the
+        others, a null id among them), and a mask of those pairs."""
+        ids = pl.Series(store_product_id, dtype=pl.Int64)
+        # an id below every store product's finds no entry of its own
+        ids = ids.fill_null(self._lookup.low) if ids.null_count() else ids
+        return self._lookup.listed_price_at(ids.to_numpy(), _moments(at))
 
     def closing(self) -> pl.DataFrame:
         """Prices in effect at the end of the day (tomorrow's opening)."""
@@ -690,9 +722,9 @@ def price_mismatches(lines: pl.DataFrame, book: PriceBook, at: str, unit_price: 
     """
     if lines.height == 0:
         return lines.with_columns(price_in_effect=pl.lit(None, dtype=pl.Float64))
-    listed = lines["store_product_id"].is_in(book.opening["store_product_id"].implode()).fill_null(False)
-    priced, unpriced = lines.filter(listed), lines.filter(~listed)
-    expected = book.price_at(priced["store_product_id"], priced[at])
-    priced = priced.with_columns(price_in_effect=pl.Series(expected, dtype=pl.Float64))
-    wrong = priced.filter((pl.col(unit_price) - pl.col("price_in_effect")).abs() > 0.005)
-    return pl.concat([wrong, unpriced.with_columns(price_in_effect=pl.lit(None, dtype=pl.Float64))])
+    # listed: in the opening; a test by the pricing's own search (the lines of a part each time
+    # hashed 8M opening ids at xl)
+    expected, listed = book.listed_price_at(lines["store_product_id"], lines[at])
+    lines = lines.with_columns(price_in_effect=pl.Series(expected, dtype=pl.Float64).fill_nan(None))
+    wrong = lines.filter((pl.col(unit_price) - pl.col("price_in_effect")).abs() > 0.005)  # null: not listed
+    return pl.concat([wrong, lines.filter(~pl.Series(listed))])

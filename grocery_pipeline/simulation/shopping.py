@@ -128,7 +128,7 @@ def distinct_picks(rng: np.random.Generator, assortment: "Assortment", basket: n
     drawn_in = np.repeat(basket, draws)
     n_items = assortment.items.height
     pair = drawn_in * n_items + item
-    drawn, first = np.unique(pair, return_index=True)
+    drawn, first = unique_first(pair, (int(np.max(basket, initial=-1)) + 1) * n_items)
     if exclude is not None and exclude.height and len(drawn):   # the excluded pairs looked up among the drawn
         excluded = exclude["basket"].to_numpy() * n_items + exclude["item"].to_numpy()
         at, found = _searched(drawn, excluded)
@@ -383,6 +383,15 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
         return values
     ordered = np.sort(values)
     return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
+
+
+def unique_first(values: np.ndarray, bound: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(values, return_index=True)` of non-negative int64 values (below `bound` when
+    given): the distinct values and where each first occurs, by `sorted_with_order` (a sort of the
+    values packed with their positions) instead of numpy's stable argsort. `values` is sorted in place."""
+    order = sorted_with_order(values, bound)
+    starts = np.r_[True, values[1:] != values[:-1]] if len(values) else np.zeros(0, dtype=bool)
+    return values[starts], order[starts]
 
 
 def search_sorted(sorted_values: np.ndarray, targets, side: str = "left") -> np.ndarray:

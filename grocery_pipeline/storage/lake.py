@@ -58,6 +58,20 @@ _PUBLISHED: dict[tuple[Path, str], tuple[Path, tuple, pl.DataFrame]] = {}
 # by part through pyarrow's, which appends row groups.
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "statistics": True}
 ARROW_PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "write_statistics": True}
+# pyarrow's writer tries a dictionary for every column; on columns of (nearly) distinct values (ids,
+# quantities of a wide range) it is built and dropped for each row group. A file written part by part
+# gives a dictionary to the columns whose values repeat in its first part's first rows (at most a
+# tenth of them distinct): on an xl day's tables, about a tenth less write CPU and smaller files.
+DICTIONARY_SAMPLE_ROWS = 100_000
+
+
+def repeating_columns(frame: pl.DataFrame) -> list[str] | bool:
+    """The columns that get a dictionary in a file written part by part (all, for a frame without rows)."""
+    sample = frame.head(DICTIONARY_SAMPLE_ROWS)
+    if not sample.height:
+        return True
+    distinct = sample.select(pl.all().n_unique()).row(0)
+    return [name for name, n in zip(sample.columns, distinct) if n * 10 <= sample.height]
 
 
 class Staging:
@@ -85,8 +99,8 @@ class Staging:
         else:
             arrow = frame.to_arrow()
             if self._writer is None:
-                self._create(lambda: setattr(self, "_writer", pq.ParquetWriter(self.staged_path, arrow.schema,
-                                                                                **ARROW_PARQUET_OPTIONS)))
+                self._create(lambda: setattr(self, "_writer", pq.ParquetWriter(
+                    self.staged_path, arrow.schema, use_dictionary=repeating_columns(frame), **ARROW_PARQUET_OPTIONS)))
             self._writer.write_table(arrow)
         self.rows += frame.height
         self._read_back = self._read_back and read_back and TABLES[self.table.name].read_back
