@@ -62,9 +62,41 @@ def test_prepare_builds_the_lookup_once():
     book = PriceBook(DAY, pl.DataFrame({"store_product_id": [1], "price": [2.0]}),
                      pl.DataFrame({"store_product_id": [1], "valid_from": [MIDNIGHT], "new_price": [2.5]}))
     assert book.prepare() is book
-    built = book.__dict__["_lookup"]
+    built = book.__dict__["_built"]
     assert book.price_at([1], [MIDNIGHT]).tolist() == [2.5]
-    assert book.__dict__["_lookup"] is built
+    assert book.__dict__["_built"] is built
+
+
+def test_a_lookup_prepared_beside_is_built_once_whoever_asks_first(monkeypatch):
+    import threading
+
+    from grocery_pipeline.simulation import pricing
+
+    builds, started, release = [], threading.Event(), threading.Event()
+
+    class SlowLookup(pricing._PriceLookup):
+        def __init__(self, *args):
+            builds.append(threading.current_thread().name)
+            started.set()
+            release.wait(5)
+            super().__init__(*args)
+
+    monkeypatch.setattr(pricing, "_PriceLookup", SlowLookup)
+    book = PriceBook(DAY, pl.DataFrame({"store_product_id": [1], "price": [2.0]}),
+                     pl.DataFrame({"store_product_id": [1], "valid_from": [MIDNIGHT], "new_price": [2.5]}))
+    book.prepare_beside()
+    assert started.wait(5)
+    threading.Timer(0.2, release.set).start()
+    assert book.price_at([1], [MIDNIGHT]).tolist() == [2.5]  # waits for the build under way
+    assert builds == ["price_lookup"]
+
+
+def test_a_lookup_that_fails_beside_fails_where_a_price_is_asked_for():
+    book = PriceBook(DAY, pl.DataFrame({"store_product_id": [1], "price": [2.0]}),
+                     pl.DataFrame({"store_product_id": [2**62], "valid_from": [MIDNIGHT], "new_price": [2.5]}))
+    book.prepare_beside()
+    with pytest.raises(ValueError, match="too wide a range"):
+        book.price_at([1], [MIDNIGHT])
 
 
 def _opening_catalog(volatility: str = "HIGH") -> Catalog:

@@ -48,6 +48,7 @@ def read_yesterday(lake: Lake, day: Day) -> Yesterday:
 def produce_operations(day: Day, lake: Lake) -> dict[str, pl.DataFrame]:
     world = load_world(lake, day.business_date)
     prices = cached_pricebook(lake, world, day.settings)  # the line-price audits ask for the same book
+    prices.prepare_beside()  # while yesterday is read and the first region starts
     return regions.simulate_day(day, world, prices, read_yesterday(lake, day), finished_early())
 
 

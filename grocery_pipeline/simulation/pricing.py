@@ -13,9 +13,9 @@ Pure code: no Dagster, no clock; every random draw comes from `rng_for(seed, "pr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -681,15 +681,33 @@ class PriceBook:
                                  "new_price": pl.Float64}),
         )
 
-    @cached_property
+    _building: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    @property
     def _lookup(self) -> _PriceLookup:
-        return _PriceLookup(self.opening, self.changes)
+        with self._building:  # built once, by whichever thread asks first
+            lookup = self.__dict__.get("_built")
+            if lookup is None:
+                lookup = _PriceLookup(self.opening, self.changes)
+                object.__setattr__(self, "_built", lookup)
+            return lookup
 
     def prepare(self) -> "PriceBook":
         """Build the day's price lookup now rather than at the first `price_at` (so that a caller
         can build it on another thread, beside other work); returns the book."""
         self._lookup
         return self
+
+    def prepare_beside(self) -> None:
+        """Start building the lookup on a thread of its own (an xl day's takes half a second, which
+        the day's first region would otherwise wait for); a failure is raised again by whatever
+        asks for a price."""
+        def build() -> None:
+            try:
+                self.prepare()
+            except Exception:  # noqa: BLE001 - raised where a price is asked for
+                pass
+        threading.Thread(target=build, name="price_lookup", daemon=True).start()
 
     def price_at(self, store_product_id, at) -> np.ndarray:
         """The price in effect for each (store product, moment) pair; vectorized."""
