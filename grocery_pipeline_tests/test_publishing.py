@@ -285,3 +285,35 @@ def test_a_published_partition_audited_part_by_part_finds_what_its_whole_audit_f
                [(o.audit.name, o.finding.offending) for o in whole]
     offending = {o.audit.name: o.finding.offending for o in by_parts}
     assert offending["price_snapshots_keys_unique"] >= 3 and offending["price_snapshots_required_columns"] == 1
+
+
+def test_the_snapshot_checks_the_ticks_recorded_are_reported_for_that_very_file_only(generated, tmp_path,
+                                                                                     monkeypatch):
+    """The price ticks audit a day's snapshot before publishing it and record the outcomes beside the
+    file; the daily price_snapshots asset reports them without reading the file again, unless the
+    file is another since (or the audits are), and then audits it again."""
+    data, _, _ = generated
+    copy = tmp_path / "lake"
+    shutil.copytree(data / "lake", copy, copy_function=shutil.copy2)
+    settings = load_settings(env={}, preset="tiny", data_dir=data)
+    day = START + timedelta(days=2)
+    recorded_lake = Lake(data / "lake")
+    recorded, rows = factory.recorded_outcomes(recorded_lake, "price_snapshots", day)
+    frame = recorded_lake.read_partition("price_snapshots", day)
+    whole = factory.run_audits(["price_snapshots"],
+                               audits.AuditContext(settings, recorded_lake, day, {"price_snapshots": frame}))
+    assert rows == frame.height
+    assert [(o.audit.name, o.finding) for o in recorded] == [(o.audit.name, o.finding) for o in whole]
+
+    reads, read_in_parts = [], Lake.read_in_parts
+    monkeypatch.setattr(Lake, "read_in_parts", lambda self, *args: reads.append(args) or read_in_parts(self, *args))
+    assert factory.audit_published(settings, recorded_lake, day, "price_snapshots")[1] == frame.height
+    assert reads == []  # reported from the record
+
+    lake = Lake(copy)  # the same bytes, another file: audited again
+    assert factory.recorded_outcomes(lake, "price_snapshots", day) is None
+    again, rows = factory.audit_published(settings, lake, day, "price_snapshots")
+    assert len(reads) == 1 and rows == frame.height
+    assert [(o.audit.name, o.finding.offending) for o in again] == [(o.audit.name, o.finding.offending) for o in whole]
+    monkeypatch.setattr(audits, "audits_for", lambda table: [])  # other audits than recorded
+    assert factory.recorded_outcomes(recorded_lake, "price_snapshots", day) is None

@@ -8,12 +8,16 @@ store or an order is.
 
 
 import contextvars
+import json
+import os
+import threading
 import time
 import warnings
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import dagster as dg
@@ -28,7 +32,7 @@ from grocery_pipeline.resources import GrocerySettings
 from grocery_pipeline.settings import Settings
 from grocery_pipeline.simulation.context import Day
 from grocery_pipeline.storage import catalog, prices as price_store, world as world_store
-from grocery_pipeline.storage.lake import Lake, MissingPartitionError, StagedPartition, Staging
+from grocery_pipeline.storage.lake import Lake, MissingPartitionError, StagedPartition, Staging, file_signature
 from grocery_pipeline.tables import TABLES, Table
 
 KINDS = {"polars", "parquet", "duckdb"}
@@ -366,10 +370,50 @@ def day_outcomes(ctx: audits.AuditContext, kept: dict[str, pl.DataFrame],
             for table in kept for audit in audits.audits_for(table)]
 
 
+def record_outcomes(lake: Lake, table: str, day: date, outcomes: list[CheckOutcome], rows: int) -> None:
+    """Keep the audit outcomes of a partition just published beside its file (a hidden JSON that
+    names the file's signature), for a later step that reports the same table's checks
+    (`audit_published`): the price ticks audit the day's snapshot before they publish it, and the
+    daily `price_snapshots` asset reports those checks."""
+    path = lake.partition_path(table, day)
+    record = {"file": list(file_signature(path)), "rows": rows,
+              "audits": [{"name": o.audit.name, "offending": o.finding.offending,
+                          "sample_keys": o.finding.sample_keys, "detail": o.finding.detail} for o in outcomes]}
+    target = _outcomes_path(path)
+    temp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temp.write_text(json.dumps(record, default=str))
+    os.replace(temp, target)
+
+
+def recorded_outcomes(lake: Lake, table: str, day: date) -> tuple[list[CheckOutcome], int] | None:
+    """`record_outcomes` of the partition, if they were recorded for the very file published now
+    (same path, inode, modification time and size) and for the table's audits as they are."""
+    path = lake.partition_path(table, day)
+    try:
+        record = json.loads(_outcomes_path(path).read_text())
+        if record["file"] != list(file_signature(path)):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    by_name = {audit.name: audit for audit in audits.audits_for(table)}
+    if sorted(by_name) != sorted(r["name"] for r in record["audits"]):
+        return None
+    return [CheckOutcome(by_name[r["name"]], audits.Finding(r["offending"], r["sample_keys"], r["detail"]), day)
+            for r in record["audits"]], record["rows"]
+
+
+def _outcomes_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.audits.json")
+
+
 def audit_published(settings: Settings, lake: Lake, day: date, table: str) -> tuple[list[CheckOutcome], int]:
-    """The audits of a published partition and its row count, read part by part
+    """The audits of a published partition and its row count: those recorded for the very file
+    when it was published (`record_outcomes`), else read part by part
     (`Settings.region_store_products` rows each): an xl day's 8M-row price snapshot is not read
     whole to be audited again."""
+    recorded = recorded_outcomes(lake, table, day)
+    if recorded is not None:
+        return recorded
     ctx = audits.AuditContext(settings, lake, day, {})
     findings, kept, rows = [], [], 0
     for part in lake.read_in_parts(table, day, settings.region_store_products):

@@ -23,6 +23,7 @@ from grocery_pipeline import checks as audits
 from grocery_pipeline.assets.dictionaries import dictionary_key
 from grocery_pipeline.assets.factory import (
     KINDS, CheckOutcome, PartitionRejected, asset_key, audit_published, check_results, column_schema, publish_in_order,
+    record_outcomes,
 )
 from grocery_pipeline.dictionaries import load_dictionaries
 from grocery_pipeline.partitions import DAILY, LOAD_SETTINGS, PRICE_TICKS, business_date, tick_start, ticks_per_day
@@ -129,6 +130,12 @@ def price_ticks_asset(partitions_def: dg.TimeWindowPartitionsDefinition, per_day
             for published in publish_in_order(settings, lake, days, overlap=True):
                 outcomes += published.outcomes
                 rows += sum(frames[t.PRICE_UPDATES.name].height for _, frames in published.parts)
+                snapshots = [frames[t.PRICE_SNAPSHOTS.name] for _, frames in published.parts
+                             if t.PRICE_SNAPSHOTS.name in frames]
+                if snapshots:  # the day's first tick: its snapshot's checks, for the price_snapshots asset
+                    record_outcomes(lake, t.PRICE_SNAPSHOTS.name, business_date(published.key),
+                                    [o for o in published.outcomes if o.audit.table == t.PRICE_SNAPSHOTS.name],
+                                    sum(frame.height for frame in snapshots))
                 del published  # the day's frames are not kept while the next day is generated
         except PartitionRejected as rejected:
             yield from _tick_check_results(outcomes + rejected.failed)
