@@ -193,19 +193,16 @@ def cart_requests(rng: np.random.Generator, business_date: date, orders: pl.Data
 
 def first_lines(lines: pl.DataFrame) -> pl.DataFrame:
     """The first line of each (order, item) pair, in the lines' order: `unique(keep="first",
-    maintain_order=True)` by one sort of packed (pair, row) keys when the integers allow."""
+    maintain_order=True)` by one sort of the pairs as integers (`shopping.unique_first`) when the
+    integers allow."""
     n = lines.height
     order, item = lines["order"], lines["item"]
     plain = n and all(c.dtype == pl.Int64 and not c.null_count() and c.min() >= 0 for c in (order, item))
     items = int(item.max()) + 1 if plain else 0
-    rows = None
-    if plain and (int(order.max()) + 1) * items < 2 ** 62:
-        pair = order.to_numpy() * items + item.to_numpy()
-        rows = shopping.packed_order(pair)   # sorts the pairs in place
-    if rows is None:
+    if not (plain and (int(order.max()) + 1) * items < 2 ** 62):
         return lines.unique(["order", "item"], keep="first", maintain_order=True)
     first = np.zeros(n, dtype=bool)
-    first[rows[np.r_[True, pair[1:] != pair[:-1]]]] = True
+    first[shopping.unique_first(order.to_numpy() * items + item.to_numpy())[1]] = True
     return lines.filter(pl.Series(first))
 
 
