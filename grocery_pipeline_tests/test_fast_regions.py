@@ -220,3 +220,23 @@ def test_audits_of_a_state_or_timeline_across_the_day_run_on_the_whole_day():
     assert {"store_inventory_conserved", "dc_inventory_conserved", "bundles_driver_never_double_booked",
             "shipments_truck_never_double_booked"} <= whole_day
     assert not {"receipts_totals_to_the_cent", "receipt_lines_price_in_effect"} & whole_day  # row by row
+
+
+def test_scanned_bounds_come_from_the_runs_of_one_key():
+    """A region's rows of a scanned state table are found from the region of each run of one store,
+    the same bounds as the region of each row; rows out of region order, or of a store in no
+    region, are not sliced."""
+    store_region = {10: 0, 11: 0, 12: 2, 13: 2, 14: 3}   # region 1 has no rows
+
+    def region_of(ids: np.ndarray) -> np.ndarray:
+        return np.array([store_region.get(int(i), -1) for i in ids], dtype=np.int64)
+
+    stores = np.array([10, 10, 10, 11, 12, 12, 13, 13, 13, 13, 14])
+    scanned = regions._Scanned.of(pl.LazyFrame({"store_id": stores}), "store_id", region_of, 4)
+    per_row = np.searchsorted(region_of(stores), np.arange(5))
+    assert scanned is not None and scanned.bounds.tolist() == per_row.tolist() == [0, 4, 4, 10, 11]
+    assert scanned(1).height == 0 and scanned(2)["store_id"].to_list() == [12, 12, 13, 13, 13, 13]
+    assert regions._Scanned.of(pl.LazyFrame({"store_id": stores[::-1]}), "store_id", region_of, 4) is None
+    assert regions._Scanned.of(pl.LazyFrame({"store_id": np.r_[stores, 99]}), "store_id", region_of, 4) is None
+    empty = regions._Scanned.of(pl.LazyFrame({"store_id": np.zeros(0, dtype=np.int64)}), "store_id", region_of, 4)
+    assert empty is not None and empty.bounds.tolist() == [0] * 5

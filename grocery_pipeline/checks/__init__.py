@@ -28,24 +28,18 @@ class AuditContext:
     lake: Lake
     business_date: date
     frames: dict[str, pl.DataFrame]  # every table staged in the same step, by name
-    # True when `frames` are one self-contained part of the day (a region's tables: see
-    # `Audit.day_reads`)
-    part: bool = False
     # tables read as of the audited date: nothing is published while a partition is audited, and
     # a dozen audits of a day ask for the same parents (stores, products)
     _as_of: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
     _shared: dict[tuple, object] = field(default_factory=dict, compare=False, repr=False)
-    # what the parts of one day (see `part`) derive once and share: the parents' keys sorted
-    _day: dict[tuple, object] = field(default_factory=dict, compare=False, repr=False)
 
     def frame(self, table: str) -> pl.DataFrame:
         return self.frames[table]
 
     def of_part(self, frames: dict[str, pl.DataFrame]) -> "AuditContext":
-        """The context of one self-contained part of this context's day (see `part`): it shares
-        the day's reads of published rows and what the parts derive once."""
-        return AuditContext(self.settings, self.lake, self.business_date, frames, part=True, _as_of=self._as_of,
-                            _day=self._day)
+        """The context of one self-contained part of this context's day (a region's tables: see
+        `Audit.day_reads`): it shares the day's reads of published rows."""
+        return AuditContext(self.settings, self.lake, self.business_date, frames, _as_of=self._as_of)
 
     def shared(self, key: tuple, compute: Callable[[], T]) -> T:
         """A result that several audits of the partition derive from one pass, computed once."""
@@ -68,12 +62,6 @@ class AuditContext:
     def previous_day(self, table: str, columns: list[str] | None = None) -> pl.DataFrame | None:
         """A table's published partition of the day before (the only history a state check reads)."""
         return self._published(table, self.business_date - timedelta(days=1), columns)
-
-    def for_the_day(self, key: tuple, compute: Callable[[], T]) -> T:
-        """A result every part of the day derives alike (`shared` for the parts of one day)."""
-        if key not in self._day:
-            self._day[key] = compute()
-        return self._day[key]
 
     def _published(self, table: str, day: date, columns: list[str] | None = None) -> pl.DataFrame | None:
         try:  # from memory when this process just published it (`Lake.read_partition`)

@@ -6,7 +6,6 @@ import numpy as np
 import polars as pl
 
 from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from
-from grocery_pipeline.simulation.shopping import row_of, sorted_unique
 from grocery_pipeline.storage.lake import MissingPartitionError
 from grocery_pipeline.tables import TABLES, Table
 
@@ -113,21 +112,6 @@ def parent_keys(ctx: AuditContext, parent: str, column: str) -> pl.Series:
     return published
 
 
-def _in_sorted_keys(ctx: AuditContext, parent: str, column: str, keys: pl.Series, values: pl.Series
-                    ) -> pl.Series | None:
-    """Whether each value is one of the parent's keys, by a search of the keys sorted once for all
-    the parts of a day (not hashed again for each part). None for a parent staged with the part
-    (its keys are the part's own), or unless keys and values are integers without nulls: nullable
-    references (an item's substitute, an anonymous receipt) are left to a hash of the keys, the
-    cheaper for values in random order (at xl, 0.5 s a day for the store products' references
-    against 1.8 s searched)."""
-    if parent in ctx.frames or not (keys.dtype.is_integer() and values.dtype.is_integer()) \
-            or keys.null_count() or values.null_count():
-        return None
-    in_order = ctx.for_the_day(("sorted keys", parent, column), lambda: sorted_unique(keys.to_numpy().astype(np.int64)))
-    return pl.Series(row_of(in_order, values.to_numpy().astype(np.int64, copy=False)) >= 0)
-
-
 def _orphans(ctx: AuditContext, parent: str, column: str) -> dict[tuple[str, str], pl.Series]:
     """Which rows do not resolve, for every reference of a staged table to `parent.column` (a mask
     by table and column), in one lookup: the parent's keys are hashed once for all of them, not
@@ -139,8 +123,7 @@ def _orphans(ctx: AuditContext, parent: str, column: str) -> dict[tuple[str, str
         return {}
     keys = parent_keys(ctx, parent, column)  # is_in hashes them once; unique() would twice
     stacked = pl.concat(values)
-    found = _in_sorted_keys(ctx, parent, column, keys, stacked) if ctx.part else None
-    orphan = stacked.is_not_null() & ~(found if found is not None else stacked.is_in(keys.implode()))
+    orphan = stacked.is_not_null() & ~stacked.is_in(keys.implode())
     offsets = np.cumsum([0] + [v.len() for v in values])
     return {ref: orphan.slice(start, end - start) for ref, start, end in zip(refs, offsets, offsets[1:])}
 

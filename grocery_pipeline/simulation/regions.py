@@ -144,10 +144,13 @@ class _Scanned:
     @classmethod
     def of(cls, scan: pl.LazyFrame, column: str, region_of: Callable[[np.ndarray], np.ndarray],
            n_regions: int) -> "_Scanned | None":
-        labels = region_of(scan.select(column).collect()[column].to_numpy())
+        keys = scan.select(column).collect()[column].to_numpy()
+        # the region of each run of one key, not of each row: a state table comes store by store
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
+        labels = region_of(keys[starts])
         if len(labels) and (labels[0] < 0 or bool((labels[1:] < labels[:-1]).any())):
             return None
-        return cls(scan, np.searchsorted(labels, np.arange(n_regions + 1)))
+        return cls(scan, np.r_[starts, len(keys)][np.searchsorted(labels, np.arange(n_regions + 1))])
 
     def __call__(self, region: int) -> pl.DataFrame:
         start, stop = int(self.bounds[region]), int(self.bounds[region + 1])
