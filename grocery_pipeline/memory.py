@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
 
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
@@ -53,3 +54,23 @@ def give_back() -> None:
     where the C library has no such call, or where the user tuned glibc's allocator."""
     if _TRIM is not None:
         _TRIM(0)
+
+
+# polars' allocator (jemalloc) reads its settings from this variable when polars is first imported;
+# polars puts its own defaults first (dirty_decay_ms:500, muzzy_decay_ms:1000) and what it finds
+# here after them, and the last setting of a name wins.
+POLARS_ALLOCATOR_VARIABLE = "_RJEM_MALLOC_CONF"
+POLARS_ALLOCATOR_SETTINGS = "muzzy_decay_ms:0"
+
+
+def polars_pages_back_sooner() -> None:
+    """Have polars' allocator give freed pages back to the system half a second after they are
+    freed (its dirty decay) instead of first marking them free-when-needed (`MADV_FREE`, "muzzy"),
+    which leaves them counted in the process's RSS for another second. A day at xl frees
+    gigabytes a second, so those pages added up to 300-500 MB of a run of its own's peak; its
+    CPU did not change measurably. Called when the package is imported, before polars is; nothing
+    when polars was imported first (its allocator is set up already), or where the user set the
+    variable (their settings stand)."""
+    if "polars" in sys.modules or POLARS_ALLOCATOR_VARIABLE in os.environ:
+        return
+    os.environ[POLARS_ALLOCATOR_VARIABLE] = POLARS_ALLOCATOR_SETTINGS

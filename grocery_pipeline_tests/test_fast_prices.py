@@ -7,7 +7,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from grocery_pipeline.simulation.pricing import Catalog, PriceBook, _PriceLookup, empty_state, open_day
+from grocery_pipeline.simulation.pricing import Catalog, Close, PriceBook, _PriceLookup, empty_state, open_day
+from grocery_pipeline.storage import lake as lake_module, prices
+from grocery_pipeline.storage.lake import Lake
 from grocery_pipeline_tests.test_pricing import _catalog, _rules
 
 DAY = date(2025, 1, 2)
@@ -121,3 +123,48 @@ def test_opening_fails_naming_a_class_with_no_figures():
     rules = _rules()
     with pytest.raises(ValueError, match="'WILD' is not one of"):
         open_day(rules, 1, DAY, empty_state(), _opening_catalog("WILD"))
+
+
+def _publish_catalog(lake: Lake, day: date, catalog: Catalog) -> None:
+    """A day's partitions of the catalog's tables: the rows of each frame with that business date."""
+    for table in ("store_products", "products", "stores", "promotions"):
+        frame = getattr(catalog, table)
+        if "business_date" not in frame.columns:
+            frame = frame.with_columns(business_date=pl.lit(DAY - timedelta(days=1)))
+        path = lake.partition_path(table, day)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.filter(pl.col("business_date") == day).write_parquet(path)
+
+
+def test_the_ticks_catalog_read_through_the_next_day_is_the_catalog_of_the_day(tmp_path, dictionaries):
+    """A day's ticks price the catalog published through the day before. With the day's own
+    dimensions published too (a nightly run), it comes from the history through the day, which the
+    day's audits and operations read next: the same rows, and one history held, not one per day."""
+    first, before = DAY - timedelta(days=1), _catalog()
+    listed = pl.DataFrame({"store_product_id": [1_000_003, 2_000_002], "store_id": [1, 2], "product_id": [3, 2],
+                           "list_price": [1.99, 6.49], "listed_on": [DAY, DAY]})
+    store_products = pl.concat([before.store_products, listed]).with_columns(
+        business_date=pl.when(pl.col("listed_on") == DAY).then(pl.lit(DAY)).otherwise(pl.lit(first)))
+    catalog = Catalog(store_products, before.products, before.stores, before.promotions, before.departments)
+    alone, both = Lake(tmp_path / "alone"), Lake(tmp_path / "both")
+    for lake, days in ((alone, [first]), (both, [first, DAY])):
+        for day in days:
+            _publish_catalog(lake, day, catalog)
+    through_next = prices.catalog_as_of(both, dictionaries, first)
+    held = lake_module._AS_OF_CACHE[(both.root, "store_products")]
+    assert held.frame.height == 5 and held.earlier is None  # the history through DAY, and no copy as of `first`
+    expected = prices.catalog_as_of(alone, dictionaries, first)
+    assert through_next.store_products["store_product_id"].to_list() == [1_000_001, 1_000_002, 2_000_001]
+    for table in ("store_products", "products", "stores", "promotions"):
+        assert getattr(through_next, table).equals(getattr(expected, table)), table
+
+
+def test_a_close_handed_to_the_opening_is_taken_once():
+    rules = _rules()
+    state = open_day(rules, 1, DAY, empty_state(), _opening_catalog())
+    close = Close(state.with_columns(price=pl.lit(2.29)))
+    opened = open_day(rules, 1, date(2025, 1, 3), close, _opening_catalog())
+    assert opened.equals(open_day(rules, 1, date(2025, 1, 3), state.with_columns(price=pl.lit(2.29)),
+                                  _opening_catalog()))
+    with pytest.raises(RuntimeError, match="handed to an opening already"):
+        open_day(rules, 1, date(2025, 1, 4), close, _opening_catalog())

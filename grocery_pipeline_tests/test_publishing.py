@@ -5,6 +5,8 @@ import dataclasses
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import time
 from datetime import date, timedelta
 
@@ -260,6 +262,26 @@ def test_freed_memory_is_given_back_through_glibc_where_there_is_one(monkeypatch
         monkeypatch.delenv(name)
     monkeypatch.setenv("MALLOC_REPORT", "1")  # not one of glibc's variables
     assert memory._chosen_by_user() == chosen
+
+
+def _allocator_settings(env: dict[str, str], first: str) -> str:
+    """The allocator settings polars composed in a fresh process that imports `first` first."""
+    code = (f"import os, {first}, grocery_pipeline, polars; "
+            f"print(os.environ.get({memory.POLARS_ALLOCATOR_VARIABLE!r}, ''))")
+    env = {k: v for k, v in os.environ.items() if k != memory.POLARS_ALLOCATOR_VARIABLE} | env
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_polars_gives_freed_pages_back_sooner_unless_the_user_set_its_allocator():
+    """polars reads its allocator's settings from the environment when it is first imported, and the
+    last setting of a name wins: importing the package first puts muzzy_decay_ms:0 last; a user's
+    own settings, or polars imported before the package, are left alone."""
+    ours = _allocator_settings({}, "sys")
+    assert ours.split(",")[-1] == memory.POLARS_ALLOCATOR_SETTINGS and "muzzy_decay_ms:1000" in ours
+    assert memory.POLARS_ALLOCATOR_SETTINGS not in _allocator_settings({}, "polars")
+    users = _allocator_settings({memory.POLARS_ALLOCATOR_VARIABLE: "dirty_decay_ms:2000"}, "sys")
+    assert users.split(",")[-1] == "dirty_decay_ms:2000" and memory.POLARS_ALLOCATOR_SETTINGS not in users
 
 
 @pytest.mark.integration

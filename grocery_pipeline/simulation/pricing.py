@@ -194,19 +194,34 @@ def _hold_hours(rate: np.ndarray, u: np.ndarray) -> np.ndarray:
         return np.where(rate > 0, -np.log1p(-u) / np.where(rate > 0, rate, 1.0), MAX_HOLD_HOURS)
 
 
-def open_day(rules: PricingRules, seed: int, business_date: date, previous_close: "pl.DataFrame | PriceState",
+class Close:
+    """A previous day's closing state as a frame, handed to the next day's opening once
+    (`PriceState.close` is the other way): taken by the opening, it is held by nothing else, so
+    it goes as soon as the opening has joined it, not when the caller returns."""
+
+    def __init__(self, frame: pl.DataFrame):
+        self._frame: pl.DataFrame | None = frame
+
+    def close(self) -> pl.DataFrame:
+        frame, self._frame = self._frame, None
+        if frame is None:
+            raise RuntimeError("this close was handed to an opening already")
+        return frame
+
+
+def open_day(rules: PricingRules, seed: int, business_date: date, previous_close: "pl.DataFrame | PriceState | Close",
              catalog: Catalog | None) -> pl.DataFrame:
     """The price state at 00:00 of a business date.
 
     Store products live on the date keep yesterday's closing price and review schedule; those
     newly listed start at their list price with a first review drawn from their class's rate; those
     no longer live (discontinued, or no catalog yet on the first business date) leave. A PriceState
-    given as the previous close is spent (see `PriceState.close`).
+    or a Close given as the previous close is spent (see `PriceState.close`, `Close`).
     """
     return _opening(rules, seed, business_date, previous_close, catalog)[0]
 
 
-def open_state(rules: PricingRules, seed: int, business_date: date, previous_close: "pl.DataFrame | PriceState",
+def open_state(rules: PricingRules, seed: int, business_date: date, previous_close: "pl.DataFrame | PriceState | Close",
                catalog: Catalog | None) -> "PriceState":
     """`open_day` as the PriceState the day's ticks run on (its `frame()` is `open_day`'s frame),
     given each row's class code as the opening worked it out rather than read again from the
@@ -214,12 +229,12 @@ def open_state(rules: PricingRules, seed: int, business_date: date, previous_clo
     return PriceState(*_opening(rules, seed, business_date, previous_close, catalog))
 
 
-def _opening(rules: PricingRules, seed: int, business_date: date, previous_close: "pl.DataFrame | PriceState",
+def _opening(rules: PricingRules, seed: int, business_date: date, previous_close: "pl.DataFrame | PriceState | Close",
              catalog: Catalog | None) -> tuple[pl.DataFrame, np.ndarray | None]:
     """`open_day`'s frame and each of its rows' class code (None where a class has no figures)."""
     if catalog is None:
         return empty_state(), None
-    if isinstance(previous_close, PriceState):
+    if isinstance(previous_close, (PriceState, Close)):
         previous_close = previous_close.close()
     carried = previous_close.select(CARRIED)
     del previous_close
@@ -253,6 +268,7 @@ def _opening(rules: PricingRules, seed: int, business_date: date, previous_close
     # one join in id order, no concatenation and re-sort of the whole state
     state = live.join(carried.with_columns(_carried=pl.lit(True)), on="store_product_id", how="left",
                       maintain_order="left")
+    del live, carried  # the joined rows are copies: at xl, 8M rows of 5 and 10 columns go here
     # the few store products listed since start at their list price: their rows are overwritten in
     # the carried columns rather than every row chosen between two columns
     at = np.flatnonzero(state["_carried"].is_null().to_numpy())

@@ -11,8 +11,8 @@ import polars as pl
 from grocery_pipeline.dictionaries import Dictionaries
 from grocery_pipeline.settings import Settings, load_settings
 from grocery_pipeline.simulation.pricing import (
-    CARRIED, CHANGE_SCHEMA, STATE_SCHEMA, Catalog, PriceBook, PricingRules, PriceState, apply_changes, empty_changes,
-    open_state,
+    CARRIED, CHANGE_SCHEMA, STATE_SCHEMA, Catalog, Close, PriceBook, PricingRules, PriceState, apply_changes,
+    empty_changes, open_state,
 )
 from grocery_pipeline.simulation.world import World
 from grocery_pipeline.storage.lake import Lake, MissingPartitionError, RecentDays, file_signature
@@ -51,9 +51,20 @@ def read_opening(lake: Lake, business_date: date, columns: list[str] | None = No
 
 
 def catalog_as_of(lake: Lake, dictionaries: Dictionaries, business_date: date) -> Catalog:
-    """The dimensions as published through a business date (what the next day's ticks price)."""
+    """The dimensions as published through a business date (what the next day's ticks price).
+
+    When the next day's partition of a table is published too (a nightly run publishes the day's
+    dimensions before its ticks), its rows up to the date are taken from the history through the
+    next day, the one the day's snapshot audits and operations read: the same rows, and at xl one
+    history of the 8M store products in memory instead of one as of each day, the later merged
+    and sorted while the ticks run."""
+    following = business_date + timedelta(days=1)
+
     def read(table: str, columns: list[str]) -> pl.DataFrame:
-        return read_as_of_cached(lake, table, business_date).select(columns)
+        if not lake.has_partition(table, following):
+            return read_as_of_cached(lake, table, business_date).select(columns)
+        history = read_as_of_cached(lake, table, following)
+        return history.lazy().filter(pl.col("business_date") <= business_date).select(columns).collect()
 
     return Catalog(
         store_products=read("store_products", ["store_product_id", "store_id", "product_id", "list_price",
@@ -80,11 +91,11 @@ def state_at_open(lake: Lake, rules: PricingRules, seed: int, first_date: date, 
         return open_state(rules, seed, business_date, pl.DataFrame(schema=STATE_SCHEMA), None)
     yesterday = business_date - timedelta(days=1)
     catalog = catalog_as_of(lake, dictionaries, yesterday)  # before the close: the reads' peaks do not add up
-    if previous_close is None:  # only what the opening carries of it
-        previous_close = apply_changes(
+    if previous_close is None:  # only what the opening carries of it, held by the opening alone
+        previous_close = Close(apply_changes(
             read_opening(lake, yesterday, columns=list(CARRIED)),
             read_ticks(lake, rules.ticks_of(yesterday),
-                       columns=["store_product_id", "new_price", "reason", "valid_from", "valid_to"]))
+                       columns=["store_product_id", "new_price", "reason", "valid_from", "valid_to"])))
     return open_state(rules, seed, business_date, previous_close, catalog)
 
 
