@@ -130,12 +130,14 @@ def price_ticks_asset(partitions_def: dg.TimeWindowPartitionsDefinition, per_day
             for published in publish_in_order(settings, lake, days, overlap=True):
                 outcomes += published.outcomes
                 rows += sum(frames[t.PRICE_UPDATES.name].height for _, frames in published.parts)
-                snapshots = [frames[t.PRICE_SNAPSHOTS.name] for _, frames in published.parts
-                             if t.PRICE_SNAPSHOTS.name in frames]
-                if snapshots:  # the day's first tick: its snapshot's checks, for the price_snapshots asset
+                # row counts, not the frames: a list of the day's snapshot kept it (8M rows at xl)
+                # while the next day was generated
+                snapshot_rows = [frames[t.PRICE_SNAPSHOTS.name].height for _, frames in published.parts
+                                 if t.PRICE_SNAPSHOTS.name in frames]
+                if snapshot_rows:  # the day's first tick: its snapshot's checks, for the price_snapshots asset
                     record_outcomes(lake, t.PRICE_SNAPSHOTS.name, business_date(published.key),
                                     [o for o in published.outcomes if o.audit.table == t.PRICE_SNAPSHOTS.name],
-                                    sum(frame.height for frame in snapshots))
+                                    sum(snapshot_rows))
                 del published  # the day's frames are not kept while the next day is generated
         except PartitionRejected as rejected:
             yield from _tick_check_results(outcomes + rejected.failed)
