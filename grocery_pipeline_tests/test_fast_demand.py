@@ -151,6 +151,12 @@ def test_search_sorted_by_blocks_matches_numpy_on_floats_ints_duplicates_and_nan
         nearly = t[shopping.ascending_order(t)]
         assert np.array_equal(shopping._search_by_block(sorted_values, nearly, side),
                               np.searchsorted(sorted_values, nearly, side))
+        # a few ascending runs one after another (a day's ticks), searched run by run
+        runs = np.concatenate([np.sort(part) for part in np.array_split(t, 4)])
+        assert np.array_equal(shopping.search_sorted(sorted_values, runs, side),
+                              np.searchsorted(sorted_values, runs, side))
+    with_nan = np.r_[np.sort(targets[:5_000]), 5.0, np.nan, 7.0, np.sort(targets[5_000:9_000])]  # NaN mid-run
+    assert np.array_equal(shopping.search_sorted(floats, with_nan, side), np.searchsorted(floats, with_nan, side))
 
 
 def test_price_factor_is_the_power_of_each_price_by_table_or_row():
