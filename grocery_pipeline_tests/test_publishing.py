@@ -198,6 +198,30 @@ def test_a_history_is_held_in_id_order_and_read_as_of_an_earlier_day_without_the
     assert lake_module.read_files_cached(lake, "store_products", files[:2]) is earlier  # one copy for the day
 
 
+def test_a_history_as_of_a_published_day_is_let_go(tmp_path):
+    """The copy of a history as of an earlier day goes once that day is published (its world and
+    audits are done with it); the history itself stays, and a copy asked for again is the same rows."""
+    lake = Lake(tmp_path / "lake")
+    days = [START + timedelta(days=i) for i in range(3)]
+    files = []
+    for day, ids in zip(days, [[1_000_001, 2_000_001], [1_000_002], [2_000_002]]):
+        path = lake.partition_path("store_products", day)
+        path.parent.mkdir(parents=True)
+        _listed(day, ids).write_parquet(path)
+        files.append(str(path))
+    whole = lake_module.read_files_cached(lake, "store_products", files)
+    earlier = lake_module.read_files_cached(lake, "store_products", files[:2])
+    history = lake_module._AS_OF_CACHE[(lake.root, "store_products")]
+    lake_module.release_day(lake, days[2])
+    lake_module.release_day(Lake(tmp_path / "other"), days[1])
+    assert history.earlier is not None  # another day, another lake: kept
+    assert lake_module.release_day in factory.DAY_CACHES  # called as each day is published
+    lake_module.release_day(lake, days[1])
+    assert history.earlier is None
+    assert lake_module.read_files_cached(lake, "store_products", files) is whole
+    assert lake_module.read_files_cached(lake, "store_products", files[:2]).equals(earlier)
+
+
 def test_a_history_whose_ids_grow_day_by_day_is_its_files_one_after_another(tmp_path):
     lake = Lake(tmp_path / "lake")
     files = []

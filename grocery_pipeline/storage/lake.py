@@ -381,6 +381,17 @@ def read_files_cached(lake: "Lake", table: str, files: list[Path] | list[str],
     return frame
 
 
+def release_day(lake: "Lake", business_date: date) -> None:
+    """Drop the histories' copies as of a day that is published: a window's days before its last
+    read the store products as of their own day, a copy of the history beside it (490 MB at xl),
+    which nothing of the run reads once that day is published (asked again, it is made again)."""
+    for (root, _), history in list(_AS_OF_CACHE.items()):
+        earlier = history.earlier
+        if root == lake.root and earlier is not None \
+                and _partition_date(history.signatures[earlier[0] - 1][0]) == business_date:
+            history.earlier = None
+
+
 class RecentDays:
     """What a process built for the last few business dates of a lake (a day's world, its price
     book), keyed by (lake root, business date, ...): the day being generated and the day audited
