@@ -99,6 +99,11 @@ def region_by_id(sorted_ids: np.ndarray, region: np.ndarray, ids: np.ndarray) ->
     return np.where(row >= 0, region[np.maximum(row, 0)], -1)
 
 
+def _run_starts(keys: np.ndarray) -> np.ndarray:
+    """The row where each run of one key starts."""
+    return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
+
+
 class _Sliced:
     """A frame cut into its regions' rows, given each row's key (a store, DC, customer or truck id)
     and the region of keys (-1: in no region). A frame in store order comes in long runs of one
@@ -108,12 +113,11 @@ class _Sliced:
     def __init__(self, frame: pl.DataFrame, keys: np.ndarray, region_of: Callable[[np.ndarray], np.ndarray],
                  n_regions: int):
         self.frame = frame
-        cuts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+        starts = _run_starts(keys)
         self.runs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.split: Split | None = None
-        if len(cuts) * RUN_ROWS < len(keys):
-            starts = np.r_[0, cuts]
-            self.runs = (starts, np.r_[cuts, len(keys)] - starts, region_of(keys[starts]))
+        if len(starts) and (len(starts) - 1) * RUN_ROWS < len(keys):
+            self.runs = (starts, np.diff(np.r_[starts, len(keys)]), region_of(keys[starts]))
         else:
             self.split = Split(region_of(keys), n_regions)
 
@@ -145,8 +149,7 @@ class _Scanned:
     def of(cls, scan: pl.LazyFrame, column: str, region_of: Callable[[np.ndarray], np.ndarray],
            n_regions: int) -> "_Scanned | None":
         keys = scan.select(column).collect()[column].to_numpy()
-        # the region of each run of one key, not of each row: a state table comes store by store
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
+        starts = _run_starts(keys)  # the region of each run of one key: a state table comes store by store
         labels = region_of(keys[starts])
         if len(labels) and (labels[0] < 0 or bool((labels[1:] < labels[:-1]).any())):
             return None

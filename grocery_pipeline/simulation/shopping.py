@@ -405,8 +405,6 @@ def search_sorted(sorted_values: np.ndarray, targets, side: str = "left") -> np.
         return np.searchsorted(sorted_values, targets, side=side).astype(np.int64, copy=False)
     starts = np.flatnonzero(targets[1:] < targets[:-1]) + 1  # where an ascending run starts
     if len(starts) * SEARCH_BLOCK <= len(targets):
-        if not len(starts):
-            return _search_by_block(sorted_values, targets, side)
         out = np.empty(len(targets), dtype=np.int64)
         for start, stop in zip([0, *starts.tolist()], [*starts.tolist(), len(targets)]):
             out[start:stop] = _search_by_block(sorted_values, targets[start:stop], side)
