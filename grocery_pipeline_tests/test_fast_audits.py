@@ -271,7 +271,7 @@ def test_store_opening_stock_is_the_semi_join(monkeypatch):
     ids = pl.Series(rng.choice(10 ** 6, 3_000, replace=False)).scatter([4, 8], None)
     listed = pl.DataFrame({"store_product_id": pl.concat([ids, ids.head(20)]), "store_id": 1,
                            "initial_on_hand": rng.integers(0, 40, 3_020)})
-    monkeypatch.setattr(inventory, "read_as_of_cached", lambda lake, table, day: listed)
+    monkeypatch.setattr(inventory, "scan_as_of_cached", lambda lake, table, day: listed.lazy())
     ctx = SimpleNamespace(lake=None, business_date=date(2025, 1, 3))
     new_items = pl.DataFrame({"store_product_id": pl.concat([ids.gather([3, 4, 10, 2_000]), pl.Series([-1])])})
     expected = listed.join(new_items, on="store_product_id", how="semi").select(

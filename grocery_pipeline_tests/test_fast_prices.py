@@ -138,8 +138,8 @@ def _publish_catalog(lake: Lake, day: date, catalog: Catalog) -> None:
 
 def test_the_ticks_catalog_read_through_the_next_day_is_the_catalog_of_the_day(tmp_path, dictionaries):
     """A day's ticks price the catalog published through the day before. With the day's own
-    dimensions published too (a nightly run), it comes from the history through the day, which the
-    day's audits and operations read next: the same rows, and one history held, not one per day."""
+    dimensions published and their history held (a window's ticks run after all its days'
+    dimensions), it is the same rows, filtered from that history, which is not set back."""
     first, before = DAY - timedelta(days=1), _catalog()
     listed = pl.DataFrame({"store_product_id": [1_000_003, 2_000_002], "store_id": [1, 2], "product_id": [3, 2],
                            "list_price": [1.99, 6.49], "listed_on": [DAY, DAY]})
@@ -150,9 +150,11 @@ def test_the_ticks_catalog_read_through_the_next_day_is_the_catalog_of_the_day(t
     for lake, days in ((alone, [first]), (both, [first, DAY])):
         for day in days:
             _publish_catalog(lake, day, catalog)
+    lake_module.read_files_cached(both, "store_products", [str(both.partition_path("store_products", d))
+                                                            for d in (first, DAY)])
     through_next = prices.catalog_as_of(both, dictionaries, first)
     held = lake_module._AS_OF_CACHE[(both.root, "store_products")]
-    assert held.frame.height == 5 and held.earlier is None  # the history through DAY, and no copy as of `first`
+    assert held.frame.height == 5 and held.ahead == []  # the history through DAY, not set back to `first`
     expected = prices.catalog_as_of(alone, dictionaries, first)
     assert through_next.store_products["store_product_id"].to_list() == [1_000_001, 1_000_002, 2_000_001]
     for table in ("store_products", "products", "stores", "promotions"):

@@ -175,6 +175,16 @@ def _listed(day: date, ids: list[int]) -> pl.DataFrame:
     return pl.DataFrame({"store_product_id": ids, "business_date": [day] * len(ids)})
 
 
+def _write_listings(lake: Lake, listed: dict[date, list[int]]) -> list[str]:
+    files = []
+    for day, ids in listed.items():
+        path = lake.partition_path("store_products", day)
+        path.parent.mkdir(parents=True)
+        _listed(day, ids).write_parquet(path)
+        files.append(str(path))
+    return files
+
+
 def test_a_history_is_held_in_id_order_and_read_as_of_an_earlier_day_without_the_later_rows(tmp_path):
     """Store products are keyed by store and product, so a later day's listings go among the earlier
     ones: the history of the days read is held in id order (the world and the ticks' catalog need
@@ -182,12 +192,7 @@ def test_a_history_is_held_in_id_order_and_read_as_of_an_earlier_day_without_the
     lake = Lake(tmp_path / "lake")
     days = [START + timedelta(days=i) for i in range(3)]
     listed = {days[0]: [1_000_001, 1_000_005, 2_000_001], days[1]: [1_000_003, 3_000_002], days[2]: [2_000_004]}
-    files = []
-    for day, ids in listed.items():
-        path = lake.partition_path("store_products", day)
-        path.parent.mkdir(parents=True)
-        _listed(day, ids).write_parquet(path)
-        files.append(str(path))
+    files = _write_listings(lake, listed)
     whole = lake_module.read_files_cached(lake, "store_products", files)
     assert whole["store_product_id"].to_list() == sorted(i for ids in listed.values() for i in ids)
     assert whole["store_product_id"].flags["SORTED_ASC"]
@@ -195,31 +200,69 @@ def test_a_history_is_held_in_id_order_and_read_as_of_an_earlier_day_without_the
     earlier = lake_module.read_files_cached(lake, "store_products", files[:2])
     assert earlier["store_product_id"].to_list() == sorted(listed[days[0]] + listed[days[1]])
     assert earlier["business_date"].max() == days[1]
-    assert lake_module.read_files_cached(lake, "store_products", files[:2]) is earlier  # one copy for the day
+    assert lake_module.read_files_cached(lake, "store_products", files[:2]) is earlier  # one frame for the day
 
 
-def test_a_history_as_of_a_published_day_is_let_go(tmp_path):
-    """The copy of a history as of an earlier day goes once that day is published (its world and
-    audits are done with it); the history itself stays, and a copy asked for again is the same rows."""
+def test_a_history_asked_for_an_earlier_day_holds_that_day_alone_and_merges_later_days_back(tmp_path, monkeypatch):
+    """A window's days before its last ask for the store products as of their own day while the history
+    through the last day is held: the history becomes the day's rows, with the later rows set aside
+    (no second history beside it), and a later day's rows go back in without reading a file again."""
     lake = Lake(tmp_path / "lake")
-    days = [START + timedelta(days=i) for i in range(3)]
-    files = []
-    for day, ids in zip(days, [[1_000_001, 2_000_001], [1_000_002], [2_000_002]]):
-        path = lake.partition_path("store_products", day)
-        path.parent.mkdir(parents=True)
-        _listed(day, ids).write_parquet(path)
-        files.append(str(path))
+    days = [START + timedelta(days=i) for i in range(4)]
+    listed = {days[0]: [1_000_001, 1_000_005, 2_000_001], days[1]: [1_000_002], days[2]: [2_000_002, 1_000_009],
+              days[3]: [1_000_003]}
+    files = _write_listings(lake, listed)
+    whole = lake_module.read_files_cached(lake, "store_products", files[:3])
+    key = (lake.root, "store_products")
+
+    first = lake_module.read_files_cached(lake, "store_products", files[:1])
+    assert first["store_product_id"].to_list() == sorted(listed[days[0]])
+    held = lake_module._AS_OF_CACHE[key]
+    assert held.frame is first and len(held.signatures) == 1  # one frame: the day's rows
+    assert [f["store_product_id"].to_list() for _, f in held.ahead] == [[1_000_002], [1_000_009, 2_000_002]]
+
+    def no_read(path):
+        raise AssertionError(f"read again: {path}")
+
+    read = lake_module._read_held
+    monkeypatch.setattr(lake_module, "_read_held", no_read)
+    second = lake_module.read_files_cached(lake, "store_products", files[:2])
+    assert second["store_product_id"].to_list() == sorted(listed[days[0]] + listed[days[1]])
+    assert second["store_product_id"].flags["SORTED_ASC"]
+    assert len(lake_module._AS_OF_CACHE[key].ahead) == 1  # the third day's rows, still aside
+    assert lake_module.read_files_cached(lake, "store_products", files[:3]).equals(whole)
+    assert lake_module._AS_OF_CACHE[key].ahead == []
+
+    monkeypatch.setattr(lake_module, "_read_held", read)  # a day never read: read once, merged in
+    lake_module.read_files_cached(lake, "store_products", files[:1])
+    through = lake_module.read_files_cached(lake, "store_products", files)
+    assert through["store_product_id"].to_list() == sorted(i for ids in listed.values() for i in ids)
+    assert through["business_date"].to_list() == [d for i, d in sorted((i, d) for d, ids in listed.items()
+                                                                          for i in ids)]
+
+
+def test_a_reader_of_an_earlier_day_filters_the_history_held_without_setting_it_back(tmp_path):
+    """An audit of a window's day reads the store products while the next day's are held: it gets
+    the day's rows, and the history stays through the next day (no merge to make again)."""
+    lake = Lake(tmp_path / "lake")
+    days = [START + timedelta(days=i) for i in range(2)]
+    files = _write_listings(lake, {days[0]: [1_000_001, 2_000_001], days[1]: [1_000_002]})
     whole = lake_module.read_files_cached(lake, "store_products", files)
-    earlier = lake_module.read_files_cached(lake, "store_products", files[:2])
-    history = lake_module._AS_OF_CACHE[(lake.root, "store_products")]
-    lake_module.release_day(lake, days[2])
-    lake_module.release_day(Lake(tmp_path / "other"), days[1])
-    assert history.earlier is not None  # another day, another lake: kept
-    assert lake_module.release_day in factory.DAY_CACHES  # called as each day is published
-    lake_module.release_day(lake, days[1])
-    assert history.earlier is None
+    first = lake_module.read_files_lazily(lake, "store_products", files[:1]).collect()
+    assert first["store_product_id"].to_list() == [1_000_001, 2_000_001]
     assert lake_module.read_files_cached(lake, "store_products", files) is whole
-    assert lake_module.read_files_cached(lake, "store_products", files[:2]).equals(earlier)
+    assert lake_module.read_files_lazily(lake, "store_products", files).collect().equals(whole)
+
+
+def test_a_history_set_aside_is_read_again_when_its_file_was_replaced(tmp_path):
+    lake = Lake(tmp_path / "lake")
+    days = [START + timedelta(days=i) for i in range(2)]
+    files = _write_listings(lake, {days[0]: [1_000_001, 2_000_001], days[1]: [1_000_002]})
+    lake_module.read_files_cached(lake, "store_products", files)
+    lake_module.read_files_cached(lake, "store_products", files[:1])
+    _listed(days[1], [1_000_007, 2_000_009]).write_parquet(files[1])  # the day made again
+    again = lake_module.read_files_cached(lake, "store_products", files)
+    assert again["store_product_id"].to_list() == [1_000_001, 1_000_007, 2_000_001, 2_000_009]
 
 
 def test_a_history_whose_ids_grow_day_by_day_is_its_files_one_after_another(tmp_path):

@@ -31,7 +31,7 @@ from grocery_pipeline.partitions import business_date
 from grocery_pipeline.resources import GrocerySettings
 from grocery_pipeline.settings import Settings
 from grocery_pipeline.simulation.context import Day
-from grocery_pipeline.storage import catalog, lake as lake_store, prices as price_store, world as world_store
+from grocery_pipeline.storage import catalog, prices as price_store, world as world_store
 from grocery_pipeline.storage.lake import Lake, MissingPartitionError, StagedPartition, Staging, file_signature
 from grocery_pipeline.tables import TABLES, Table
 
@@ -441,10 +441,9 @@ def frames_by_table(parts: Parts, daily_only: bool = False) -> dict[str, pl.Data
     return {name: pl.concat(fs) if len(fs) > 1 else fs[0] for name, fs in by_table.items()}
 
 
-# What a published day's generation and audits kept in memory (its world, its price book, the
-# dimensions' history as of the day): dropped once the day is published, so a run holds at most the
-# day being generated and the one audited.
-DAY_CACHES = (world_store.release_day, price_store.release_day, lake_store.release_day)
+# What a published day's generation and audits kept in memory (its world, its price book): dropped
+# once the day is published, so a run holds at most the day being generated and the one audited.
+DAY_CACHES = (world_store.release_day, price_store.release_day)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import polars as pl
 from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from, packed_sort
 from grocery_pipeline.simulation.shopping import rows_if_present, sorted_with_order, strictly_increasing
 from grocery_pipeline.storage.lake import MissingPartitionError
-from grocery_pipeline.storage.world import read_as_of_cached
+from grocery_pipeline.storage.world import scan_as_of_cached
 
 # The sign each movement type must carry (+1 adds stock, -1 takes it away, 0 either way).
 STORE_TXN_SIGNS = {"SALE": -1, "ONLINE_SALE": -1, "RECEIVING": 1, "SHRINK": -1, "ADJUSTMENT": 0}
@@ -196,12 +196,12 @@ def _store_opening_stock(ctx: AuditContext, new_items: pl.DataFrame) -> pl.DataF
     if new_items.is_empty():
         return pl.DataFrame(schema={"store_product_id": pl.Int64, "initial": pl.Int64})
     try:
-        listed = read_as_of_cached(ctx.lake, "store_products", ctx.business_date)
+        listed = scan_as_of_cached(ctx.lake, "store_products", ctx.business_date)
     except MissingPartitionError:
-        listed = pl.DataFrame(schema={"store_product_id": pl.Int64, "initial_on_hand": pl.Int64})
+        listed = pl.LazyFrame(schema={"store_product_id": pl.Int64, "initial_on_hand": pl.Int64})
     # the few new ids hashed and every listed id looked up costs less than a semi join
     return listed.select("store_product_id", pl.col("initial_on_hand").alias("initial")).filter(
-        pl.col("store_product_id").is_in(new_items["store_product_id"].implode()))
+        pl.col("store_product_id").is_in(new_items["store_product_id"].implode())).collect()
 
 
 def _dc_opening_stock(ctx: AuditContext, new_items: pl.DataFrame) -> pl.DataFrame:

@@ -307,12 +307,23 @@ class Lake:
 
 @dataclass
 class _History:
-    signatures: list[tuple]  # of the files read, oldest first
-    rows: list[int]          # rows of each file
+    signatures: list[tuple]  # of the files whose rows `frame` holds, oldest first
+    rows: list[int]          # rows of each of them
     frame: pl.DataFrame      # their rows in id order (see `read_files_cached`)
     merged: bool = False     # a later file's rows went among earlier ones, not after them
-    # the rows of the first files last asked for, when merged: a day's world and its audits share them
-    earlier: tuple[int, pl.DataFrame] | None = None
+    # files read once but past the day last asked for: their signatures and rows, oldest first
+    ahead: list[tuple[tuple, pl.DataFrame]] = field(default_factory=list)
+
+    def known(self) -> list[tuple]:
+        return self.signatures + [signature for signature, _ in self.ahead]
+
+    def holds_more_than(self, signatures: list[tuple]) -> bool:
+        """Whether `signatures` are the first files of those held, and fewer."""
+        return len(signatures) < len(self.signatures) and self.signatures[: len(signatures)] == signatures
+
+    def first_rows(self, files: int) -> pl.DataFrame | None:
+        """The rows of the first `files` files without a copy, when they come first (not merged)."""
+        return None if self.merged else self.frame.head(sum(self.rows[:files]))
 
 
 # (lake root, table) -> what was read of it. A run that walks the days oldest first reads each new
@@ -348,6 +359,36 @@ def _read_held(path: Path | str) -> pl.DataFrame:
     return pl.scan_parquet(path).select(pl.exclude(LOADED_AT.name)).collect()
 
 
+def _rewound(seen: _History, files: int) -> _History:
+    """The history as of its first `files` files, the rows of the later ones set aside (a file's rows
+    are those of its partition's business date): the day's rows are one frame, not a copy beside
+    the history through a later day."""
+    last = _partition_date(seen.signatures[files - 1][0])
+    day = pl.col("business_date")
+    later = seen.frame.filter(day > last)
+    ahead = [(signature, later.filter(day == _partition_date(signature[0])))
+             for signature in seen.signatures[files:]]
+    return _History(seen.signatures[:files], seen.rows[:files], seen.frame.filter(day <= last), True,
+                    ahead + seen.ahead)
+
+
+def read_files_lazily(lake: "Lake", table: str, files: list[Path] | list[str],
+                      signatures: list[tuple] | None = None) -> pl.LazyFrame:
+    """The rows of `files` as `read_files_cached` gives them, as a lazy frame for a reader of a few
+    columns or rows: when the history held goes past them (a window's day audited while the next
+    is made), its rows up to their last day, filtered as the reader collects, and the history is
+    left as it is (not set back to that day for the next day to merge again)."""
+    if signatures is None:
+        signatures = [file_signature(f) for f in files]
+    seen = _AS_OF_CACHE.get((lake.root, table))
+    if seen is not None and seen.holds_more_than(signatures):
+        first = seen.first_rows(len(signatures))
+        if first is not None:
+            return first.lazy()
+        return seen.frame.lazy().filter(pl.col("business_date") <= _partition_date(files[-1]))
+    return read_files_cached(lake, table, files, signatures).lazy()
+
+
 def read_files_cached(lake: "Lake", table: str, files: list[Path] | list[str],
                       signatures: list[tuple] | None = None) -> pl.DataFrame:
     """The rows of `files` (a table's partitions, oldest first), in id order (a table keyed by one
@@ -355,41 +396,39 @@ def read_files_cached(lake: "Lake", table: str, files: list[Path] | list[str],
     re-materialized partition) is read again.
 
     In id order, not file by file: the day's world and the price ticks' catalog want store
-    products by id, and a sorted copy beside the history held the 8M rows of xl twice. Without
-    the load time (`_loaded_at`): nothing reads it from a history, and at xl it is 61 MB of the
-    store products' 553."""
+    products by id, and a sorted copy beside the history held the 8M rows of xl twice. One frame
+    per table: asked for fewer files than it holds (a window's days before its last, once the
+    dimensions of every day are published), a history whose later rows went among the earlier
+    ones keeps the rows of those files and sets the later rows aside, to merge them back in when
+    a later day asks (at xl a few thousand rows a day, against 8M held twice). Without the load
+    time (`_loaded_at`): nothing reads it from a history, and at xl it is 61 MB of the store
+    products' 553."""
     if signatures is None:
         signatures = [file_signature(f) for f in files]
     key = (lake.root, table)
     seen = _AS_OF_CACHE.get(key)
-    if seen is not None and seen.signatures[: len(signatures)] == signatures:
-        if len(signatures) == len(seen.signatures):
+    if seen is not None:
+        held, known = len(seen.signatures), seen.known()
+        if signatures == seen.signatures:
             return seen.frame  # the very frame when nothing changed, so callers can tell by identity
-        if not seen.merged:
-            return seen.frame.head(sum(seen.rows[: len(signatures)]))
-        if seen.earlier is None or seen.earlier[0] != len(signatures):
-            seen.earlier = (len(signatures), seen.frame.filter(pl.col("business_date") <= _partition_date(files[-1])))
-        return seen.earlier[1]
-    if seen is not None and signatures[: len(seen.signatures)] == seen.signatures:
-        new = [_read_held(f) for f in files[len(seen.signatures):]]
-        frame, merged = _in_id_order([seen.frame, *new], table)
-        _AS_OF_CACHE[key] = _History(signatures, seen.rows + [f.height for f in new], frame, seen.merged or merged)
-        return frame
+        if seen.holds_more_than(signatures):
+            first = seen.first_rows(len(signatures))
+            if first is not None:
+                return first
+            _AS_OF_CACHE[key] = seen = _rewound(seen, len(signatures))
+            return seen.frame
+        reused = min(len(known), len(signatures))
+        if len(signatures) > held and signatures[:reused] == known[:reused]:
+            ahead = seen.ahead[: reused - held]
+            new = [frame for _, frame in ahead] + [_read_held(f) for f in files[reused:]]
+            frame, merged = _in_id_order([seen.frame, *new], table)
+            _AS_OF_CACHE[key] = _History(signatures, seen.rows + [f.height for f in new], frame,
+                                         seen.merged or merged, seen.ahead[reused - held:])
+            return frame
     parts = [_read_held(f) for f in files]
     frame, merged = _in_id_order(parts, table)
     _AS_OF_CACHE[key] = _History(signatures, [f.height for f in parts], frame, merged)
     return frame
-
-
-def release_day(lake: "Lake", business_date: date) -> None:
-    """Drop the histories' copies as of a day that is published: a window's days before its last
-    read the store products as of their own day, a copy of the history beside it (490 MB at xl),
-    which nothing of the run reads once that day is published (asked again, it is made again)."""
-    for (root, _), history in list(_AS_OF_CACHE.items()):
-        earlier = history.earlier
-        if root == lake.root and earlier is not None \
-                and _partition_date(history.signatures[earlier[0] - 1][0]) == business_date:
-            history.earlier = None
 
 
 class RecentDays:

@@ -16,7 +16,7 @@ from grocery_pipeline.simulation.pricing import (
 )
 from grocery_pipeline.simulation.world import World
 from grocery_pipeline.storage.lake import Lake, MissingPartitionError, RecentDays, file_signature
-from grocery_pipeline.storage.world import read_as_of_cached
+from grocery_pipeline.storage.world import scan_as_of_cached
 
 UPDATES, SNAPSHOTS = "price_updates", "price_snapshots"
 
@@ -51,20 +51,13 @@ def read_opening(lake: Lake, business_date: date, columns: list[str] | None = No
 
 
 def catalog_as_of(lake: Lake, dictionaries: Dictionaries, business_date: date) -> Catalog:
-    """The dimensions as published through a business date (what the next day's ticks price).
-
-    When the next day's partition of a table is published too (a nightly run publishes the day's
-    dimensions before its ticks), its rows up to the date are taken from the history through the
-    next day, the one the day's snapshot audits and operations read: the same rows, and at xl one
-    history of the 8M store products in memory instead of one as of each day, the later merged
-    and sorted while the ticks run."""
-    following = business_date + timedelta(days=1)
+    """The dimensions as published through a business date (what the next day's ticks price): the
+    columns of each table's history as of the date (`scan_as_of_cached`), without a copy when the
+    history held is the date's. A history held through a later day (a window's ticks run once all
+    its days' dimensions are published) is filtered, not set back to the date."""
 
     def read(table: str, columns: list[str]) -> pl.DataFrame:
-        if not lake.has_partition(table, following):
-            return read_as_of_cached(lake, table, business_date).select(columns)
-        history = read_as_of_cached(lake, table, following)
-        return history.lazy().filter(pl.col("business_date") <= business_date).select(columns).collect()
+        return scan_as_of_cached(lake, table, business_date).select(columns).collect()
 
     return Catalog(
         store_products=read("store_products", ["store_product_id", "store_id", "product_id", "list_price",

@@ -8,7 +8,8 @@ from datetime import date
 import polars as pl
 
 from grocery_pipeline.simulation.world import World, world_on
-from grocery_pipeline.storage.lake import Lake, MissingPartitionError, RecentDays, read_files_cached
+from grocery_pipeline.storage.lake import (Lake, MissingPartitionError, RecentDays, read_files_cached,
+                                           read_files_lazily)
 
 DIMENSIONS = ("calendar", "distribution_centers", "stores", "trucks", "products", "store_products",
               "customers", "drivers", "promotions")
@@ -27,6 +28,12 @@ def read_as_of_cached(lake: Lake, table: str, business_date: date) -> pl.DataFra
     """All rows of a daily table published for dates up to `business_date`."""
     files, signatures = _through(lake, table, business_date)
     return read_files_cached(lake, table, files, signatures)
+
+
+def scan_as_of_cached(lake: Lake, table: str, business_date: date) -> pl.LazyFrame:
+    """`read_as_of_cached` for a reader of a few columns or rows (`read_files_lazily`)."""
+    files, signatures = _through(lake, table, business_date)
+    return read_files_lazily(lake, table, files, signatures)
 
 
 # The last worlds built, with the signatures of the dimension files they were built from: the day's
