@@ -138,27 +138,30 @@ def _publish_catalog(lake: Lake, day: date, catalog: Catalog) -> None:
 
 def test_the_ticks_catalog_read_through_the_next_day_is_the_catalog_of_the_day(tmp_path, dictionaries):
     """A day's ticks price the catalog published through the day before. With the day's own
-    dimensions published and their history held (a window's ticks run after all its days'
-    dimensions), it is the same rows, filtered from that history, which is not set back."""
+    dimensions published too, it is the same rows, and one history is held: read cold (a nightly
+    run), the history through the day, which the day's audits and operations read next; held
+    already (a window's ticks), the history as it is, neither advanced nor set back."""
     first, before = DAY - timedelta(days=1), _catalog()
     listed = pl.DataFrame({"store_product_id": [1_000_003, 2_000_002], "store_id": [1, 2], "product_id": [3, 2],
                            "list_price": [1.99, 6.49], "listed_on": [DAY, DAY]})
     store_products = pl.concat([before.store_products, listed]).with_columns(
         business_date=pl.when(pl.col("listed_on") == DAY).then(pl.lit(DAY)).otherwise(pl.lit(first)))
     catalog = Catalog(store_products, before.products, before.stores, before.promotions, before.departments)
-    alone, both = Lake(tmp_path / "alone"), Lake(tmp_path / "both")
-    for lake, days in ((alone, [first]), (both, [first, DAY])):
+    alone, cold, warm = Lake(tmp_path / "alone"), Lake(tmp_path / "cold"), Lake(tmp_path / "warm")
+    for lake, days in ((alone, [first]), (cold, [first, DAY]), (warm, [first, DAY])):
         for day in days:
             _publish_catalog(lake, day, catalog)
-    lake_module.read_files_cached(both, "store_products", [str(both.partition_path("store_products", d))
-                                                            for d in (first, DAY)])
-    through_next = prices.catalog_as_of(both, dictionaries, first)
-    held = lake_module._AS_OF_CACHE[(both.root, "store_products")]
-    assert held.frame.height == 5 and held.ahead == []  # the history through DAY, not set back to `first`
     expected = prices.catalog_as_of(alone, dictionaries, first)
-    assert through_next.store_products["store_product_id"].to_list() == [1_000_001, 1_000_002, 2_000_001]
-    for table in ("store_products", "products", "stores", "promotions"):
-        assert getattr(through_next, table).equals(getattr(expected, table)), table
+    assert expected.store_products["store_product_id"].to_list() == [1_000_001, 1_000_002, 2_000_001]
+    through = [str(warm.partition_path("store_products", d)) for d in (first, DAY)]
+    for lake, held_before, held_after in ((cold, None, 5), (warm, through[:1], 3), (warm, through, 5)):
+        if held_before is not None:
+            lake_module.read_files_cached(lake, "store_products", held_before)
+        got = prices.catalog_as_of(lake, dictionaries, first)
+        held = lake_module._AS_OF_CACHE[(lake.root, "store_products")]
+        assert held.frame.height == held_after and held.ahead == []
+        for table in ("store_products", "products", "stores", "promotions"):
+            assert getattr(got, table).equals(getattr(expected, table)), table
 
 
 def test_a_close_handed_to_the_opening_is_taken_once():

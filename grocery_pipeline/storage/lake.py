@@ -372,6 +372,11 @@ def _rewound(seen: _History, files: int) -> _History:
                     ahead + seen.ahead)
 
 
+def holds_history(lake: "Lake", table: str) -> bool:
+    """Whether this process holds rows of the table's history (`read_files_cached`)."""
+    return (lake.root, table) in _AS_OF_CACHE
+
+
 def read_files_lazily(lake: "Lake", table: str, files: list[Path] | list[str],
                       signatures: list[tuple] | None = None) -> pl.LazyFrame:
     """The rows of `files` as `read_files_cached` gives them, as a lazy frame for a reader of a few

@@ -15,7 +15,7 @@ from grocery_pipeline.simulation.pricing import (
     empty_changes, open_state,
 )
 from grocery_pipeline.simulation.world import World
-from grocery_pipeline.storage.lake import Lake, MissingPartitionError, RecentDays, file_signature
+from grocery_pipeline.storage.lake import Lake, MissingPartitionError, RecentDays, file_signature, holds_history
 from grocery_pipeline.storage.world import scan_as_of_cached
 
 UPDATES, SNAPSHOTS = "price_updates", "price_snapshots"
@@ -53,11 +53,21 @@ def read_opening(lake: Lake, business_date: date, columns: list[str] | None = No
 def catalog_as_of(lake: Lake, dictionaries: Dictionaries, business_date: date) -> Catalog:
     """The dimensions as published through a business date (what the next day's ticks price): the
     columns of each table's history as of the date (`scan_as_of_cached`), without a copy when the
-    history held is the date's. A history held through a later day (a window's ticks run once all
-    its days' dimensions are published) is filtered, not set back to the date."""
+    history held is the date's, filtered from it when it goes further (a window's ticks run once
+    all its days' dimensions are published), and never set back to the date.
+
+    A table not read yet in this process whose next day is published too (a nightly run publishes
+    the day's dimensions before its ticks) is read through that day: the history its audits and
+    operations read next, read and put in id order once, not once here and again to merge that
+    day's rows in."""
+    following = business_date + timedelta(days=1)
 
     def read(table: str, columns: list[str]) -> pl.DataFrame:
-        return scan_as_of_cached(lake, table, business_date).select(columns).collect()
+        if not holds_history(lake, table) and lake.has_partition(table, following):
+            rows = scan_as_of_cached(lake, table, following).filter(pl.col("business_date") <= business_date)
+        else:
+            rows = scan_as_of_cached(lake, table, business_date)
+        return rows.select(columns).collect()
 
     return Catalog(
         store_products=read("store_products", ["store_product_id", "store_id", "product_id", "list_price",
