@@ -321,9 +321,12 @@ class _History:
         """Whether `signatures` are the first files of those held, and fewer."""
         return len(signatures) < len(self.signatures) and self.signatures[: len(signatures)] == signatures
 
-    def first_rows(self, files: int) -> pl.DataFrame | None:
-        """The rows of the first `files` files without a copy, when they come first (not merged)."""
-        return None if self.merged else self.frame.head(sum(self.rows[:files]))
+    def first_rows(self, files: int) -> pl.LazyFrame:
+        """The rows of the first `files` files: the frame's first rows (no copy) when they come first,
+        else those of the files' days (a file's rows are those of its partition's business date)."""
+        if not self.merged:
+            return self.frame.head(sum(self.rows[:files])).lazy()
+        return self.frame.lazy().filter(pl.col("business_date") <= _partition_date(self.signatures[files - 1][0]))
 
 
 # (lake root, table) -> what was read of it. A run that walks the days oldest first reads each new
@@ -363,12 +366,11 @@ def _rewound(seen: _History, files: int) -> _History:
     """The history as of its first `files` files, the rows of the later ones set aside (a file's rows
     are those of its partition's business date): the day's rows are one frame, not a copy beside
     the history through a later day."""
-    last = _partition_date(seen.signatures[files - 1][0])
     day = pl.col("business_date")
-    later = seen.frame.filter(day > last)
+    later = seen.frame.filter(day > _partition_date(seen.signatures[files - 1][0]))
     ahead = [(signature, later.filter(day == _partition_date(signature[0])))
              for signature in seen.signatures[files:]]
-    return _History(seen.signatures[:files], seen.rows[:files], seen.frame.filter(day <= last), True,
+    return _History(seen.signatures[:files], seen.rows[:files], seen.first_rows(files).collect(), True,
                     ahead + seen.ahead)
 
 
@@ -387,10 +389,7 @@ def read_files_lazily(lake: "Lake", table: str, files: list[Path] | list[str],
         signatures = [file_signature(f) for f in files]
     seen = _AS_OF_CACHE.get((lake.root, table))
     if seen is not None and seen.holds_more_than(signatures):
-        first = seen.first_rows(len(signatures))
-        if first is not None:
-            return first.lazy()
-        return seen.frame.lazy().filter(pl.col("business_date") <= _partition_date(files[-1]))
+        return seen.first_rows(len(signatures))
     return read_files_cached(lake, table, files, signatures).lazy()
 
 
@@ -417,9 +416,8 @@ def read_files_cached(lake: "Lake", table: str, files: list[Path] | list[str],
         if signatures == seen.signatures:
             return seen.frame  # the very frame when nothing changed, so callers can tell by identity
         if seen.holds_more_than(signatures):
-            first = seen.first_rows(len(signatures))
-            if first is not None:
-                return first
+            if not seen.merged:
+                return seen.first_rows(len(signatures)).collect()
             _AS_OF_CACHE[key] = seen = _rewound(seen, len(signatures))
             return seen.frame
         reused = min(len(known), len(signatures))
