@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -17,6 +17,7 @@ from polars.testing import assert_frame_equal
 from grocery_pipeline import checks as audits, memory
 from grocery_pipeline.assets import factory
 from grocery_pipeline.settings import load_settings
+from grocery_pipeline.simulation import regions
 from grocery_pipeline.simulation.calendar import generate_calendar
 from grocery_pipeline.storage import lake as lake_module
 from grocery_pipeline.storage.lake import Lake, MissingPartitionError
@@ -276,6 +277,25 @@ def test_a_history_whose_ids_grow_day_by_day_is_its_files_one_after_another(tmp_
         files.append(str(path))
     assert lake_module.read_files_cached(lake, "customers", files)["customer_id"].to_list() == [1, 2, 3, 4, 5]
     assert lake_module.read_files_cached(lake, "customers", files[:2])["customer_id"].to_list() == [1, 2, 3]
+
+
+def test_a_history_leaves_out_the_columns_no_step_reads_back(tmp_path):
+    """The customers' names and contact details (and every table's load time) stay in the files:
+    a history held in memory has the columns the simulation and the audits read of it."""
+    table = TABLES["customers"]
+    sample = {pl.Int64: 7, pl.Float64: 1.5, pl.String: "x", pl.Date: START,
+              pl.Datetime("us"): datetime(2025, 1, 2)}
+    lake = Lake(tmp_path / "lake")
+    path = lake.partition_path("customers", START)
+    path.parent.mkdir(parents=True)
+    pl.DataFrame({c.name: [sample[c.dtype]] for c in table.columns}, schema=table.polars_schema).write_parquet(path)
+    held = lake_module.read_files_cached(lake, "customers", [str(path)])
+    assert held.columns == [c.name for c in table.columns if c.held]
+    assert not {"first_name", "email", "address", "loyalty_id", "_loaded_at"} & set(held.columns)
+    read_back = {*regions.CUSTOMER_COLUMNS, "signup_date", "business_date"}  # the world and the audits
+    assert read_back <= set(held.columns)
+    assert lake.read_as_of("customers", START).columns == held.columns
+    assert pl.read_parquet(path).columns == table.column_names  # the lake has them all
 
 
 def test_a_file_staged_part_by_part_keeps_its_parts_for_the_next_day_unless_told_not_to(tmp_path, monkeypatch):

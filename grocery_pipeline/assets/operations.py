@@ -20,7 +20,7 @@ from grocery_pipeline.assets.pricing import PRICING_ASSETS
 from grocery_pipeline.partitions import DAILY
 from grocery_pipeline.simulation import regions
 from grocery_pipeline.simulation.context import Day
-from grocery_pipeline.simulation.operations import Yesterday
+from grocery_pipeline.simulation.operations import STORE_STOCK_SCHEMA, Yesterday
 from grocery_pipeline.storage.lake import Lake
 from grocery_pipeline.storage.prices import cached_pricebook
 from grocery_pipeline.storage.world import load_world
@@ -39,8 +39,10 @@ def read_yesterday(lake: Lake, day: Day) -> Yesterday:
     previous = day.business_date - timedelta(days=1)
     frames = {name: lake.read_partition(name, previous).cast(TABLES[name].polars_schema)
               for name in STATE_TABLES if name != "store_inventory"}
-    # one row per store product (8M at xl): scanned, so a day of several regions reads each one's rows
-    stock = lake.scan_partition("store_inventory", previous).cast(TABLES["store_inventory"].polars_schema)
+    # one row per store product (8M at xl): scanned, so a day of several regions reads each one's
+    # rows, of the columns it reads
+    stock = (lake.scan_partition("store_inventory", previous).select(list(STORE_STOCK_SCHEMA))
+             .cast(STORE_STOCK_SCHEMA))
     trips = lake.read_partition("shipments", previous, columns=["truck_id", "truck_back_at"])
     return Yesterday(stock, frames["dc_inventory"], frames["delivery_customers"], trips)
 

@@ -59,6 +59,11 @@ class Numbering:
         return Numbering(self.day, taken)
 
 
+# The columns of yesterday's store_inventory a day reads (its dates stay in the file)
+STORE_STOCK_SCHEMA = {"store_product_id": pl.Int64, "store_id": pl.Int64, "product_id": pl.Int64,
+                      "on_hand": pl.Int64, "reorder_point": pl.Int64, "order_up_to": pl.Int64}
+
+
 @dataclass(frozen=True)
 class Yesterday:
     """The state the previous business date closed with."""
@@ -81,8 +86,7 @@ class Yesterday:
     @classmethod
     def before_first_day(cls) -> "Yesterday":
         return cls(
-            pl.DataFrame(schema={"store_product_id": pl.Int64, "store_id": pl.Int64, "product_id": pl.Int64,
-                                 "on_hand": pl.Int64, "reorder_point": pl.Int64, "order_up_to": pl.Int64}),
+            pl.DataFrame(schema=STORE_STOCK_SCHEMA),
             pl.DataFrame(schema={"dc_id": pl.Int64, "product_id": pl.Int64, "on_hand": pl.Int64,
                                  "reorder_point": pl.Int64, "order_up_to": pl.Int64}),
             delivery.empty_state(),

@@ -30,6 +30,9 @@ from grocery_pipeline.simulation.world import World
 RUN_ROWS = 64  # mean rows per run of one region from which a frame is sliced by runs, not gathered by row
 # The customers' columns a day's operations read (their names and addresses stay out of the regions' copies)
 CUSTOMER_COLUMNS = ("customer_id", "segment", "lat", "lon", "delivery_propensity", "home_store_id")
+# The store products' columns a day's operations read (their listing and business dates stay out)
+STORE_PRODUCT_COLUMNS = ("store_product_id", "store_id", "product_id", "list_price", "reorder_point", "order_up_to",
+                         "initial_on_hand")
 
 
 class Split:
@@ -193,7 +196,7 @@ def simulate_day(day: Day, world: World, prices: PriceBook, yesterday: Yesterday
         "stores": by_dc(world.stores),
         "distribution_centers": by_dc(world.distribution_centers),
         "trucks": by_region(world.trucks, truck_region),
-        "store_products": by_store(world.store_products, "store_id"),
+        "store_products": by_store(world.store_products.select(STORE_PRODUCT_COLUMNS), "store_id"),
         "customers": by_region(customers, customer_region),
         "drivers": by_store(world.drivers, "home_store_id"),
     }

@@ -289,7 +289,7 @@ class Lake:
 
     def read_as_of(self, table: str, business_date: date, columns: list[str] | None = None) -> pl.DataFrame:
         """Every row of a (daily) table that existed on `business_date`: all partitions up to it, in
-        id order, without their load time (see `read_files_cached`).
+        id order, without the columns no step reads back (see `read_files_cached`).
 
         Every day from the first partition through `business_date` must be published: a gap (say a
         run for a later day that started before an earlier day was written) would silently drop
@@ -358,8 +358,10 @@ def _in_id_order(frames: list[pl.DataFrame], table: str) -> tuple[pl.DataFrame, 
     return frame.sort(key[0]), True
 
 
-def _read_held(path: Path | str) -> pl.DataFrame:
-    return pl.scan_parquet(path).select(pl.exclude(LOADED_AT.name)).collect()
+def _read_held(path: Path | str, table: str) -> pl.DataFrame:
+    """A partition's rows as a history holds them: without the columns no step reads back."""
+    left_out = TABLES[table].not_held if table in TABLES else [LOADED_AT.name]
+    return pl.scan_parquet(path).select(pl.exclude(left_out)).collect()
 
 
 def _rewound(seen: _History, files: int) -> _History:
@@ -404,9 +406,9 @@ def read_files_cached(lake: "Lake", table: str, files: list[Path] | list[str],
     per table: asked for fewer files than it holds (a window's days before its last, once the
     dimensions of every day are published), a history whose later rows went among the earlier
     ones keeps the rows of those files and sets the later rows aside, to merge them back in when
-    a later day asks (at xl a few thousand rows a day, against 8M held twice). Without the load
-    time (`_loaded_at`): nothing reads it from a history, and at xl it is 61 MB of the store
-    products' 553."""
+    a later day asks (at xl a few thousand rows a day, against 8M held twice). Without the columns
+    no step reads back (`Column.held`): the load time (`_loaded_at`, 61 MB of the store products'
+    553 at xl) and the customers' names and contact details (about 100 MB of their 166)."""
     if signatures is None:
         signatures = [file_signature(f) for f in files]
     key = (lake.root, table)
@@ -423,12 +425,12 @@ def read_files_cached(lake: "Lake", table: str, files: list[Path] | list[str],
         reused = min(len(known), len(signatures))
         if len(signatures) > held and signatures[:reused] == known[:reused]:
             ahead = seen.ahead[: reused - held]
-            new = [frame for _, frame in ahead] + [_read_held(f) for f in files[reused:]]
+            new = [frame for _, frame in ahead] + [_read_held(f, table) for f in files[reused:]]
             frame, merged = _in_id_order([seen.frame, *new], table)
             _AS_OF_CACHE[key] = _History(signatures, seen.rows + [f.height for f in new], frame,
                                          seen.merged or merged, seen.ahead[reused - held:])
             return frame
-    parts = [_read_held(f) for f in files]
+    parts = [_read_held(f, table) for f in files]
     frame, merged = _in_id_order(parts, table)
     _AS_OF_CACHE[key] = _History(signatures, [f.height for f in parts], frame, merged)
     return frame

@@ -18,6 +18,9 @@ class Column:
     description: str
     nullable: bool = False
     references: tuple[str, str] | None = None  # (table, column) this column points to
+    # False: no step of the pipeline reads it back from the lake (a customer's name and contact
+    # details), so a table's history held in memory leaves it out (`storage.lake.read_files_cached`)
+    held: bool = True
 
     @property
     def sql_type(self) -> str:
@@ -44,6 +47,11 @@ class Table:
     @property
     def polars_schema(self) -> dict[str, pl.DataType]:
         return {c.name: c.dtype for c in self.columns}
+
+    @property
+    def not_held(self) -> list[str]:
+        """The columns a history of this table held in memory leaves out (`Column.held`)."""
+        return [c.name for c in self.columns if not c.held]
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -91,7 +99,8 @@ def sql_type(dtype: pl.DataType) -> str:
 # Shared columns every partitioned table carries.
 BUSINESS_DATE = Column("business_date", pl.Date(), "The business date (daily partition) this row belongs to.")
 LOADED_AT = Column("_loaded_at", pl.Datetime("us"),
-                   "Simulated time the row landed in the warehouse (deterministic; for dbt freshness).")
+                   "Simulated time the row landed in the warehouse (deterministic; for dbt freshness).",
+                   held=False)
 
 
 def _collect() -> dict[str, Table]:
