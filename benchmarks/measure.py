@@ -6,7 +6,8 @@
 `e2e` materializes the window the way `grocery-pipeline generate` does (Dagster single-run
 backfills, Parquet written, checks run, catalog updated) and records each published partition's
 cost (`--from`: only the window's days from that date on, over a lake that holds the earlier
-ones: the last day as a nightly run makes it, in a process of its own). `generate` walks the same
+ones: the last day in a process of its own, its price ticks and daily graph in one run, reading
+the day before from the lake). `generate` walks the same
 days without Dagster, asset by asset in dependency order, timing the generator (`produce`) apart
 from the Parquet write and the audits; the generators are found in
 `assets.factory.GENERATORS`, so a new asset is measured without touching this file. The written
@@ -38,7 +39,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--select", default="", help="generate mode: only these assets (comma-separated)")
     parser.add_argument("--from", dest="first", default=None,
                         help="e2e mode: materialize from this business date on, over the days before it "
-                             "already published in DATA_DIR (a nightly run of the window's last day)")
+                             "already published in DATA_DIR (the window's last day in a process of its own)")
     return parser.parse_args(argv)
 
 

@@ -41,4 +41,5 @@ def test_bench_measures_every_table_end_to_end_and_without_dagster(tmp_path):
     nightly = tiny["nightly"]
     assert nightly["success"] and nightly["day"] == "2025-01-02" and nightly["peak_rss_mb"] > 0
     assert nightly["rows"] == e2e["growth"]["2"]["rows"]
+    assert 0 < nightly["ticks_seconds"] < nightly["wall_seconds"]  # the day's price ticks, reported apart
     assert "xl_nightly_day_seconds" not in tiny["targets"]
