@@ -28,7 +28,7 @@ from grocery_pipeline.simulation.pricing import PriceBook
 from grocery_pipeline.simulation.world import World
 
 RUN_ROWS = 64  # mean rows per run of one region from which a frame is sliced by runs, not gathered by row
-# The customers' columns a day's operations read (their names and addresses stay out of the regions' copies)
+# The customers' columns a day's operations read (their signup and business dates stay out of the regions' copies)
 CUSTOMER_COLUMNS = ("customer_id", "segment", "lat", "lon", "delivery_propensity", "home_store_id")
 # The store products' columns a day's operations read (their listing and business dates stay out)
 STORE_PRODUCT_COLUMNS = ("store_product_id", "store_id", "product_id", "list_price", "reorder_point", "order_up_to",

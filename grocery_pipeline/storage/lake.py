@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator
 import polars as pl
 import pyarrow.parquet as pq
 
-from grocery_pipeline.tables import LOADED_AT, TABLES, Table
+from grocery_pipeline.tables import TABLES, Table
 
 # Crash tests set this to a business date: publishing that date's files waits here, between stage
 # and rename, so a test can kill the writer at a known moment. Unset (the default) it costs nothing.
@@ -360,8 +360,7 @@ def _in_id_order(frames: list[pl.DataFrame], table: str) -> tuple[pl.DataFrame, 
 
 def _read_held(path: Path | str, table: str) -> pl.DataFrame:
     """A partition's rows as a history holds them: without the columns no step reads back."""
-    left_out = TABLES[table].not_held if table in TABLES else [LOADED_AT.name]
-    return pl.scan_parquet(path).select(pl.exclude(left_out)).collect()
+    return pl.scan_parquet(path).select(pl.exclude(TABLES[table].not_held)).collect()
 
 
 def _rewound(seen: _History, files: int) -> _History:

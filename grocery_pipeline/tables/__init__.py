@@ -18,8 +18,9 @@ class Column:
     description: str
     nullable: bool = False
     references: tuple[str, str] | None = None  # (table, column) this column points to
-    # False: no step of the pipeline reads it back from the lake (a customer's name and contact
-    # details), so a table's history held in memory leaves it out (`storage.lake.read_files_cached`)
+    # False: no step of the pipeline reads it back (a customer's name and contact details; the
+    # files, and the warehouse and dbt on them, keep it), so a table's history held in memory
+    # leaves it out (`storage.lake.read_files_cached`)
     held: bool = True
 
     @property
