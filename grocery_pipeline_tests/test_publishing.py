@@ -351,6 +351,39 @@ def test_freed_memory_is_given_back_through_glibc_where_there_is_one(monkeypatch
     assert memory._chosen_by_user() == chosen
 
 
+_ARENA_PROBE = """
+import ctypes, ctypes.util, threading
+import grocery_pipeline
+held, together = [], threading.Barrier(5)
+def work():
+    held.append([bytearray(64 * 1024) for _ in range(4)])  # glibc's heap, not Python's small-object pool
+    together.wait()  # every thread alive at once, each holding its blocks
+    together.wait()
+threads = [threading.Thread(target=work) for _ in range(4)]
+for thread in threads:
+    thread.start()
+together.wait()
+ctypes.CDLL(ctypes.util.find_library("c")).malloc_stats()  # one "Arena N:" block per heap, on stderr
+together.wait()
+"""
+
+
+def test_every_thread_takes_memory_from_one_heap_unless_the_user_tuned_glibc():
+    """Four threads holding blocks at once share glibc's one heap once the package is imported; a
+    process started with glibc's allocator tuned keeps glibc's own choice (a heap per thread)."""
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's heaps: another C library is left as it is")
+
+    def heaps(env: dict[str, str]) -> int:
+        base = {k: v for k, v in os.environ.items() if k not in memory.GLIBC_ALLOCATOR_VARIABLES}
+        run = subprocess.run([sys.executable, "-c", _ARENA_PROBE], env=base | env, capture_output=True,
+                             text=True, check=True)
+        return sum(line.startswith("Arena ") for line in run.stderr.splitlines())
+
+    assert heaps({}) == 1
+    assert heaps({"GLIBC_TUNABLES": "glibc.malloc.check=0"}) == 5
+
+
 def _allocator_settings(env: dict[str, str], first: str) -> str:
     """The allocator settings polars composed in a fresh process that imports `first` first."""
     code = (f"import os, {first}, grocery_pipeline, polars; "
