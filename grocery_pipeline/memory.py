@@ -1,5 +1,6 @@
-"""Giving the memory a step freed back to the system, so a day's peak is that of its largest step
-and not the sum of what the allocator kept of the steps before it."""
+"""The allocators' settings: one glibc heap shared by every thread, so memory one thread frees is
+reused by the others, and the memory a step freed given back to the system, so a day's peak is
+that of its largest step and not the sum of what the allocator kept of the steps before it."""
 
 from __future__ import annotations
 
