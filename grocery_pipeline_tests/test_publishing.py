@@ -381,7 +381,7 @@ def test_every_thread_takes_memory_from_one_heap_unless_the_user_tuned_glibc():
         return sum(line.startswith("Arena ") for line in run.stderr.splitlines())
 
     assert heaps({}) == 1
-    assert heaps({"GLIBC_TUNABLES": "glibc.malloc.check=0"}) == 5
+    assert heaps({"GLIBC_TUNABLES": "glibc.malloc.check=0"}) > 1  # glibc's own: a heap per thread (5 here)
 
 
 def _allocator_settings(env: dict[str, str], first: str) -> str:
