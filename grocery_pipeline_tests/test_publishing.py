@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
 import polars as pl
@@ -351,6 +352,12 @@ def test_freed_memory_is_given_back_through_glibc_where_there_is_one(monkeypatch
     assert memory._chosen_by_user() == chosen
 
 
+def _fresh_python(code: str, env: dict[str, str], unset: Iterable[str]) -> subprocess.CompletedProcess:
+    """`code` run by a fresh interpreter, in this environment without the variables `unset`, plus `env`."""
+    base = {k: v for k, v in os.environ.items() if k not in set(unset)}
+    return subprocess.run([sys.executable, "-c", code], env=base | env, capture_output=True, text=True, check=True)
+
+
 _ARENA_PROBE = """
 import ctypes, ctypes.util, threading
 import grocery_pipeline
@@ -375,9 +382,7 @@ def test_every_thread_takes_memory_from_one_heap_unless_the_user_tuned_glibc():
         pytest.skip("glibc's heaps: another C library is left as it is")
 
     def heaps(env: dict[str, str]) -> int:
-        base = {k: v for k, v in os.environ.items() if k not in memory.GLIBC_ALLOCATOR_VARIABLES}
-        run = subprocess.run([sys.executable, "-c", _ARENA_PROBE], env=base | env, capture_output=True,
-                             text=True, check=True)
+        run = _fresh_python(_ARENA_PROBE, env, unset=memory.GLIBC_ALLOCATOR_VARIABLES)
         return sum(line.startswith("Arena ") for line in run.stderr.splitlines())
 
     assert heaps({}) == 1
@@ -388,9 +393,7 @@ def _allocator_settings(env: dict[str, str], first: str) -> str:
     """The allocator settings polars composed in a fresh process that imports `first` first."""
     code = (f"import os, {first}, grocery_pipeline, polars; "
             f"print(os.environ.get({memory.POLARS_ALLOCATOR_VARIABLE!r}, ''))")
-    env = {k: v for k, v in os.environ.items() if k != memory.POLARS_ALLOCATOR_VARIABLE} | env
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return _fresh_python(code, env, unset=[memory.POLARS_ALLOCATOR_VARIABLE]).stdout.strip()
 
 
 def test_polars_gives_freed_pages_back_sooner_unless_the_user_set_its_allocator():
