@@ -1,19 +1,22 @@
 """The audits' shortcuts against their plain definitions, on data large enough to reach every
-branch (blocks of yesterday's rows with and without new items, packed and unpacked sorts)."""
+branch (yesterday's rows with and without new items, sums in floating point and in integers)."""
 
 import numpy as np
 import polars as pl
 import pytest
 
-from grocery_pipeline.checks.inventory import _moved_by_row, _rows_of, balances, conservation_breaks
+from grocery_pipeline.checks.inventory import _summed_by_row, balances, conservation_breaks
+from grocery_pipeline.simulation.shopping import IdRows
 
 KEY = ["store_product_id"]
 
 
 def _stock(rng: np.random.Generator, n: int, new: int, moves: int, big: bool = False) -> dict[str, pl.DataFrame]:
-    """Two days of stock that balance: n items yesterday, `new` more today (sparse ids, as store
-    product ids are), and the day's movements (huge quantities when `big`)."""
-    ids = np.sort(rng.choice(10 ** 9, n + new, replace=False)) + 10 ** 6
+    """Two days of stock that balance: n items yesterday, `new` more today (ids in ranges of a million,
+    as store product ids are), and the day's movements (huge quantities when `big`)."""
+    store = rng.choice(np.arange(1, 1_000) * 10 ** 6, 40, replace=False)
+    product = rng.choice(40 * 1_000, n + new, replace=False)  # about half of a thousand products each
+    ids = np.sort(store[product // 1_000] + product % 1_000 + 1)
     fresh = np.zeros(n + new, dtype=bool)
     fresh[rng.choice(n + new, new, replace=False)] = True
     previous = pl.DataFrame({"store_product_id": ids[~fresh], "on_hand": rng.integers(0, 50, n)})
@@ -53,26 +56,31 @@ def test_conservation_shortcut_agrees_with_the_plain_check_at_scale(seed, big):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_rows_of_finds_each_id_or_none(seed):
+def test_id_rows_find_each_id_of_clustered_ids_or_minus_one(seed):
     rng = np.random.default_rng(seed)
-    items = np.sort(rng.choice(10 ** 7, 5_000, replace=False))
-    kept = np.sort(rng.choice(len(items), 4_000, replace=False))
-    assert np.array_equal(_rows_of(items, items[kept]), kept)
-    assert np.array_equal(_rows_of(items, items), np.arange(len(items)))
-    assert _rows_of(items, np.sort(np.r_[items[kept][1:], items[kept][0] + 1])) is None
-    assert _rows_of(items, np.r_[items, items[-1] + 1]) is None
+    # store product ids: a range of a million per store, a few thousand products each
+    ids = np.concatenate([s * 10 ** 6 + np.sort(rng.choice(9_000, 6_000, replace=False)) + 1
+                          for s in rng.choice(np.arange(1, 900), 40, replace=False)])
+    rng.shuffle(ids)
+    table = IdRows.of(ids)
+    assert table is not None and len(table.table) <= 2 * len(ids)
+    asked = np.r_[ids[rng.choice(len(ids), 5_000)], ids.min() - 1, ids.max() + 1, 10 ** 12, -5, ids[0] + 500_000]
+    expected = {int(i): row for row, i in enumerate(ids)}
+    assert table.rows(asked).tolist() == [expected.get(int(i), -1) for i in asked]
+    assert np.array_equal(table.rows_if_present(ids[::-1]), np.arange(len(ids))[::-1])
+    assert table.rows_if_present(asked) is None
+    assert IdRows.of(np.r_[ids, ids[7]]) is None  # an id twice
+    assert IdRows.of(rng.choice(10 ** 12, 100_000, replace=False)) is None  # too scattered
+    assert IdRows.of(np.zeros(0, dtype=np.int64)) is None
 
 
 @pytest.mark.parametrize("big", [False, True])
-def test_moved_by_row_sums_like_a_group_by(big):
+def test_summed_by_row_sums_like_a_group_by(big):
     rng = np.random.default_rng(3)
-    items = np.sort(rng.choice(10 ** 9, 2_000, replace=False))
+    rows = rng.integers(0, 2_000, 9_000)
     quantity = rng.integers(-2 ** 45, 2 ** 45, 9_000) if big else rng.integers(-5, 6, 9_000)
-    moves = pl.DataFrame({"store_product_id": rng.choice(items, 9_000), "quantity": quantity})
-    sums = dict(moves.group_by("store_product_id").agg(pl.col("quantity").sum()).rows())
-    assert _moved_by_row(items, moves, "store_product_id").tolist() == [sums.get(i, 0) for i in items.tolist()]
-    assert _moved_by_row(items[1:], moves.filter(pl.col("store_product_id") == items[0]).vstack(moves),
-                         "store_product_id") is None
+    sums = dict(pl.DataFrame({"row": rows, "q": quantity}).group_by("row").agg(pl.col("q").sum()).rows())
+    assert _summed_by_row(rows, quantity, 2_001).tolist() == [sums.get(i, 0) for i in range(2_001)]
 
 
 def _plain_basket_totals(baskets: pl.DataFrame, lines: pl.DataFrame, key: str) -> pl.DataFrame:

@@ -9,14 +9,13 @@ check costs the same on day 365 as on day 1.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
 import polars as pl
 
 from grocery_pipeline.checks import Audit, AuditContext, Finding, finding_from, packed_sort
-from grocery_pipeline.simulation.shopping import rows_if_present, sorted_with_order, strictly_increasing
+from grocery_pipeline.simulation.shopping import IdRows
 from grocery_pipeline.storage.lake import MissingPartitionError
 from grocery_pipeline.storage.world import scan_as_of_cached
 
@@ -53,134 +52,63 @@ def conservation_breaks(today: pl.DataFrame, previous: pl.DataFrame, opening: pl
         | (pl.col("on_hand") != pl.col("expected_on_hand")))
 
 
-def _in_id_order(column: pl.Series) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """The values of an integer column with no nulls, sorted and unique, with the order that sorts
-    them (None when they already are: a table written in key order); None when a value repeats
-    or is null. A day simulated region by region is written region after region, each region's
-    rows in key order."""
-    if not column.dtype.is_integer() or column.null_count():
-        return None
-    values = column.to_numpy()
-    if strictly_increasing(values):
-        return values, None
-    values = values.astype(np.int64)  # a copy, sorted in place
-    order = sorted_with_order(values)
-    return (values, order) if strictly_increasing(values) else None
-
-
-def _on_hand(frame: pl.DataFrame, order: np.ndarray | None) -> np.ndarray:
-    on_hand = frame["on_hand"].to_numpy()
-    return on_hand if order is None else on_hand[order]
-
-
-def _sorted_by_id(ids: np.ndarray, quantity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The movements ordered by id. When id and quantity fit one int64 together (offsets from their
-    minimum), one plain sort of the packed pairs does it, several times cheaper than an argsort
-    and two gathers; the order among equal ids does not matter to a sum."""
-    low, q_low = int(ids.min()), int(quantity.min())
-    bits = (int(quantity.max()) - q_low).bit_length()
-    if (int(ids.max()) - low).bit_length() + bits > 62:
-        order = np.argsort(ids)
-        return ids[order], quantity[order].astype(np.int64)
-    packed = ((ids.astype(np.int64) - low) << bits) | (quantity.astype(np.int64) - q_low)
-    packed.sort()
-    return (packed >> bits) + low, (packed & ((1 << bits) - 1)) + q_low
-
-
-def _moves_by_id(moves: pl.DataFrame, k: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """The day's movements summed by id: the ids moved (sorted, unique) and their sums, by one
-    sort of the movements instead of a group-by; None when an id or a quantity is null."""
-    if moves[k].null_count() or moves["quantity"].null_count() or not (
-            moves[k].dtype.is_integer() and moves["quantity"].dtype.is_integer()):
-        return None
-    if not moves.height:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    ids, quantity = _sorted_by_id(moves[k].to_numpy(), moves["quantity"].to_numpy())
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    return ids[starts], np.add.reduceat(quantity, starts)
-
-
-def _moved_by_row(items: np.ndarray, moves: pl.DataFrame | tuple[np.ndarray, np.ndarray] | None, k: str,
-                  into: np.ndarray | None = None) -> np.ndarray | None:
-    """The day's movements (or their `_moves_by_id`) summed for each of `items` (sorted, unique ids),
-    added to `into` (int64, one per item, updated in place: no day-sized array of its own) or to
-    zeros; None when a movement has no item (or is null)."""
-    summed = _moves_by_id(moves, k) if isinstance(moves, pl.DataFrame) else moves
-    if summed is None:
-        return None
-    moved = np.zeros(len(items), dtype=np.int64) if into is None else into
-    ids, sums = summed
-    if not len(ids):
-        return moved
-    rows = rows_if_present(items, ids)
-    if rows is None:
-        return None
-    moved[rows] += sums  # rows are unique: one addition each
-    return moved
-
-
-def _rows_of(items: np.ndarray, found: np.ndarray, block: int = 64) -> np.ndarray | None:
-    """Where each of `found` sits in `items` (both strictly increasing), or None when one is
-    missing. A binary search per block of `found` gives how many items the block skips; only
-    the few blocks with an item inserted inside are searched row by row, which costs far less
-    than a binary search per row over millions of rows."""
-    if not (len(found) and len(items)):
-        return rows_if_present(items, found)
-    skipped = np.searchsorted(items, found[::block]) - np.arange(0, len(found), block)
-    rows = np.repeat(skipped, block)[:len(found)]
-    rows += np.arange(len(found))  # in place: each day-sized array costs fresh memory
-    np.minimum(rows, len(items) - 1, out=rows)
-    off = np.flatnonzero(items[rows] != found)
-    if len(off):
-        searched = rows_if_present(items, found[off])
-        if searched is None:
-            return None
-        rows[off] = searched
-    return rows
-
-
 def _integers(frame: pl.DataFrame, *columns: str) -> bool:
     """Whether the columns are integers without nulls."""
     return all(frame[c].dtype.is_integer() and not frame[c].null_count() for c in columns)
 
 
+def _summed_by_row(rows: np.ndarray, quantity: np.ndarray, n: int) -> np.ndarray:
+    """The quantities summed for each of n rows, exactly: a weighted count in floating point when no
+    sum can reach 2**53, else integer additions one by one (several times slower)."""
+    if len(quantity) and max(abs(int(quantity.min())), abs(int(quantity.max()))) * len(quantity) >= 2 ** 53:
+        summed = np.zeros(n, dtype=np.int64)
+        np.add.at(summed, rows, quantity.astype(np.int64))
+        return summed
+    return np.bincount(rows, weights=quantity, minlength=n).astype(np.int64)
+
+
 def balances(today: pl.DataFrame, previous: pl.DataFrame, opening: Callable[[pl.DataFrame], pl.DataFrame],
              moves: pl.DataFrame, key: list[str]) -> bool:
     """Whether `conservation_breaks` would find nothing, decided cheaply in the common case: a
-    one-column key, unique in today's and yesterday's stock, so yesterday's rows are found in
-    today's by a binary search of sorted ids, new items are the rows left over and the movements
-    are summed by item in numpy. False when unsure."""
+    one-column integer key, unique in today's and yesterday's stock and clustered enough for a
+    table of today's rows by id (`IdRows`), so yesterday's rows and the movements find their row
+    today by lookups, with no sort or join of the millions of rows; the rows left over are the new
+    items. False when unsure."""
     if len(key) != 1:
         return False
     k = key[0]
-    # yesterday's ids and the movements are sorted beside today's ids (an xl day ends on this audit)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="conservation") as pool:
-        earlier = pool.submit(_in_id_order, previous[k])
-        summed = pool.submit(_moves_by_id, moves, k)
-        today_ids = _in_id_order(today[k])
-        previous_ids, summed = earlier.result(), summed.result()
-    if today_ids is None or previous_ids is None or not (_integers(today, "on_hand") and _integers(previous, "on_hand")):
+    if not (_integers(today, k, "on_hand") and _integers(previous, k, "on_hand") and _integers(moves, k, "quantity")):
         return False
-    (items, order), (before, previous_order) = today_ids, previous_ids
-    rows = _rows_of(items, before)
-    if rows is None:
+    ids = today[k].to_numpy()
+    table = IdRows.of(ids)
+    if table is None:
+        return False  # an id repeats, or the ids are too scattered for a table
+    before = table.rows_if_present(previous[k].to_numpy())
+    if before is None:
         return False  # a row of yesterday has no row today
-    stock = np.zeros(len(items), dtype=np.int64)
-    stock[rows] = _on_hand(previous, previous_order)
-    new = np.ones(len(items), dtype=bool)
-    new[rows] = False
-    if new.any():
-        new_items = pl.DataFrame({k: items[new]}, schema={k: today[k].dtype})
+    new = np.ones(len(ids), dtype=bool)
+    new[before] = False
+    if len(ids) - np.count_nonzero(new) != len(before):
+        return False  # an id repeats in yesterday's stock
+    stock = np.zeros(len(ids), dtype=np.int64)
+    stock[before] = previous["on_hand"].to_numpy()
+    del before
+    fresh = np.flatnonzero(new)
+    if len(fresh):
+        fresh = fresh[np.argsort(ids[fresh])]  # the new items in id order
+        new_items = pl.DataFrame({k: ids[fresh]}, schema={k: today[k].dtype})
         initial = opening(new_items).select(k, "initial")
         if initial.height != new_items.height or not _integers(initial, k, "initial"):
             return False
         initial = initial.sort(k)
         if not np.array_equal(initial[k].to_numpy(), new_items[k].to_numpy()):
             return False
-        stock[new] = initial["initial"].to_numpy()
-    if _moved_by_row(items, summed, k, into=stock) is None:
-        return False
-    return bool(np.array_equal(_on_hand(today, order), stock))
+        stock[fresh] = initial["initial"].to_numpy()
+    moved = table.rows_if_present(moves[k].to_numpy())
+    if moved is None:
+        return False  # a movement of an item with no row today
+    stock += _summed_by_row(moved, moves["quantity"].to_numpy(), len(ids))
+    return bool(np.array_equal(today["on_hand"].to_numpy(), stock))
 
 
 def _previous_close(ctx: AuditContext, table: str, key: list[str]) -> pl.DataFrame | None:
