@@ -69,7 +69,11 @@ def test_id_rows_find_each_id_of_clustered_ids_or_minus_one(seed):
     assert table.rows(asked).tolist() == [expected.get(int(i), -1) for i in asked]
     assert np.array_equal(table.rows_if_present(ids[::-1]), np.arange(len(ids))[::-1])
     assert table.rows_if_present(asked) is None
+    in_order = np.sort(ids)
+    rank = {int(i): row for row, i in enumerate(in_order)}
+    assert IdRows.of(in_order).rows(asked).tolist() == [rank.get(int(i), -1) for i in asked]
     assert IdRows.of(np.r_[ids, ids[7]]) is None  # an id twice
+    assert IdRows.of(np.sort(np.r_[ids, ids[7]])) is None
     assert IdRows.of(rng.choice(10 ** 12, 100_000, replace=False)) is None  # too scattered
     assert IdRows.of(np.zeros(0, dtype=np.int64)) is None
 

@@ -481,46 +481,48 @@ class IdRows:
     @classmethod
     def of(cls, ids: np.ndarray, slack: int = 4) -> "IdRows | None":
         """The table of `ids` (integers, each once), or None when an id repeats or the blocks
-        holding them have more than `slack` slots per id (and over a quarter of a million)."""
+        holding them have more than `slack` slots per id (and over a quarter of a million). Each
+        day-sized array is fresh memory (its page faults cost more than the arithmetic), so the
+        build keeps to 32-bit offsets where they fit and works in place."""
         n = len(ids)
         if ids.dtype.kind not in "iu" or not n:
             return None
         low, high = int(ids.min()), int(ids.max())
         bits = max(6, ((high - low) // max(n // 4, 1 << 20)).bit_length())  # blocks: n / 4, a million at least
-        offset = ids.astype(np.int64) - low  # a copy: the ids are left as they are
+        limit = slack * n + (1 << 18)
+        narrow = np.int32 if max(high - low, limit) < 2 ** 30 else np.int64  # offsets and slots
+        offset = np.subtract(ids, low, out=np.empty(n, dtype=narrow), casting="unsafe")
+        block = offset >> bits
         held = np.zeros(((high - low) >> bits) + 2, dtype=bool)  # the last block: ids out of range
-        held[offset >> bits] = True
+        held[block] = True
         blocks = int(np.count_nonzero(held))
-        if blocks << bits > slack * n + (1 << 18):
+        if blocks << bits > limit:
             return None
-        dtype = np.int32 if (blocks + 1) << bits < 2 ** 31 else np.int64
-        block_start = np.cumsum(held, dtype=dtype) - 1
+        block_start = np.cumsum(held, dtype=narrow) - 1
         block_start[~held] = blocks  # every empty block shares one block of empty slots past the others
         block_start <<= bits
-        table = np.full((blocks + 1) << bits, -1, dtype=np.int32 if n < 2 ** 31 else np.int64)
-        slots = cls._slots(offset, bits, block_start)
-        rows = np.arange(n, dtype=table.dtype)
-        table[slots] = rows
-        if not np.array_equal(table[slots], rows):
-            return None  # an id repeats: only its last row holds its slot
-        return cls(low, bits, block_start, table)
-
-    @staticmethod
-    def _slots(offset: np.ndarray, bits: int, block_start: np.ndarray) -> np.ndarray:
-        """The slot of each offset (id - low, int64, changed in place)."""
-        start = block_start[offset >> bits]
         offset &= (1 << bits) - 1
-        offset += start
-        return offset
+        offset += block_start[block]  # each id's slot
+        del block
+        table = np.full((blocks + 1) << bits, -1, dtype=narrow)
+        rows = np.arange(n, dtype=table.dtype)
+        table[offset] = rows
+        # ids in increasing order are each once; else an id that repeats left its slot to its last row
+        if not (strictly_increasing(ids) or np.array_equal(table[offset], rows)):
+            return None
+        return cls(low, bits, block_start, table)
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """The row of each id, -1 where it is not among the table's ids."""
-        offset = np.asarray(ids).astype(np.int64) - self.low
+        offset = np.subtract(ids, self.low, dtype=np.int64)
         if len(offset):
             outside = (len(self.block_start) - 1) << self.bits  # the first id of the last block
             if offset.min() < 0 or offset.max() >= outside:
                 offset[(offset < 0) | (offset >= outside)] = outside
-        return self.table[self._slots(offset, self.bits, self.block_start)]
+        start = self.block_start[offset >> self.bits]
+        offset &= (1 << self.bits) - 1
+        offset += start
+        return self.table[offset]
 
     def rows_if_present(self, ids: np.ndarray) -> np.ndarray | None:
         """`rows` when every id is among the table's, else None."""
