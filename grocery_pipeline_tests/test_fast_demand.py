@@ -68,16 +68,24 @@ def test_row_of_finds_small_and_large_ids_and_marks_missing_ones():
     assert shopping.row_of(np.zeros(0, dtype=np.int64), ids).tolist() == [-1] * len(ids)
 
 
-def test_row_of_takes_ids_that_are_not_integers_by_search_and_rows_if_present_needs_every_id():
+@pytest.mark.parametrize("table_from", [shopping.ROW_TABLE_FROM, 1])
+def test_row_of_takes_ids_that_are_not_integers_by_search(monkeypatch, table_from):
     # a float NaN (a null id) is missing, also where the table by id would serve integer ids
+    monkeypatch.setattr(shopping, "ROW_TABLE_FROM", table_from)
     ids = np.array([3.0, np.nan, 8.0, 4.0])
     assert shopping.row_of(np.array([3, 7, 8]), ids).tolist() == [0, -1, 2, -1]
-    sorted_ids = np.array([2, 5, 9, 10**12])
-    assert shopping.rows_if_present(sorted_ids, np.array([10**12, 2, 9, 2])).tolist() == [3, 0, 2, 0]
-    assert shopping.rows_if_present(sorted_ids, np.array([2, 11])) is None
-    assert shopping.rows_if_present(sorted_ids, np.array([2, 10**13])) is None    # past the last id
-    assert shopping.rows_if_present(sorted_ids, np.zeros(0, dtype=np.int64)).tolist() == []
-    assert shopping.rows_if_present(np.zeros(0, dtype=np.int64), np.array([1])) is None
+
+
+@pytest.mark.parametrize("table_from", [shopping.ROW_TABLE_FROM, 1])
+def test_row_of_many_store_product_ids_by_search_or_by_table_gives_the_same_rows(monkeypatch, table_from):
+    monkeypatch.setattr(shopping, "ROW_TABLE_FROM", table_from)
+    rng = np.random.default_rng(5)
+    sorted_ids = np.sort(np.concatenate([s * 10 ** 6 + np.sort(rng.choice(900, 700, replace=False)) + 1
+                                         for s in range(1, 60)]))
+    ids = np.r_[rng.choice(sorted_ids, 3_000), sorted_ids + 1, 0, 10 ** 12, -3]
+    expected = np.searchsorted(sorted_ids, ids)
+    expected = np.where(sorted_ids[np.minimum(expected, len(sorted_ids) - 1)] == ids, expected, -1)
+    assert shopping.row_of(sorted_ids, ids).tolist() == expected.tolist()
 
 
 def test_assortment_of_shuffled_store_products_with_unknown_rows_is_the_sorted_ones(world):

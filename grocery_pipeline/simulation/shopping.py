@@ -453,16 +453,26 @@ def ascending_order(values: np.ndarray) -> np.ndarray:
     return packed
 
 
+# From this many ids to look up, a table of the sorted ids by id (`IdRows`) costs less than
+# searching them: an xl close rebuilt from the lake finds the rows of 4M price changes among 8M
+# store products in 0.1 s against 0.5-0.7 s.
+ROW_TABLE_FROM = 1 << 20
+
+
 def row_of(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Row of each id in the sorted, unique ids; -1 where it is missing. Small non-negative
-    integer ids (the dimensions' keys) go through a table indexed by id, cheaper than a search
-    per id."""
+    integer ids (the dimensions' keys), and a million integer ids or more, go through a table
+    indexed by id, cheaper than a search per id."""
     if not len(sorted_ids) or not len(ids):
         return np.full(len(ids), -1, dtype=np.int64)
     if ids.dtype.kind in "iu" and sorted_ids[0] >= 0 and sorted_ids[-1] < 4 * len(ids):
         table = np.full(int(sorted_ids[-1]) + 2, -1, dtype=np.int64)   # the last slot: ids out of range
         table[sorted_ids] = np.arange(len(sorted_ids))
         return table[np.where((ids >= 0) & (ids <= sorted_ids[-1]), ids, len(table) - 1)]
+    if ids.dtype.kind in "iu" and len(ids) >= ROW_TABLE_FROM:
+        by_id = IdRows.of(sorted_ids)
+        if by_id is not None:
+            return by_id.rows(ids).astype(np.int64, copy=False)
     row, found = _searched(sorted_ids, ids)
     return np.where(found, row, -1)
 
@@ -528,17 +538,6 @@ class IdRows:
         """`rows` when every id is among the table's, else None."""
         rows = self.rows(ids)
         return None if len(rows) and rows.min() < 0 else rows
-
-
-def rows_if_present(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
-    """`row_of` when every id is present, else None: one test of the search's matches instead of
-    a pass over the rows for a -1."""
-    if not len(ids):
-        return np.zeros(0, dtype=np.int64)
-    if not len(sorted_ids):
-        return None
-    row, found = _searched(sorted_ids, ids)
-    return row if found.all() else None
 
 
 def _searched(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
