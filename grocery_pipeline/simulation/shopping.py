@@ -502,37 +502,44 @@ class IdRows:
         limit = slack * n + (1 << 18)
         narrow = np.int32 if max(high - low, limit) < 2 ** 30 else np.int64  # offsets and slots
         offset = np.subtract(ids, low, out=np.empty(n, dtype=narrow), casting="unsafe")
-        block = offset >> bits
         held = np.zeros(((high - low) >> bits) + 2, dtype=bool)  # the last block: ids out of range
-        held[block] = True
+        held[offset >> bits] = True
         blocks = int(np.count_nonzero(held))
         if blocks << bits > limit:
             return None
         block_start = np.cumsum(held, dtype=narrow) - 1
         block_start[~held] = blocks  # every empty block shares one block of empty slots past the others
         block_start <<= bits
-        offset &= (1 << bits) - 1
-        offset += block_start[block]  # each id's slot
-        del block
+        slots = cls._slots(offset, bits, block_start)
         table = np.full((blocks + 1) << bits, -1, dtype=narrow)
-        rows = np.arange(n, dtype=table.dtype)
-        table[offset] = rows
-        # ids in increasing order are each once; else an id that repeats left its slot to its last row
-        if not (strictly_increasing(ids) or np.array_equal(table[offset], rows)):
+        table[slots] = np.arange(n, dtype=narrow)
+        # ids in increasing order are each once; else as many slots hold a row as there are distinct ids
+        if not strictly_increasing(ids) and np.count_nonzero(table >= 0) != n:
             return None
         return cls(low, bits, block_start, table)
 
+    @staticmethod
+    def _slots(offset: np.ndarray, bits: int, block_start: np.ndarray) -> np.ndarray:
+        """The slot of each offset (id - low, of the block starts' type), computed in place."""
+        block = offset >> bits
+        np.take(block_start, block, out=block)
+        offset &= (1 << bits) - 1
+        offset += block
+        return offset
+
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """The row of each id, -1 where it is not among the table's ids."""
-        offset = np.subtract(ids, self.low, dtype=np.int64)
-        if len(offset):
-            outside = (len(self.block_start) - 1) << self.bits  # the first id of the last block
-            if offset.min() < 0 or offset.max() >= outside:
-                offset[(offset < 0) | (offset >= outside)] = outside
-        start = self.block_start[offset >> self.bits]
-        offset &= (1 << self.bits) - 1
-        offset += start
-        return self.table[offset]
+        ids = np.asarray(ids)
+        if not len(ids):
+            return np.zeros(0, dtype=self.table.dtype)
+        outside = (len(self.block_start) - 1) << self.bits  # the first id of the last block, past every id
+        if int(ids.min()) >= self.low and int(ids.max()) - self.low < outside:
+            offset = np.subtract(ids, self.low, out=np.empty(len(ids), dtype=self.block_start.dtype), casting="unsafe")
+        else:
+            wide = np.subtract(ids, self.low, dtype=np.int64)
+            wide[(wide < 0) | (wide >= outside)] = outside
+            offset = wide.astype(self.block_start.dtype)
+        return self.table[self._slots(offset, self.bits, self.block_start)]
 
     def rows_if_present(self, ids: np.ndarray) -> np.ndarray | None:
         """`rows` when every id is among the table's, else None."""
