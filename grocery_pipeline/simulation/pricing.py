@@ -553,8 +553,9 @@ def apply_changes(state: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
     (store_product_id and valid_from always).
 
     Each change finds its row among the state's ids (`shopping.row_of`: a table by id for an xl
-    day's millions) and the latest wins by row order, in numpy; the changed columns are copied and written in place. A group-by and a join of an xl
-    day's 7.4M changes with the 8M-row state took gigabytes for a moment (the nightly run's peak)."""
+    day's millions) and the latest wins by row order, in numpy; the changed columns are copied and
+    written in place. A group-by and a join of an xl day's 7.4M changes with the 8M-row state took
+    gigabytes for a moment (the nightly run's peak)."""
     if changes.height == 0:
         return state
     if not changes["valid_from"].is_sorted():  # read tick by tick, they already are

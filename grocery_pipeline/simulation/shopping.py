@@ -454,8 +454,8 @@ def ascending_order(values: np.ndarray) -> np.ndarray:
 
 
 # From this many ids to look up, a table of the sorted ids by id (`IdRows`) costs less than
-# searching them: an xl close rebuilt from the lake finds the rows of 4M price changes among 8M
-# store products in 0.1 s against 0.5-0.7 s.
+# searching them: an xl close rebuilt from the lake found the rows of 4M price changes among 8M
+# store products in 0.08 s of samples against 0.74 s.
 ROW_TABLE_FROM = 1 << 20
 
 
@@ -480,10 +480,10 @@ def row_of(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
 class IdRows:
     """The row of each of a set of unique integer ids, looked up in a table with a slot per id
     instead of searched: two gathers per id against a binary search over millions. The ids' range
-    is cut into blocks (as many as a quarter of the ids, or a million), and only the blocks that
-    hold an id get slots, so ids clustered in ranges take a table not much larger than their count: xl's
-    8M store product ids (a range of a million ids per store, 10^9 in all) take blocks of 512 ids
-    and about 10.5M slots (42 MB)."""
+    is cut into blocks (at most a quarter as many as there are ids, or a million when that is
+    more), and only the blocks that hold an id get slots, so ids clustered in ranges take a table
+    not much larger than their count: xl's 8M store product ids (a range of a million ids per
+    store, 10^9 in all) take blocks of 512 ids and about 10.5M slots (42 MB)."""
 
     def __init__(self, low: int, bits: int, block_start: np.ndarray, table: np.ndarray):
         self.low, self.bits, self.block_start, self.table = low, bits, block_start, table
@@ -522,7 +522,7 @@ class IdRows:
     def _slots(offset: np.ndarray, bits: int, block_start: np.ndarray) -> np.ndarray:
         """The slot of each offset (id - low, of the block starts' type), computed in place."""
         block = offset >> bits
-        np.take(block_start, block, out=block)
+        np.take(block_start, block, out=block, mode="clip")  # every block is in range: no check, no buffer
         offset &= (1 << bits) - 1
         offset += block
         return offset
