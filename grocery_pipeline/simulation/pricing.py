@@ -574,9 +574,17 @@ def apply_changes(state: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
     for column, change in updated.items():
         if column not in state.columns:
             continue
-        values = changes[change].gather(latest).cast(state.schema[column])
+        current, values = state[column], changes[change].cast(state.schema[column])
+        if (current.dtype.is_numeric() or current.dtype.is_temporal()) and not (
+                current.null_count() or values.null_count()):
+            # numbers and times without nulls: one numpy gather and one write, no frame copies
+            written = current.to_physical().to_numpy().copy()
+            written[at] = values.to_physical().to_numpy()[latest]
+            columns.append(pl.Series(column, written).cast(current.dtype))
+            continue
+        values = values.gather(latest)
         given = values.is_not_null().to_numpy()
-        written = state[column].clone()
+        written = current.clone()
         written.scatter(at[given], values.filter(pl.Series(given)))
         columns.append(written)
     return state.with_columns(columns).with_columns(pl.col("store_product_id").set_sorted())
