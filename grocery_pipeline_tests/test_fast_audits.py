@@ -78,6 +78,17 @@ def test_id_rows_find_each_id_of_clustered_ids_or_minus_one(seed):
     assert IdRows.of(np.zeros(0, dtype=np.int64)) is None
 
 
+def test_id_rows_of_ids_over_a_range_past_32_bits_use_64_bit_slots():
+    rng = np.random.default_rng(9)
+    ids = np.concatenate([c * 2 ** 28 + np.sort(rng.choice(4_000, 3_000, replace=False)) for c in range(12)])
+    rng.shuffle(ids)
+    table = IdRows.of(ids)
+    assert table is not None and table.table.dtype == np.int64
+    asked = np.r_[ids[:500], ids.max() + 1, -1, 2 ** 28 + 3_999 + 1]
+    expected = {int(i): row for row, i in enumerate(ids)}
+    assert table.rows(asked).tolist() == [expected.get(int(i), -1) for i in asked]
+
+
 def _plain_basket_totals(baskets: pl.DataFrame, lines: pl.DataFrame, key: str) -> pl.DataFrame:
     from grocery_pipeline.checks.totals import _offending_baskets
 
