@@ -460,16 +460,12 @@ ROW_TABLE_FROM = 1 << 20
 
 
 def row_of(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Row of each id in the sorted, unique ids; -1 where it is missing. Small non-negative
-    integer ids (the dimensions' keys), and a million integer ids or more, go through a table
-    indexed by id, cheaper than a search per id."""
+    """Row of each id in the sorted, unique ids; -1 where it is missing. Integer ids go through a
+    table by id (`IdRows`), cheaper than a search per id, when the sorted ids span a small range
+    beside the ids looked up (the dimensions' keys) or there are a million ids or more."""
     if not len(sorted_ids) or not len(ids):
         return np.full(len(ids), -1, dtype=np.int64)
-    if ids.dtype.kind in "iu" and sorted_ids[0] >= 0 and sorted_ids[-1] < 4 * len(ids):
-        table = np.full(int(sorted_ids[-1]) + 2, -1, dtype=np.int64)   # the last slot: ids out of range
-        table[sorted_ids] = np.arange(len(sorted_ids))
-        return table[np.where((ids >= 0) & (ids <= sorted_ids[-1]), ids, len(table) - 1)]
-    if ids.dtype.kind in "iu" and len(ids) >= ROW_TABLE_FROM:
+    if ids.dtype.kind in "iu" and (len(ids) >= ROW_TABLE_FROM or sorted_ids[-1] - sorted_ids[0] < 4 * len(ids)):
         by_id = IdRows.of(sorted_ids)
         if by_id is not None:
             return by_id.rows(ids).astype(np.int64, copy=False)
