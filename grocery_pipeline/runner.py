@@ -5,6 +5,8 @@ looping its days oldest first."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -17,6 +19,9 @@ from grocery_pipeline.tables import TABLES
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+# Dagster's switch for one "materialization planned" event per asset of a range run instead of one
+# per asset and partition (read where the run is created)
+PLANNED_AS_RANGE = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 
 
 @dataclass
@@ -29,6 +34,22 @@ class WindowOutcome:
 
 def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+@contextmanager
+def planned_as_ranges(instance: dg.DagsterInstance) -> Iterator[None]:
+    """Runs created inside announce each asset's planned partitions as one range, when the instance
+    is ephemeral (discarded with the process): a 90-day window plans 4,500 asset partitions, over
+    2,000 of them price ticks, each an event Dagster stores. A persistent instance keeps one per
+    partition, which its UI needs to mark the partitions of a failed run; a value the user set stands."""
+    if not instance.is_ephemeral or PLANNED_AS_RANGE in os.environ:
+        yield
+        return
+    os.environ[PLANNED_AS_RANGE] = "true"
+    try:
+        yield
+    finally:
+        os.environ.pop(PLANNED_AS_RANGE, None)
 
 
 def _phase_levels(assets: list[dg.AssetsDefinition]) -> dict[int, int]:
@@ -79,11 +100,12 @@ def materialize_window(start: date, end: date, log_level: str = "WARNING") -> Wi
     resources = defs.resources
     for members, first, last in partition_phases(ALL_ASSETS, start, end):
         keys = dg.AssetSelection.assets(*[k for a in members for k in a.keys])
-        result = dg.materialize(
-            ALL_ASSETS, selection=keys, instance=instance, resources=resources,
-            tags={RANGE_START: first, RANGE_END: last}, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
+        with planned_as_ranges(instance):
+            result = dg.materialize(
+                ALL_ASSETS, selection=keys, instance=instance, resources=resources,
+                tags={RANGE_START: first, RANGE_END: last}, raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            )
         for event in result.all_events:
             if event.event_type_value == "ASSET_CHECK_EVALUATION":
                 evaluation = event.event_specific_data

@@ -1,5 +1,5 @@
-"""What a run records and reopens beyond the data: per-partition check results only where someone
-can read them, and the catalog opened only when its views change."""
+"""What a run records and reopens beyond the data: per-partition check results and planned
+partitions only where someone can read them, and the catalog opened only when its views change."""
 
 from __future__ import annotations
 
@@ -27,6 +27,50 @@ def test_a_range_run_on_an_ephemeral_instance_records_only_the_gate(tmp_path):
     assert all(e.partition is None for e in evaluations)
     assert sorted(e.check_name for e in evaluations) == sorted(a.name for a in checks.audits_for("calendar"))
     assert all(e.metadata["partitions_audited"].value == 3 for e in evaluations)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("persistent", [False, True])
+def test_an_ephemeral_instance_plans_a_range_run_as_one_event_per_asset(tmp_path, monkeypatch, persistent):
+    """On an ephemeral instance a window's run announces each asset's partitions as one range; a
+    persistent one keeps one event per partition (its UI marks a failed run's partitions by them),
+    and the process's environment is as it was after the run."""
+    import os
+
+    import dagster as dg
+
+    from grocery_pipeline import runner
+    from grocery_pipeline.assets.dimensions import calendar_asset
+    from grocery_pipeline.resources import GrocerySettings
+
+    monkeypatch.delenv(runner.PLANNED_AS_RANGE, raising=False)
+    (tmp_path / "dagster_home").mkdir()
+    instance = (dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home")) if persistent
+                else dg.DagsterInstance.ephemeral())
+    with runner.planned_as_ranges(instance):
+        result = dg.materialize([calendar_asset], instance=instance, tags=RANGE,
+                                resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path))})
+    assert result.success
+    assert runner.PLANNED_AS_RANGE not in os.environ
+    planned = instance.get_event_records(dg.EventRecordsFilter(
+        event_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED), limit=100)
+    assert len(planned) == (3 if persistent else 1)
+    materialized = instance.get_event_records(dg.EventRecordsFilter(
+        event_type=dg.DagsterEventType.ASSET_MATERIALIZATION), limit=100)
+    assert sorted(r.partition_key for r in materialized) == ["2025-01-01", "2025-01-02", "2025-01-03"]
+
+
+def test_a_planned_events_setting_the_user_made_stands(monkeypatch):
+    import os
+
+    import dagster as dg
+
+    from grocery_pipeline import runner
+
+    monkeypatch.setenv(runner.PLANNED_AS_RANGE, "false")
+    with runner.planned_as_ranges(dg.DagsterInstance.ephemeral()):
+        assert os.environ[runner.PLANNED_AS_RANGE] == "false"
+    assert os.environ[runner.PLANNED_AS_RANGE] == "false"
 
 
 def _publish_calendar(lake: Lake) -> None:
