@@ -60,12 +60,8 @@ def tick_start(partition_key: str) -> datetime:
 
 
 def tick_key(tick_at: datetime) -> str:
+    """A price tick's partition key (`tick_start` read back)."""
     return tick_at.strftime(TICK_FORMAT)
-
-
-def lake_tick(tick_at: datetime) -> str:
-    """The tick's folder in the lake: `tick=HHMM` under its business date."""
-    return tick_at.strftime("%H%M")
 
 
 def _load_time_settings() -> Settings:

@@ -92,9 +92,16 @@ def test_a_tick_materialized_alone_is_identical_to_the_tick_in_the_range(demo, t
     snapshot = lake.read_partition("price_snapshots", LAST)
     assert _materialize_ticks(data, "2025-01-02-13:00").success                     # alone, mid-day
     assert _materialize_ticks(data, "2025-01-02-00:00").success                     # alone, opening the day
-    assert _materialize_ticks(data, "2025-01-02-14:00", "2025-01-03-00:00").success  # a range starting mid-day
+    ranged = _materialize_ticks(data, "2025-01-02-14:00", "2025-01-03-00:00")          # a range starting mid-day
+    assert ranged.success
     for tick, frame in before.items():
         assert lake.read_partition("price_updates", SECOND, tick=tick).equals(frame), tick
+    rows = {e.partition: e.materialization.metadata["dagster/row_count"].value
+            for e in ranged.get_asset_materialization_events()}
+    assert len(rows) == 11  # each tick of the range reports its own changes
+    for key, count in rows.items():
+        tick_at = datetime.strptime(key, "%Y-%m-%d-%H:%M")
+        assert count == lake.read_partition("price_updates", tick_at.date(), tick=f"{tick_at:%H%M}").height, key
     assert lake.read_partition("price_snapshots", LAST).equals(snapshot)
 
 

@@ -60,6 +60,36 @@ def test_an_ephemeral_instance_plans_a_range_run_as_one_event_per_asset(tmp_path
     assert sorted(r.partition_key for r in materialized) == ["2025-01-01", "2025-01-02", "2025-01-03"]
 
 
+@pytest.mark.integration
+def test_each_partition_of_a_range_run_carries_its_own_rows_and_preview(tmp_path):
+    """A range run's materializations: each day's row count and first rows are that day's (what a
+    MaterializeResult carries goes on every partition), the run's settings and path on each."""
+    from datetime import date
+
+    import dagster as dg
+
+    from grocery_pipeline.assets.dimensions import DIMENSION_ASSETS
+    from grocery_pipeline.assets.factory import asset_key
+    from grocery_pipeline.resources import GrocerySettings
+
+    result = dg.materialize(DIMENSION_ASSETS, instance=dg.DagsterInstance.ephemeral(), tags=RANGE,
+                            resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path))})
+    assert result.success
+    lake = Lake(tmp_path / "lake")
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key == asset_key("customers")]
+    assert sorted(e.partition for e in events) == ["2025-01-01", "2025-01-02", "2025-01-03"]
+    counts = []
+    for event in events:
+        metadata = event.materialization.metadata
+        day = lake.read_partition("customers", date.fromisoformat(event.partition))
+        assert metadata["dagster/row_count"].value == day.height
+        if day.height:
+            assert str(day["customer_id"][0]) in metadata["preview"].value
+        assert metadata["partitions"].value == 3 and "settings" in metadata and "path" in metadata
+        counts.append(day.height)
+    assert len(set(counts)) > 1  # the initial population, then the days' sign-ups
+
+
 def test_a_planned_events_setting_the_user_made_stands(monkeypatch):
     import os
 

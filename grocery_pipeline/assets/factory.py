@@ -553,6 +553,16 @@ def publish_partitions(settings: Settings, dictionaries, lake: Lake, keys: Seque
     return publish_in_order(settings, lake, map(day, keys), overlap)
 
 
+def partition_metadata(context: AssetExecutionContext, table: str, partition_key: str, rows: int,
+                       preview: str | None = None) -> None:
+    """A partition's own row count (and first rows, as text) on its materialization: what a
+    MaterializeResult carries goes on every partition of a range run."""
+    metadata: dict[str, object] = {"dagster/row_count": rows}
+    if preview is not None:
+        metadata["preview"] = dg.MetadataValue.md(preview)
+    context.add_asset_metadata(metadata, asset_key=asset_key(table), partition_key=partition_key)
+
+
 def _preview(frame: pl.DataFrame) -> str:
     head = frame.head(PREVIEW_ROWS)
     cols = head.columns[:8]
@@ -612,15 +622,11 @@ def daily_tables_asset(
         lake = Lake(settings.lake_dir)
         keys = sorted(context.partition_keys)
         outcomes: list[CheckOutcome] = []
-        rows = {t.name: 0 for t in tables}
-        preview: dict[str, str] = {}
         try:
             for published in publish_partitions(settings, dictionaries, lake, keys, produce, overlap):
                 outcomes += published.outcomes
                 for table, frame in published.frames.items():
-                    rows[table] += frame.height
-                    if published.key == keys[-1]:  # as text: a head() would keep the day's buffers alive
-                        preview[table] = published.previews[table]
+                    partition_metadata(context, table, published.key, frame.height, published.previews[table])
                 context.log.info(f"{published.key}: published "
                                  + ", ".join(f"{t}={f.height}" for t, f in published.frames.items())
                                  + f" in {published.seconds:.2f}s")
@@ -639,9 +645,7 @@ def daily_tables_asset(
         catalog.ensure_views(settings.warehouse_path, lake, [t.name for t in tables])
         for table in tables:
             yield dg.MaterializeResult(asset_key=asset_key(table.name), metadata={
-                "dagster/row_count": rows[table.name],
                 "partitions": len(keys),
-                "preview": dg.MetadataValue.md(preview.get(table.name) or _preview(table.empty())),
                 "path": dg.MetadataValue.path(str(lake.table_dir(table.name))),
                 "settings": dg.MetadataValue.json(settings.fingerprint()),
                 "dictionaries_version": dictionaries.fingerprint,
