@@ -90,6 +90,29 @@ def test_each_partition_of_a_range_run_carries_its_own_rows_and_preview(tmp_path
     assert len(set(counts)) > 1  # the initial population, then the days' sign-ups
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("level", ["WARNING", "INFO"])
+def test_a_windows_ephemeral_instance_keeps_the_run_logs_the_console_shows(tmp_path, monkeypatch, level):
+    """The runner's ephemeral instance stores the log lines at the console's level and above (the
+    per-day "published" lines are INFO), and every Dagster event whatever the level."""
+    import dagster as dg
+
+    from grocery_pipeline import runner
+    from grocery_pipeline.assets.dimensions import calendar_asset
+    from grocery_pipeline.resources import GrocerySettings
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    instance = runner._instance(level)
+    result = dg.materialize([calendar_asset], instance=instance, tags=RANGE,
+                            resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path))})
+    assert result.success and instance.is_ephemeral
+    entries = instance.all_logs(result.run_id)
+    published = [e for e in entries if e.dagster_event is None and "published" in e.user_message]
+    assert len(published) == (3 if level == "INFO" else 0)
+    assert len([e for e in entries if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]) == 3
+    assert len(result.get_asset_check_evaluations()) == len(checks.audits_for("calendar"))
+
+
 def test_a_planned_events_setting_the_user_made_stands(monkeypatch):
     import os
 
