@@ -32,7 +32,7 @@ class WindowOutcome:
     checks_failed: int = 0
 
 
-def _instance(log_level: str) -> dg.DagsterInstance:
+def window_instance(log_level: str) -> dg.DagsterInstance:
     """DAGSTER_HOME's instance, else an ephemeral one (discarded with the process) that keeps only
     the run logs the console shows (`log_level` and above; Dagster's events all the same): a
     90-day window's info lines, one per asset and day, would be a thousand records nobody reads."""
@@ -101,7 +101,7 @@ def materialize_window(start: date, end: date, log_level: str = "WARNING") -> Wi
     from grocery_pipeline.definitions import ALL_ASSETS, defs
 
     outcome = WindowOutcome()
-    instance = _instance(log_level)
+    instance = window_instance(log_level)
     resources = defs.resources
     for members, first, last in partition_phases(ALL_ASSETS, start, end):
         keys = dg.AssetSelection.assets(*[k for a in members for k in a.keys])

@@ -102,7 +102,7 @@ def test_a_windows_ephemeral_instance_keeps_the_run_logs_the_console_shows(tmp_p
     from grocery_pipeline.resources import GrocerySettings
 
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    instance = runner._instance(level)
+    instance = runner.window_instance(level)
     result = dg.materialize([calendar_asset], instance=instance, tags=RANGE,
                             resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path))})
     assert result.success and instance.is_ephemeral
