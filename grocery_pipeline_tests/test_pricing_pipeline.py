@@ -16,12 +16,12 @@ from grocery_pipeline import cli, runner
 from grocery_pipeline.assets.pricing import price_ticks
 from grocery_pipeline.automation import build_price_tick_sensor
 from grocery_pipeline.definitions import ALL_ASSETS, defs
-from grocery_pipeline.partitions import PRICE_TICKS
+from grocery_pipeline.partitions import PRICE_TICKS, tick_start
 from grocery_pipeline.resources import GrocerySettings
 from grocery_pipeline.settings import load_settings
 from grocery_pipeline.storage.catalog import query_catalog
 from grocery_pipeline.storage.lake import Lake, MissingPartitionError
-from grocery_pipeline.storage.prices import cached_pricebook, load_pricebook, read_ticks
+from grocery_pipeline.storage.prices import cached_pricebook, lake_tick, load_pricebook, read_ticks
 from grocery_pipeline.simulation.pricing import PricingRules
 from grocery_pipeline.storage.world import load_world
 
@@ -100,8 +100,8 @@ def test_a_tick_materialized_alone_is_identical_to_the_tick_in_the_range(demo, t
             for e in ranged.get_asset_materialization_events()}
     assert len(rows) == 11  # each tick of the range reports its own changes
     for key, count in rows.items():
-        tick_at = datetime.strptime(key, "%Y-%m-%d-%H:%M")
-        assert count == lake.read_partition("price_updates", tick_at.date(), tick=f"{tick_at:%H%M}").height, key
+        tick_at = tick_start(key)
+        assert count == lake.read_partition("price_updates", tick_at.date(), tick=lake_tick(tick_at)).height, key
     assert lake.read_partition("price_snapshots", LAST).equals(snapshot)
 
 
