@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 import dagster as dg
 import polars as pl
 
+from grocery_pipeline.instance import window_instance
 from grocery_pipeline.settings import Settings
 from grocery_pipeline.storage.lake import Lake
 from grocery_pipeline.tables import TABLES
@@ -30,15 +31,6 @@ class WindowOutcome:
     failures: list[str] = field(default_factory=list)
     checks_passed: int = 0
     checks_failed: int = 0
-
-
-def window_instance(log_level: str) -> dg.DagsterInstance:
-    """DAGSTER_HOME's instance, else an ephemeral one (discarded with the process) that keeps only
-    the run logs the console shows (`log_level` and above; Dagster's events all the same): a
-    90-day window's info lines, one per asset and day, would be a thousand records nobody reads."""
-    if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
-    return dg.DagsterInstance.ephemeral(settings={"python_logs": {"python_log_level": log_level}})
 
 
 @contextmanager

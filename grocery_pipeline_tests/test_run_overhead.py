@@ -97,12 +97,12 @@ def test_a_windows_ephemeral_instance_keeps_the_run_logs_the_console_shows(tmp_p
     per-day "published" lines are INFO), and every Dagster event whatever the level."""
     import dagster as dg
 
-    from grocery_pipeline import runner
     from grocery_pipeline.assets.dimensions import calendar_asset
+    from grocery_pipeline.instance import window_instance
     from grocery_pipeline.resources import GrocerySettings
 
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    instance = runner.window_instance(level)
+    instance = window_instance(level)
     result = dg.materialize([calendar_asset], instance=instance, tags=RANGE,
                             resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path))})
     assert result.success and instance.is_ephemeral
@@ -111,6 +111,56 @@ def test_a_windows_ephemeral_instance_keeps_the_run_logs_the_console_shows(tmp_p
     assert len(published) == (3 if level == "INFO" else 0)
     assert len([e for e in entries if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]) == 3
     assert len(result.get_asset_check_evaluations()) == len(checks.audits_for("calendar"))
+
+
+def _stored(instance) -> dict[str, object]:
+    """What an instance's event log holds, without ids and times: events by type and asset, the
+    assets' last materialized partitions and runs, and the check executions with their events."""
+    import collections
+
+    import sqlalchemy as db
+    from dagster._core.storage.event_log.schema import (AssetCheckExecutionsTable, AssetKeyTable,
+                                                        SqlEventLogStorageTable)
+    from dagster_shared.serdes import deserialize_value
+
+    storage = instance.event_log_storage
+    with storage.index_connection() as conn:
+        events = collections.Counter(conn.execute(db.select(
+            SqlEventLogStorageTable.c.dagster_event_type, SqlEventLogStorageTable.c.asset_key,
+            SqlEventLogStorageTable.c.partition)).all())
+        assets = sorted((row.asset_key, deserialize_value(row.last_materialization).partition_key)
+                        for row in conn.execute(db.select(AssetKeyTable)).all() if row.last_materialization)
+        executions = sorted(
+            (row.asset_key, row.check_name, str(row.partition), row.execution_status,
+             deserialize_value(row.evaluation_event).dagster_event.event_type_value)
+            for row in conn.execute(db.select(AssetCheckExecutionsTable)).all())
+    return {"events": events, "assets": assets, "executions": executions}
+
+
+@pytest.mark.integration
+def test_a_windows_event_log_stores_what_dagsters_in_memory_one_does(tmp_path, monkeypatch):
+    """`WindowEventLogStorage` stores the rows Dagster's own in-memory storage stores for the same
+    range run (planned checks per partition among them), serializing each planned check once."""
+    import dagster as dg
+
+    from grocery_pipeline import instance as window
+    from grocery_pipeline.assets.dimensions import DIMENSION_ASSETS
+    from grocery_pipeline.resources import GrocerySettings
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    serialized = []
+    real = window.serialize_value
+    monkeypatch.setattr(window, "serialize_value", lambda v: serialized.append(v) or real(v))
+    stored = {}
+    for name, instance in (("dagster", dg.DagsterInstance.ephemeral()), ("window", window.window_instance("INFO"))):
+        result = dg.materialize(DIMENSION_ASSETS, instance=instance, tags=RANGE,
+                                resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path / name))})
+        assert result.success
+        stored[name] = _stored(instance)
+    assert isinstance(instance.event_log_storage, window.WindowEventLogStorage)
+    assert stored["window"] == stored["dagster"]
+    planned = [e for e in stored["window"]["executions"] if e[4] == "ASSET_CHECK_EVALUATION_PLANNED"]
+    assert len(planned) == 3 * len(serialized) > 0  # three days per check, one serialization per check
 
 
 def test_a_planned_events_setting_the_user_made_stands(monkeypatch):
