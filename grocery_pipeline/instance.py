@@ -8,6 +8,7 @@ check partitions; storing them was over a third of a 90-day tiny window's profil
 """
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 from dagster._core.storage.event_log import InMemoryEventLogStorage
@@ -25,13 +26,19 @@ class WindowEventLogStorage(InMemoryEventLogStorage):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._opened_by = threading.get_ident()
         self._tables: set[str] = set()
         self._index_cols: bool | None = None
 
     @contextmanager
     def _connect(self):
         # the connection the storage holds for its life, instead of a new one per statement with
-        # the pragmas of a file database (WAL; foreign keys, which the event log tables have none of)
+        # the pragmas of a file database (WAL; foreign keys, which the event log tables have none
+        # of); SQLite lets only the thread that opened it use it, other threads get their own
+        if threading.get_ident() != self._opened_by:
+            with super()._connect() as conn:
+                yield conn
+            return
         with self._db_lock, self._held_conn.begin():
             yield self._held_conn
 

@@ -138,9 +138,14 @@ def _stored(instance) -> dict[str, object]:
 
 
 @pytest.mark.integration
-def test_a_windows_event_log_stores_what_dagsters_in_memory_one_does(tmp_path, monkeypatch):
+@pytest.mark.parametrize("in_thread", [False, True])
+def test_a_windows_event_log_stores_what_dagsters_in_memory_one_does(tmp_path, monkeypatch, in_thread):
     """`WindowEventLogStorage` stores the rows Dagster's own in-memory storage stores for the same
-    range run (planned checks per partition among them), serializing each planned check once."""
+    range run (planned checks per partition among them), serializing each planned check once, also
+    when the run is made by a thread other than the one that made the instance (SQLite lets a
+    connection be used only by the thread that opened it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import dagster as dg
 
     from grocery_pipeline import instance as window
@@ -153,8 +158,14 @@ def test_a_windows_event_log_stores_what_dagsters_in_memory_one_does(tmp_path, m
     monkeypatch.setattr(window, "serialize_value", lambda v: serialized.append(v) or real(v))
     stored = {}
     for name, instance in (("dagster", dg.DagsterInstance.ephemeral()), ("window", window.window_instance("INFO"))):
-        result = dg.materialize(DIMENSION_ASSETS, instance=instance, tags=RANGE,
-                                resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path / name))})
+        def run(instance=instance, name=name):
+            return dg.materialize(DIMENSION_ASSETS, instance=instance, tags=RANGE,
+                                  resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path / name))})
+        if in_thread:
+            with ThreadPoolExecutor(1) as pool:
+                result = pool.submit(run).result()
+        else:
+            result = run()
         assert result.success
         stored[name] = _stored(instance)
     assert isinstance(instance.event_log_storage, window.WindowEventLogStorage)
