@@ -8,15 +8,21 @@ check partitions; storing them was over a third of a 90-day tiny window's profil
 """
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager
 
+import dagster as dg
+from dagster._core.instance import InstanceType
+from dagster._core.launcher.sync_in_memory_run_launcher import SyncInMemoryRunLauncher
+from dagster._core.run_coordinator import DefaultRunCoordinator
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import InMemoryEventLogStorage
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
+from dagster._core.storage.root import TemporaryLocalArtifactStorage
+from dagster._core.storage.runs import InMemoryRunStorage
 from dagster_shared.serdes import serialize_value
-
-import dagster as dg
 
 
 class WindowEventLogStorage(InMemoryEventLogStorage):
@@ -69,17 +75,8 @@ def window_instance(log_level: str) -> dg.DagsterInstance:
     `WindowEventLogStorage` and which keeps only the run logs the console shows (`log_level` and
     above; Dagster's events all the same): a 90-day window's info lines, one per asset and day,
     would be a thousand records nobody reads."""
-    import os
-
     if os.environ.get("DAGSTER_HOME"):
         return dg.DagsterInstance.get()
-    from dagster._core.instance import InstanceType
-    from dagster._core.launcher.sync_in_memory_run_launcher import SyncInMemoryRunLauncher
-    from dagster._core.run_coordinator import DefaultRunCoordinator
-    from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
-    from dagster._core.storage.root import TemporaryLocalArtifactStorage
-    from dagster._core.storage.runs import InMemoryRunStorage
-
     return dg.DagsterInstance(
         instance_type=InstanceType.EPHEMERAL,
         local_artifact_storage=TemporaryLocalArtifactStorage(),
