@@ -115,7 +115,7 @@ def test_a_windows_ephemeral_instance_keeps_the_run_logs_the_console_shows(tmp_p
 
 def _stored(instance) -> dict[str, object]:
     """What an instance's event log holds, without ids and times: events by type and asset, the
-    assets' last materialized partitions and runs, and the check executions with their events."""
+    assets' last materialized partitions, and the check executions with their events."""
     import collections
 
     import sqlalchemy as db
