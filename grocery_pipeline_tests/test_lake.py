@@ -90,3 +90,15 @@ def test_a_file_written_part_by_part_gives_a_dictionary_only_to_columns_whose_va
                   for i in range(metadata.num_columns) if metadata.row_group(0).column(i).has_dictionary_page}
     assert dictionary == {"store_id", "product_id", "reorder_point", "order_up_to", "business_date", "_loaded_at"}
     assert pl.read_parquet(path).equals(pl.concat(parts))
+
+
+def test_conform_orders_and_casts_and_leaves_a_conformed_frame_as_it_is():
+    from grocery_pipeline.simulation.calendar import generate_calendar
+
+    raw = generate_calendar(DAY)
+    shuffled = raw.select(list(reversed(raw.columns))).with_columns(pl.col("traffic_multiplier").cast(pl.Float32))
+    conformed = CALENDAR.conform(shuffled)
+    assert list(conformed.schema.items()) == list(CALENDAR.polars_schema.items())
+    assert CALENDAR.conform(conformed) is conformed  # nothing to do: no plan built (thousands a window)
+    with pytest.raises(ValueError, match="missing: \\['traffic_multiplier'\\]"):
+        CALENDAR.conform(raw.drop("traffic_multiplier"))
