@@ -13,15 +13,23 @@ RANGE = {"dagster/asset_partition_range_start": "2025-01-01",
          "dagster/asset_partition_range_end": "2025-01-03"}
 
 
+def _materialize_range(assets, instance, data_dir):
+    """The three days of RANGE as one run of `assets` on `instance`, tiny preset, lake in `data_dir`."""
+    import dagster as dg
+
+    from grocery_pipeline.resources import GrocerySettings
+
+    return dg.materialize(assets, instance=instance, tags=RANGE,
+                          resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(data_dir))})
+
+
 @pytest.mark.integration
 def test_a_range_run_on_an_ephemeral_instance_records_only_the_gate(tmp_path):
     import dagster as dg
 
     from grocery_pipeline.assets.dimensions import calendar_asset
-    from grocery_pipeline.resources import GrocerySettings
 
-    result = dg.materialize([calendar_asset], instance=dg.DagsterInstance.ephemeral(), tags=RANGE,
-                            resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path))})
+    result = _materialize_range([calendar_asset], dg.DagsterInstance.ephemeral(), tmp_path)
     evaluations = result.get_asset_check_evaluations()
     assert result.success
     assert all(e.partition is None for e in evaluations)
@@ -41,15 +49,13 @@ def test_an_ephemeral_instance_plans_a_range_run_as_one_event_per_asset(tmp_path
 
     from grocery_pipeline import runner
     from grocery_pipeline.assets.dimensions import calendar_asset
-    from grocery_pipeline.resources import GrocerySettings
 
     monkeypatch.delenv(runner.PLANNED_AS_RANGE, raising=False)
     (tmp_path / "dagster_home").mkdir()
     instance = (dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home")) if persistent
                 else dg.DagsterInstance.ephemeral())
     with runner.planned_as_ranges(instance):
-        result = dg.materialize([calendar_asset], instance=instance, tags=RANGE,
-                                resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path))})
+        result = _materialize_range([calendar_asset], instance, tmp_path)
     assert result.success
     assert runner.PLANNED_AS_RANGE not in os.environ
     planned = instance.get_event_records(dg.EventRecordsFilter(
@@ -70,10 +76,8 @@ def test_each_partition_of_a_range_run_carries_its_own_rows_and_preview(tmp_path
 
     from grocery_pipeline.assets.dimensions import DIMENSION_ASSETS
     from grocery_pipeline.assets.factory import asset_key
-    from grocery_pipeline.resources import GrocerySettings
 
-    result = dg.materialize(DIMENSION_ASSETS, instance=dg.DagsterInstance.ephemeral(), tags=RANGE,
-                            resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path))})
+    result = _materialize_range(DIMENSION_ASSETS, dg.DagsterInstance.ephemeral(), tmp_path)
     assert result.success
     lake = Lake(tmp_path / "lake")
     events = [e for e in result.get_asset_materialization_events() if e.asset_key == asset_key("customers")]
@@ -99,12 +103,10 @@ def test_a_windows_ephemeral_instance_keeps_the_run_logs_the_console_shows(tmp_p
 
     from grocery_pipeline.assets.dimensions import calendar_asset
     from grocery_pipeline.instance import window_instance
-    from grocery_pipeline.resources import GrocerySettings
 
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     instance = window_instance(level)
-    result = dg.materialize([calendar_asset], instance=instance, tags=RANGE,
-                            resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path))})
+    result = _materialize_range([calendar_asset], instance, tmp_path)
     assert result.success and instance.is_ephemeral
     entries = instance.all_logs(result.run_id)
     published = [e for e in entries if e.dagster_event is None and "published" in e.user_message]
@@ -150,7 +152,6 @@ def test_a_windows_event_log_stores_what_dagsters_in_memory_one_does(tmp_path, m
 
     from grocery_pipeline import instance as window
     from grocery_pipeline.assets.dimensions import DIMENSION_ASSETS
-    from grocery_pipeline.resources import GrocerySettings
 
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     serialized = []
@@ -159,8 +160,7 @@ def test_a_windows_event_log_stores_what_dagsters_in_memory_one_does(tmp_path, m
     stored = {}
     for name, instance in (("dagster", dg.DagsterInstance.ephemeral()), ("window", window.window_instance("INFO"))):
         def run(instance=instance, name=name):
-            return dg.materialize(DIMENSION_ASSETS, instance=instance, tags=RANGE,
-                                  resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path / name))})
+            return _materialize_range(DIMENSION_ASSETS, instance, tmp_path / name)
         if in_thread:
             with ThreadPoolExecutor(1) as pool:
                 result = pool.submit(run).result()
@@ -227,12 +227,10 @@ def test_the_days_world_is_built_once_even_when_later_days_were_read(tmp_path):
     import dagster as dg
 
     from grocery_pipeline.assets.dimensions import DIMENSION_ASSETS
-    from grocery_pipeline.resources import GrocerySettings
     from grocery_pipeline.storage import world as worlds
     from grocery_pipeline.storage.lake import Lake as LakeOf
 
-    result = dg.materialize(DIMENSION_ASSETS, instance=dg.DagsterInstance.ephemeral(), tags=RANGE,
-                            resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(tmp_path))})
+    result = _materialize_range(DIMENSION_ASSETS, dg.DagsterInstance.ephemeral(), tmp_path)
     assert result.success
     lake = LakeOf(tmp_path / "lake")
     worlds.load_world(lake, date(2025, 1, 3))  # the as-of reader now holds all three days

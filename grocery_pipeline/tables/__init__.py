@@ -77,7 +77,7 @@ class Table:
                 f"table {self.name}: frame does not match its schema "
                 f"(missing: {missing or 'none'}; unexpected: {extra or 'none'})"
             )
-        if list(frame.schema.items()) == [(c.name, c.dtype) for c in self.columns]:
+        if list(frame.schema.items()) == list(self.polars_schema.items()):
             return frame  # already so: no plan to build and run (a 90-day window conforms 3,700 frames)
         return frame.select(pl.col(c.name).cast(c.dtype, strict=True) for c in self.columns)
 
