@@ -105,6 +105,21 @@ def test_a_tick_materialized_alone_is_identical_to_the_tick_in_the_range(demo, t
     assert lake.read_partition("price_snapshots", LAST).equals(snapshot)
 
 
+def test_a_range_of_snapshots_reports_each_days_own_rows(demo, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(demo, data)
+    result = dg.materialize(ALL_ASSETS, selection=dg.AssetSelection.assets(dg.AssetKey(["grocery", "price_snapshots"])),
+                            tags={runner.RANGE_START: FIRST.isoformat(), runner.RANGE_END: LAST.isoformat()},
+                            resources={"grocery": GrocerySettings(preset="tiny", data_dir=str(data))},
+                            instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    rows = {e.partition: e.materialization.metadata["dagster/row_count"].value
+            for e in result.get_asset_materialization_events()}
+    lake = Lake(data / "lake")
+    assert rows == {d.isoformat(): lake.read_partition("price_snapshots", d).height for d in (FIRST, SECOND, LAST)}
+    assert len(set(rows.values())) > 1  # each day's own count (none before the first catalog), not one for the run
+
+
 def test_a_tick_whose_previous_tick_is_missing_fails_naming_it(demo, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(demo, data)

@@ -77,8 +77,21 @@ def test_each_partition_of_a_range_run_carries_its_own_rows_and_preview(tmp_path
     from grocery_pipeline.assets.dimensions import DIMENSION_ASSETS
     from grocery_pipeline.assets.factory import asset_key
 
-    result = _materialize_range(DIMENSION_ASSETS, dg.DagsterInstance.ephemeral(), tmp_path)
+    from dagster._core.execution.context.metadata_logging import OutputMetadataAccumulator
+
+    calls = []
+    add_one = OutputMetadataAccumulator.with_additional_asset_metadata
+
+    def counted(self, *args, **kwargs):
+        calls.append(kwargs.get("partition_key"))
+        return add_one(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(OutputMetadataAccumulator, "with_additional_asset_metadata", counted)
+        result = _materialize_range(DIMENSION_ASSETS, dg.DagsterInstance.ephemeral(), tmp_path)
     assert result.success
+    # handed over at once: Dagster's call per partition copies all the metadata recorded before it
+    assert calls == []
     lake = Lake(tmp_path / "lake")
     events = [e for e in result.get_asset_materialization_events() if e.asset_key == asset_key("customers")]
     assert sorted(e.partition for e in events) == ["2025-01-01", "2025-01-02", "2025-01-03"]
@@ -237,3 +250,19 @@ def test_the_days_world_is_built_once_even_when_later_days_were_read(tmp_path):
     first = worlds.load_world(lake, date(2025, 1, 2))
     assert worlds.load_world(lake, date(2025, 1, 2)) is first
     assert first.business_date == date(2025, 1, 2)
+
+
+def test_partition_metadata_is_only_for_the_runs_assets_and_partitions():
+    """What Dagster's `add_asset_metadata` refuses, `PartitionMetadata.add` refuses, naming it."""
+    from types import SimpleNamespace
+
+    from grocery_pipeline.assets.factory import PartitionMetadata, asset_key
+
+    context = SimpleNamespace(assets_def=SimpleNamespace(keys={asset_key("customers")}),
+                              partition_keys=["2025-01-01", "2025-01-02"])  # what `add` reads of a run's context
+    metadata = PartitionMetadata(context)
+    metadata.add("customers", "2025-01-02", 5, "| customer_id |")
+    with pytest.raises(ValueError, match="customers partition 2025-01-03"):
+        metadata.add("customers", "2025-01-03", 5)
+    with pytest.raises(ValueError, match="stores partition 2025-01-01"):
+        metadata.add("stores", "2025-01-01", 5)

@@ -23,7 +23,7 @@ from grocery_pipeline import checks as audits
 from grocery_pipeline.assets.dictionaries import dictionary_key
 from grocery_pipeline.assets.factory import (
     KINDS, CheckOutcome, PartitionRejected, asset_key, audit_published, check_results, column_schema,
-    partition_metadata, publish_in_order, record_outcomes,
+    PartitionMetadata, publish_in_order, record_outcomes,
 )
 from grocery_pipeline.dictionaries import load_dictionaries
 from grocery_pipeline.partitions import (
@@ -102,6 +102,7 @@ def price_ticks_asset(partitions_def: dg.TimeWindowPartitionsDefinition, per_day
         ticks = sorted(tick_start(k) for k in context.partition_keys)
         partition_of = {(tick_at.date(), lake_tick(tick_at)): tick_key(tick_at) for tick_at in ticks}
         outcomes: list[CheckOutcome] = []
+        metadata = PartitionMetadata(context)
         rows = 0
         carried = {"state": None, "tick": None}  # the price state after the last tick generated
 
@@ -136,7 +137,7 @@ def price_ticks_asset(partitions_def: dg.TimeWindowPartitionsDefinition, per_day
                 for tick, frames in published.parts:
                     tick_rows = frames[t.PRICE_UPDATES.name].height
                     rows += tick_rows
-                    partition_metadata(context, t.PRICE_UPDATES.name, partition_of[day, tick], tick_rows)
+                    metadata.add(t.PRICE_UPDATES.name, partition_of[day, tick], tick_rows)
                 # row counts, not the frames: a list of the day's snapshot kept it (8M rows at xl)
                 # while the next day was generated
                 snapshot_rows = [frames[t.PRICE_SNAPSHOTS.name].height for _, frames in published.parts
@@ -153,6 +154,7 @@ def price_ticks_asset(partitions_def: dg.TimeWindowPartitionsDefinition, per_day
                 "failed_checks": dg.MetadataValue.json([o.audit.name for o in rejected.failed])}) from None
         context.log.info(f"{len(ticks)} tick(s) from {ticks[0]:%Y-%m-%d %H:%M}: {rows} price changes")
         catalog.ensure_views(settings.warehouse_path, lake, [t.PRICE_UPDATES.name, t.PRICE_SNAPSHOTS.name])
+        metadata.hand_over()
         yield dg.MaterializeResult(asset_key=updates_key, metadata={
             "ticks": len(ticks),
             "path": dg.MetadataValue.path(str(lake.table_dir(t.PRICE_UPDATES.name))),
@@ -185,16 +187,18 @@ def price_snapshots_asset(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition
         settings = grocery.resolve()
         lake = Lake(settings.lake_dir)
         outcomes: list[CheckOutcome] = []
+        metadata = PartitionMetadata(context)
         for key in sorted(context.partition_keys):
             # part by part; fails naming the day if its first tick has not run
             day_outcomes, day_rows = audit_published(settings, lake, business_date(key), table.name)
             outcomes += day_outcomes
-            partition_metadata(context, table.name, key, day_rows)
+            metadata.add(table.name, key, day_rows)
         failed = [o for o in outcomes if o.audit.blocking and not o.finding.passed]
         if failed:
             yield from check_results(outcomes)
             raise dg.Failure(description=str(PartitionRejected(failed[0].business_date, failed)))
         catalog.ensure_views(settings.warehouse_path, lake, [table.name])
+        metadata.hand_over()
         yield dg.MaterializeResult(asset_key=asset_key(table.name), metadata={
             "partitions": len(context.partition_keys),
             "path": dg.MetadataValue.path(str(lake.table_dir(table.name)))})
