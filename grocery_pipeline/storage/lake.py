@@ -359,8 +359,15 @@ def _in_id_order(frames: list[pl.DataFrame], table: str) -> tuple[pl.DataFrame, 
 
 
 def _read_held(path: Path | str, table: str) -> pl.DataFrame:
-    """A partition's rows as a history holds them: without the columns no step reads back."""
-    return pl.scan_parquet(path).select(pl.exclude(TABLES[table].not_held)).collect()
+    """A partition's rows as a history holds them: without the columns no step reads back.
+
+    Read by pyarrow, whose threads are not polars': a day's few new dimension rows are read while
+    the day before is written and audited, and a polars read queued behind that work in polars'
+    pool (a 200-row file: 22 ms instead of 1.6 ms, beside a big write in another thread)."""
+    not_held = TABLES[table].not_held
+    with pq.ParquetFile(path) as parquet:
+        columns = [name for name in parquet.schema_arrow.names if name not in not_held]
+        return pl.from_arrow(parquet.read(columns=columns))
 
 
 def _rewound(seen: _History, files: int) -> _History:
