@@ -136,6 +136,7 @@ def _stored(instance) -> dict[str, object]:
     import sqlalchemy as db
     from dagster._core.storage.event_log.schema import (AssetCheckExecutionsTable, AssetKeyTable,
                                                         SqlEventLogStorageTable)
+    from dagster._core.event_api import EventLogRecord
     from dagster_shared.serdes import deserialize_value
 
     storage = instance.event_log_storage
@@ -143,8 +144,18 @@ def _stored(instance) -> dict[str, object]:
         events = collections.Counter(conn.execute(db.select(
             SqlEventLogStorageTable.c.dagster_event_type, SqlEventLogStorageTable.c.asset_key,
             SqlEventLogStorageTable.c.partition)).all())
-        assets = sorted((row.asset_key, deserialize_value(row.last_materialization).partition_key)
-                        for row in conn.execute(db.select(AssetKeyTable)).all() if row.last_materialization)
+        stored_events = {row.id: row.event for row in conn.execute(db.select(
+            SqlEventLogStorageTable.c.id, SqlEventLogStorageTable.c.event)).all()}
+        assets = []
+        for row in conn.execute(db.select(AssetKeyTable)).all():
+            if row.last_materialization:
+                last = deserialize_value(row.last_materialization)
+                # the record of the very event stored last for the asset, by its storage id
+                assert last == EventLogRecord(storage_id=last.storage_id,
+                                              event_log_entry=deserialize_value(stored_events[last.storage_id]))
+                assets.append((row.asset_key, last.partition_key, row.last_run_id == last.run_id,
+                               row.last_materialization_timestamp is not None))
+        assets.sort()
         executions = sorted(
             (row.asset_key, row.check_name, str(row.partition), row.execution_status,
              deserialize_value(row.evaluation_event).dagster_event.event_type_value)
