@@ -73,11 +73,10 @@ def test_each_partition_of_a_range_run_carries_its_own_rows_and_preview(tmp_path
     from datetime import date
 
     import dagster as dg
+    from dagster._core.execution.context.metadata_logging import OutputMetadataAccumulator
 
     from grocery_pipeline.assets.dimensions import DIMENSION_ASSETS
     from grocery_pipeline.assets.factory import asset_key
-
-    from dagster._core.execution.context.metadata_logging import OutputMetadataAccumulator
 
     calls = []
     add_one = OutputMetadataAccumulator.with_additional_asset_metadata
@@ -134,9 +133,9 @@ def _stored(instance) -> dict[str, object]:
     import collections
 
     import sqlalchemy as db
+    from dagster._core.event_api import EventLogRecord
     from dagster._core.storage.event_log.schema import (AssetCheckExecutionsTable, AssetKeyTable,
                                                         SqlEventLogStorageTable)
-    from dagster._core.event_api import EventLogRecord
     from dagster_shared.serdes import deserialize_value
 
     storage = instance.event_log_storage
