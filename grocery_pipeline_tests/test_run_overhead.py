@@ -129,7 +129,8 @@ def test_a_windows_ephemeral_instance_keeps_the_run_logs_the_console_shows(tmp_p
 
 def _stored(instance) -> dict[str, object]:
     """What an instance's event log holds, without ids and times: events by type and asset, the
-    assets' last materialized partitions, and the check executions with their events."""
+    assets' last materialized partitions (each asset's record checked against the event it names),
+    and the check executions with their events."""
     import collections
 
     import sqlalchemy as db
@@ -140,11 +141,9 @@ def _stored(instance) -> dict[str, object]:
 
     storage = instance.event_log_storage
     with storage.index_connection() as conn:
-        events = collections.Counter(conn.execute(db.select(
-            SqlEventLogStorageTable.c.dagster_event_type, SqlEventLogStorageTable.c.asset_key,
-            SqlEventLogStorageTable.c.partition)).all())
-        stored_events = {row.id: row.event for row in conn.execute(db.select(
-            SqlEventLogStorageTable.c.id, SqlEventLogStorageTable.c.event)).all()}
+        rows = conn.execute(db.select(SqlEventLogStorageTable)).all()
+        events = collections.Counter((row.dagster_event_type, row.asset_key, row.partition) for row in rows)
+        stored_events = {row.id: row.event for row in rows}
         assets = []
         for row in conn.execute(db.select(AssetKeyTable)).all():
             if row.last_materialization:
