@@ -1,6 +1,6 @@
 """The demand side's fast paths give the answers of the plain computations they replace: the k
-nearest stores, the stable sort by small keys, ids found by table, and the assortment built by
-index from store products in any order."""
+nearest stores, the stable sort by small keys, ids found by table, the assortment built by
+index from store products in any order, and its odds searched through a guide table."""
 
 from datetime import date
 
@@ -165,6 +165,28 @@ def test_search_sorted_by_blocks_matches_numpy_on_floats_ints_duplicates_and_nan
                               np.searchsorted(sorted_values, runs, side))
     with_nan = np.r_[np.sort(targets[:5_000]), 5.0, np.nan, 7.0, np.sort(targets[5_000:9_000])]  # NaN mid-run
     assert np.array_equal(shopping.search_sorted(floats, with_nan, side), np.searchsorted(floats, with_nan, side))
+
+
+@pytest.mark.parametrize("per_group", [1, 3, 40, 300])
+def test_cumulative_odds_search_is_numpys_right_search(per_group):
+    """Groups of skewed weights, zero weights (equal values), empty groups and targets on the
+    values themselves and on the unit edges: the guided search answers as the binary search."""
+    rng = np.random.default_rng(11)
+    units = 50
+    sizes = rng.integers(0, 2 * per_group + 1, units)
+    sizes[[3, 4, units - 1]] = 0                       # empty groups, the last one too
+    weights = rng.pareto(1.2, sizes.sum()) * (rng.random(sizes.sum()) > 0.1)   # a tenth weigh nothing
+    group = np.repeat(np.arange(units), sizes)
+    cum = np.zeros(len(weights))
+    for g in np.flatnonzero(sizes):                    # the layout build_assortment makes
+        at = group == g
+        share = np.cumsum(weights[at])
+        cum[at] = g + share / (share[-1] if share[-1] > 0 else 1.0)
+    odds = shopping.CumulativeOdds.of(cum, units)
+    assert odds.per_unit & (odds.per_unit - 1) == 0 and odds.per_unit >= len(cum) / units
+    targets = np.r_[rng.random(20_000) * units * (1 - 1e-12), cum[cum < units], np.arange(units, dtype=float),
+                    np.nextafter(np.arange(1, units + 1, dtype=float), 0)]
+    assert np.array_equal(odds.search_right(targets), np.searchsorted(cum, targets, "right"))
 
 
 def test_price_factor_is_the_power_of_each_price_by_table_or_row():

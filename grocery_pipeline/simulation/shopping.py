@@ -298,6 +298,39 @@ def weighted_sample_without_replacement(rng: np.random.Generator, weights: np.nd
     return np.sort(eligible[chosen])
 
 
+@dataclass(frozen=True)
+class CumulativeOdds:
+    """Cumulative odds laid out one unit per group (the group's number + the share of the group up
+    to and including each entry, ascending), with a guide table: `guide[b]` counts the values up to
+    `b / per_unit`. `search_right` answers exactly as `np.searchsorted(values, targets, "right")`,
+    but starts each target at its bucket's count and steps forward over the few values between: no
+    sort of random targets, no binary search (a medium day's draws: 0.01-0.03 s a search, against
+    0.09-0.14 s)."""
+
+    values: np.ndarray   # the odds, then +inf, so a step never runs past the end
+    guide: np.ndarray
+    per_unit: int        # a power of two: `target * per_unit` is exact, so its bucket is too
+
+    @classmethod
+    def of(cls, values: np.ndarray, units: int) -> "CumulativeOdds":
+        """`values` ascending in [0, units]; about one value per bucket (per_unit is the power of two
+        at or above the values per unit)."""
+        per_unit = 1 << max(int(np.ceil(np.log2(max(len(values) / max(units, 1), 1.0)))), 0)
+        # a value v is at most b / per_unit exactly when ceil(v * per_unit) <= b
+        counts = np.bincount(np.ceil(values * per_unit).astype(np.int64), minlength=units * per_unit + 1)
+        guide = np.cumsum(counts, dtype=np.int64 if len(values) >= 2 ** 31 else np.int32)
+        return cls(np.append(values, np.inf), guide, per_unit)
+
+    def search_right(self, targets: np.ndarray) -> np.ndarray:
+        """For each target in [0, units): how many values are at most it."""
+        at = self.guide[(targets * self.per_unit).astype(np.int64)].astype(np.int64)
+        step = np.flatnonzero(self.values[at] <= targets)
+        while len(step):
+            at[step] += 1
+            step = step[self.values[at[step]] <= targets[step]]
+        return at
+
+
 def _tilt_matrix(tilts: dict[str, dict[str, float]], rows: tuple[str, ...], departments: list[str]) -> np.ndarray:
     return np.array([[tilts.get(r, {}).get(d, 1.0) for d in departments] for r in rows])
 
@@ -315,10 +348,10 @@ class Assortment:
     stores: pl.DataFrame
     items: pl.DataFrame
     departments: list[str]
-    item_cum: np.ndarray        # per item: its group key + cumulative weight share inside the group
+    item_cum: CumulativeOdds    # per item: its group key + cumulative weight share inside the group
     group_first: np.ndarray     # per group key (store x shelf group): first and last item row
     group_last: np.ndarray
-    group_cum: np.ndarray       # per (store, kind, trip) row x shelf group: row + cumulative odds share
+    group_cum: CumulativeOdds   # per (store, kind, trip) row x shelf group: row + cumulative odds share
     sorted_ids: np.ndarray      # store_product_id sorted, and the item row of each
     sorted_rows: np.ndarray
     shelf: dict[str, np.ndarray]
@@ -351,13 +384,13 @@ class Assortment:
         target *= 1 - 1e-12
         target += row
         first = np.multiply(row, n_groups, out=row)             # the row's first group
-        group_key = np.clip(search_sorted(self.group_cum, target, "right"), first, first + (n_groups - 1))
+        group_key = np.clip(self.group_cum.search_right(target), first, first + (n_groups - 1))
         group_key -= first
         group_key += store_index * n_groups
         target = rng.random(len(row), out=target)
         target *= 1 - 1e-12
         target += group_key
-        item = search_sorted(self.item_cum, target, "right")
+        item = self.item_cum.search_right(target)
         return np.clip(item, self.group_first[group_key], self.group_last[group_key], out=item)
 
     def positions(self, store_product_ids) -> tuple[np.ndarray, np.ndarray]:
@@ -752,7 +785,8 @@ def build_assortment(stores: pl.DataFrame, store_products: pl.DataFrame, product
         "department_index": catalog["dept_index"].to_numpy()[product], "perishable": catalog["perishable"].to_numpy()[product],
     }
     return Assortment(
-        stores, items, departments, item_cum, group_first, group_last, group_cum, sorted_ids, sorted_rows, shelf,
+        stores, items, departments, CumulativeOdds.of(item_cum, n_keys), group_first, group_last,
+        CumulativeOdds.of(group_cum, odds.shape[0]), sorted_ids, sorted_rows, shelf,
         promotions.select("promotion_id", "promo_code").unique("promotion_id").sort("promotion_id"))
 
 
