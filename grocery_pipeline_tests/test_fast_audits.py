@@ -190,13 +190,21 @@ def test_sorted_changes_sort_like_the_frame(ids):
     assert sorted(got.rows(), key=str) == sorted(changes.rows(), key=str)  # each price stays with its id
 
 
-@pytest.mark.parametrize("values", [[5, 5, 1, 9, 5, 1], [3], [], [2 ** 40, -7, 7, -7], [4, None, 2], [2 ** 62, 0, 1]])
+_SCATTERED = np.random.default_rng(3).integers(-2 ** 61, 2 ** 61, 500).tolist()   # test fixture values only
+
+
+@pytest.mark.parametrize("values", [[5, 5, 1, 9, 5, 1], [3], [], [2 ** 40, -7, 7, -7], [4, None, 2], [2 ** 62, 0, 1],
+                                    _SCATTERED, [v % 1000 for v in _SCATTERED], sorted(_SCATTERED)],
+                         ids=["ties", "one", "none", "wide few runs", "null", "widest few runs", "wide many runs",
+                              "narrow many runs", "wide sorted"])
 def test_packed_sort_is_the_stable_argsort(values):
+    """In many runs the values are packed with their rows (None when they span too wide a range),
+    in a few runs merged."""
     from grocery_pipeline.checks import packed_sort
 
     series = pl.Series("id", values, dtype=pl.Int64)
     got = packed_sort(series)
-    if None in values or (values and max(values) - min(values) >= 2 ** 58):
+    if None in values or values is _SCATTERED:
         assert got is None
         return
     order, sorted_values = got

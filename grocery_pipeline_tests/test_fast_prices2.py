@@ -68,10 +68,14 @@ def test_open_state_carries_the_class_codes_of_its_frame():
     assert PriceState(frame.reverse(), np.array([0, 2]))._class_codes is None
 
 
-@pytest.mark.parametrize("bound", [1_000, 2 ** 62], ids=["packed", "no room to pack"])
-def test_sort_with_order_is_the_stable_argsort(bound):
+@pytest.mark.parametrize("bound,runs", [(1_000, None), (2 ** 62, None), (1_000, 3), (2 ** 62, 40), (50, 1)],
+                         ids=["packed", "no room to pack", "three runs", "forty runs, no room to pack", "sorted"])
+def test_sort_with_order_is_the_stable_argsort(bound, runs):
+    """Keys in a few ascending runs (a day's ticks one after another) are merged: the same order."""
     values = np.random.default_rng(7)  # test fixture values only
     key = values.integers(0, min(bound, 50), 5_000)
+    if runs is not None:   # equal keys in several runs: ties keep their rows' order
+        key = np.concatenate([np.sort(part) for part in np.array_split(key, runs)])
     expected = np.argsort(key, kind="stable")
     sorted_key = key.copy()
     assert shopping.sorted_with_order(sorted_key, bound).tolist() == expected.tolist()

@@ -583,13 +583,27 @@ def _searched(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.n
     return row, sorted_ids[row] == ids
 
 
+# Up to this many places where a key is below the one before it, numpy's stable sort (a merge
+# sort that finds the ascending runs and merges them) orders the keys faster than the packed sort:
+# a medium day's 880k price entries (the opening, then 24 ticks each in id order) 0.02 s against
+# 0.05-0.09 s; 4M keys in 16 runs 0.11 s against 0.39 s, in 64 runs 0.16 s against 0.33 s.
+FEW_RUNS = 64
+
+
 def packed_order(key: np.ndarray, bound: int | None = None) -> np.ndarray | None:
     """Sort the int64 `key` in place and return the position each value came from, ties in their
     original order (np.argsort(kind="stable")), by one plain sort of each value packed with its
-    position in its low bits: several times cheaper than an argsort. `bound`, when given, is known
-    to exceed every value (all non-negative), which spares a pass for the range. None, with `key`
-    untouched, when the values span too wide a range to pack."""
+    position in its low bits: several times cheaper than an argsort. Keys in a few ascending runs
+    (`FEW_RUNS`) are merged by numpy's stable sort instead. `bound`, when given, is known to exceed
+    every value (all non-negative), which spares a pass for the range. None, with `key` untouched,
+    when the values are in many runs and span too wide a range to pack."""
     n = len(key)
+    descents = int(np.count_nonzero(key[1:] < key[:-1])) if n > 1 else 0
+    if descents < FEW_RUNS:
+        order = np.argsort(key, kind="stable") if descents else np.arange(n, dtype=np.int64)
+        if descents:
+            key[:] = key[order]
+        return order.astype(np.int64, copy=False)
     bits = n.bit_length()
     low = 0 if bound is not None or not n else int(key.min())
     span = bound if bound is not None else (int(key.max()) - low + 1 if n else 1)
