@@ -398,7 +398,9 @@ class PriceState:
             if not now.all():
                 self._queue[last].append(np.sort(candidates[~now]))
                 candidates = candidates[now]
-        candidates.sort()
+        # each queued part is ascending: numpy's stable sort merges the few runs (an xl tick's
+        # 350k positions in 24 runs: 7 ms against 22 ms for its default sort)
+        candidates.sort(kind="stable")
         return candidates
 
     def review(self, index: np.ndarray, tick_at: datetime, new_price: np.ndarray, reason: np.ndarray,
