@@ -135,7 +135,11 @@ def distinct_picks(rng: np.random.Generator, assortment: "Assortment", basket: n
         allowed = np.ones(len(drawn), dtype=bool)
         allowed[at[found]] = False
         first = first[allowed]
-    keep = np.sort(first)                                   # first draw of each product, in draw order
+    # the first draw of each product, in draw order: marked, not sorted (0.9M draws: 2 ms against
+    # 55-74 ms; 9.3M: 25 ms against 0.58-0.70 s)
+    kept = np.zeros(len(item), dtype=bool)
+    kept[first] = True
+    keep = np.flatnonzero(kept)
     drawn_in, item = drawn_in[keep], item[keep]
     want = np.zeros(int(np.max(basket, initial=-1)) + 1, dtype=np.int64)
     want[basket] = sizes
