@@ -22,8 +22,8 @@ from dagster import AssetExecutionContext
 from grocery_pipeline import checks as audits
 from grocery_pipeline.assets.dictionaries import dictionary_key
 from grocery_pipeline.assets.factory import (
-    KINDS, CheckOutcome, PartitionRejected, asset_key, audit_published, check_results, column_schema,
-    PartitionMetadata, publish_in_order, record_outcomes,
+    KINDS, CheckOutcome, PartitionMetadata, PartitionRejected, asset_key, audit_published, check_results,
+    column_schema, publish_in_order, record_outcomes,
 )
 from grocery_pipeline.dictionaries import load_dictionaries
 from grocery_pipeline.partitions import (

@@ -320,7 +320,7 @@ class CumulativeOdds:
     def of(cls, values: np.ndarray, units: int) -> "CumulativeOdds":
         """`values` ascending in [0, units]; about one value per bucket (per_unit is the power of two
         at or above the values per unit)."""
-        per_unit = 1 << max(int(np.ceil(np.log2(max(len(values) / max(units, 1), 1.0)))), 0)
+        per_unit = 1 << int(np.ceil(np.log2(max(len(values) / max(units, 1), 1.0))))
         # a value v is at most b / per_unit exactly when ceil(v * per_unit) <= b
         counts = np.bincount(np.ceil(values * per_unit).astype(np.int64), minlength=units * per_unit + 1)
         guide = np.cumsum(counts, dtype=np.int64 if len(values) >= 2 ** 31 else np.int32)
