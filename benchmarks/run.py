@@ -528,12 +528,17 @@ def main(argv: list[str] | None = None) -> int:
                 summary["stopped_for_memory"] = {m["mode"]: m["killed_at_rss_mb"] for m in stopped}
             summaries.append(summary)
             print_preset(summary, groups)
-            if not args.keep_data:
-                shutil.rmtree(work / f"{preset}-e2e", ignore_errors=True)
-                shutil.rmtree(work / f"{preset}-generate", ignore_errors=True)
     finally:
-        if not args.keep_data and not args.work_dir:
-            shutil.rmtree(work, ignore_errors=True)
+        # Deleted at the end, not after each preset: on this kind of disk (ext4 without a journal) a
+        # new file or folder skips the inodes deleted in the last minutes one by one, so a preset
+        # written just after another was deleted paid for it (a folder 0.36 ms against 0.03 ms).
+        if not args.keep_data:
+            if args.work_dir:
+                for preset in presets:
+                    for mode in ("generate", "e2e"):
+                        shutil.rmtree(work / f"{preset}-{mode}", ignore_errors=True)
+            else:
+                shutil.rmtree(work, ignore_errors=True)
     info["load_average_end"] = list(os.getloadavg())
     if len(summaries) > 1:
         print("\nscaling (an ordinary day, cost per row should stay flat from preset to preset):")

@@ -102,3 +102,28 @@ def test_conform_orders_and_casts_and_leaves_a_conformed_frame_as_it_is():
     assert CALENDAR.conform(conformed) is conformed  # nothing to do: no plan built (thousands a window)
     with pytest.raises(ValueError, match="missing: \\['traffic_multiplier'\\]"):
         CALENDAR.conform(raw.drop("traffic_multiplier"))
+
+
+def test_published_through_follows_the_folder_after_its_names_were_listed(tmp_path):
+    """The listing of a table's folder is parsed once per set of names: a day published, staged only,
+    replaced or removed after a listing shows in the next one."""
+    from datetime import timedelta
+    import shutil
+
+    lake = Lake(tmp_path / "lake")
+    days = [DAY + timedelta(days=i) for i in range(3)]
+    for day in days[:2]:
+        lake.publish(lake.stage(CALENDAR, _calendar_row(1.0), day))
+    assert lake.published_through("calendar", days[2])[0] == days[:2]
+    assert lake.published_through("calendar", days[0])[0] == days[:1]
+    staged = lake.stage(CALENDAR, _calendar_row(1.0), days[2])  # its folder, not yet its file
+    assert lake.published_through("calendar", days[2])[0] == days[:2]
+    assert lake.partition_dates("calendar") == days
+    lake.publish(staged)
+    listed, files, signatures = lake.published_through("calendar", days[2])
+    assert listed == days and files[-1] == str(lake.partition_path("calendar", days[2]))
+    lake.publish(lake.stage(CALENDAR, _calendar_row(2.0), days[1]))  # replaced: a new signature
+    assert lake.published_through("calendar", days[2])[2][1] != signatures[1]
+    shutil.rmtree(lake.partition_dir("calendar", days[0]))
+    assert lake.published_through("calendar", days[2])[0] == days[1:]
+    assert lake.partition_dates("calendar") == days[1:]

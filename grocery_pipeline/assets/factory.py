@@ -26,6 +26,7 @@ from dagster._core.execution.context.metadata_logging import AssetMetadataHandle
 import polars as pl
 
 from grocery_pipeline import checks as audits, faults
+from grocery_pipeline.checks.volume import CALENDAR_READERS
 from grocery_pipeline.dictionaries import load_dictionaries
 from grocery_pipeline.memory import give_back
 from grocery_pipeline.partitions import business_date
@@ -188,7 +189,9 @@ def read_ahead(ctx: audits.AuditContext, tables: Iterable[str]) -> None:
     """Read the published rows the audits of these tables will look up (the dimensions their
     foreign keys name, the day's calendar) before their files are written: a read waits behind
     the writer's encoding tasks in polars' thread pool, and on two cores even a one-row partition
-    then took 0.3 s. (Other parents are tables staged alongside.)"""
+    then took 0.3 s. (Other parents are tables staged alongside.) The calendar only for the tables
+    whose audits read it: read for every table, its file was read again for each partition of a
+    range run, about a thousand times in a 90-day small window."""
     parents = {c.references[0] for name in tables if name in TABLES for c in TABLES[name].foreign_keys
                if TABLES[c.references[0]].group == "dimensions"}
     for parent in sorted(parents):
@@ -196,7 +199,8 @@ def read_ahead(ctx: audits.AuditContext, tables: Iterable[str]) -> None:
             ctx.published_as_of(parent)
         except MissingPartitionError:
             pass  # the foreign-key audit reports it
-    ctx.same_day("calendar")
+    if not CALENDAR_READERS.isdisjoint(tables):
+        ctx.same_day("calendar")
 
 
 Parts = list[tuple[str | None, dict[str, pl.DataFrame]]]  # (tick or None, frames by table)

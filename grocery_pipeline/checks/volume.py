@@ -54,3 +54,6 @@ AUDITS: list[Audit] = [
           "calendar's traffic multiplier.", _in_band("orders", "delivery_orders_per_day"),
           day_reads={"orders": ("order_id",)}),
 ]
+
+# the tables whose audits read the day's calendar (`factory.read_ahead` reads it before their writes)
+CALENDAR_READERS = frozenset(audit.table for audit in AUDITS)
