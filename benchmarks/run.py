@@ -128,13 +128,18 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def data_dir_of(work: Path, preset: str, mode: str) -> Path:
+    """Where a measurement writes its lake (the nightly one reads and extends the e2e one's)."""
+    return work / f"{preset}-{mode}"
+
+
 def measure(mode: str, preset: str, days: int, start: str, work: Path, results: Path, profile: bool,
             max_rss_mb: float | None = None, nightly_from: str | None = None) -> dict:
     """Run measure.py in a fresh process; adds its peak RSS and CPU seconds from the kernel.
     `nightly_from`: an e2e run of the window's days from that date on, over the lake the e2e
     measurement of the whole window left (named `nightly`)."""
     name = "nightly" if nightly_from else mode
-    data_dir = work / f"{preset}-{mode}"
+    data_dir = data_dir_of(work, preset, mode)
     if not nightly_from:
         shutil.rmtree(data_dir, ignore_errors=True)
     out = results / f"{preset}-{name}.json"
@@ -536,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.work_dir:
                 for preset in presets:
                     for mode in ("generate", "e2e"):
-                        shutil.rmtree(work / f"{preset}-{mode}", ignore_errors=True)
+                        shutil.rmtree(data_dir_of(work, preset, mode), ignore_errors=True)
             else:
                 shutil.rmtree(work, ignore_errors=True)
     info["load_average_end"] = list(os.getloadavg())

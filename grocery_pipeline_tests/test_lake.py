@@ -1,6 +1,7 @@
 """The lake writes atomically: stage beside, rename into place; readers never see a half file."""
 
-from datetime import date
+import shutil
+from datetime import date, timedelta
 
 import duckdb
 import polars as pl
@@ -107,9 +108,6 @@ def test_conform_orders_and_casts_and_leaves_a_conformed_frame_as_it_is():
 def test_published_through_follows_the_folder_after_its_names_were_listed(tmp_path):
     """The listing of a table's folder is parsed once per set of names: a day published, staged only,
     replaced or removed after a listing shows in the next one."""
-    from datetime import timedelta
-    import shutil
-
     lake = Lake(tmp_path / "lake")
     days = [DAY + timedelta(days=i) for i in range(3)]
     for day in days[:2]:
