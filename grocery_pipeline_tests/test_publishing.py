@@ -407,6 +407,25 @@ def test_polars_gives_freed_pages_back_sooner_unless_the_user_set_its_allocator(
     assert users.split(",")[-1] == "dirty_decay_ms:2000" and memory.POLARS_ALLOCATOR_SETTINGS not in users
 
 
+def _arrow_pool(env: dict[str, str], first: str) -> str:
+    """The memory pool that holds a table pyarrow read, in a fresh process that imports `first` first."""
+    code = (f"import io, os, {first}, grocery_pipeline, pyarrow as pa, pyarrow.parquet as pq; "
+            "sink = io.BytesIO(); pq.write_table(pa.table({'a': list(range(100_000))}), sink); "
+            "held = pq.read_table(io.BytesIO(sink.getvalue())); pool = pa.default_memory_pool(); "
+            "print(pool.backend_name if pool.bytes_allocated() >= held.nbytes else 'elsewhere', flush=True); "
+            # pyarrow's threads sometimes abort the interpreter's exit (apache/arrow#34314), pool or not
+            "os._exit(0)")
+    return _fresh_python(code, env, unset=[memory.ARROW_POOL_VARIABLE]).stdout.strip()
+
+
+def test_pyarrow_takes_its_buffers_from_the_c_heap_unless_the_user_chose_its_pool():
+    """Importing the package has pyarrow allocate from the C library's allocator, whether pyarrow
+    was imported before it or after; a pool the user named in the environment stands."""
+    assert _arrow_pool({}, "sys") == memory.ARROW_POOL
+    assert _arrow_pool({}, "pyarrow") == memory.ARROW_POOL
+    assert _arrow_pool({memory.ARROW_POOL_VARIABLE: "jemalloc"}, "sys") == "jemalloc"
+
+
 @pytest.mark.integration
 def test_a_published_partition_audited_part_by_part_finds_what_its_whole_audit_finds(generated, tmp_path):
     """The daily price_snapshots asset audits the day's snapshot again as read part by part (row
