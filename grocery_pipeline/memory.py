@@ -103,8 +103,8 @@ def arrow_buffers_from_the_c_heap() -> None:
     its own mimalloc, which keeps the memory of freed buffers for reuse by later ones: after
     reading the store products' history of an xl window (8M rows, a 516 MB frame), the process held
     1.29 GB a second later against 0.64 GB with the system pool. From the C heap, freed buffers are
-    given back with the rest (`give_back`). The xl window peaked at 2.92-2.97 GB against 3.18-3.23
-    GB, for the same time. Called when the package is imported; pyarrow imported before it is
+    given back with the rest (`give_back`). The xl window peaked at 2.92-3.01 GB (six runs) against
+    3.18-3.23 GB (three), for the same time. Called when the package is imported; pyarrow imported before it is
     switched to that pool too. Nothing where the user set the variable (their pool stands)."""
     if ARROW_POOL_VARIABLE in os.environ:
         return
